@@ -1,0 +1,115 @@
+#include "gateway/account_operations.h"
+
+#include <thread>
+#include <vector>
+
+namespace bg::gateway {
+namespace {
+
+namespace v1 = billing::v1;
+
+// Runs one Kill Bill call through `calls`: admission, timing, recording.
+template <typename Fn>
+auto Call(KillBillCalls& calls, KillBillEndpoint endpoint, Fn fn) -> decltype(fn()) {
+  if (absl::Status admitted = calls.Admit(endpoint); !admitted.ok()) return admitted;
+  const Clock::TimePoint start = calls.clock()->Now();
+  auto result = fn();
+  absl::Status status;
+  if constexpr (std::is_same_v<decltype(result), absl::Status>) {
+    status = result;
+  } else {
+    status = result.status();
+  }
+  calls.Record(endpoint, status, calls.clock()->Now() - start);
+  return result;
+}
+
+v1::Account ToProto(const killbill::Account& a) {
+  v1::Account out;
+  out.set_account_id(a.account_id);
+  out.set_external_key(a.external_key);
+  out.set_name(a.name);
+  out.set_email(a.email);
+  out.set_currency(a.currency);
+  out.set_company(a.company);
+  out.set_notes(a.notes);
+  out.set_time_zone(a.time_zone);
+  out.set_bill_cycle_day_local(a.bill_cycle_day_local);
+  return out;
+}
+
+}  // namespace
+
+const char* TagDefinitionId(v1::AccountTag tag) {
+  switch (tag) {
+    case v1::ACCOUNT_TAG_AUTO_PAY_OFF:
+      return killbill::kTagAutoPayOff;
+    case v1::ACCOUNT_TAG_AUTO_INVOICING_OFF:
+      return killbill::kTagAutoInvoicingOff;
+    case v1::ACCOUNT_TAG_OVERDUE_ENFORCEMENT_OFF:
+      return killbill::kTagOverdueEnforcementOff;
+    case v1::ACCOUNT_TAG_WRITTEN_OFF:
+      return killbill::kTagWrittenOff;
+    default:
+      return nullptr;
+  }
+}
+
+absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
+    const v1::CreateAccountRequest& request, KillBillCalls& calls) const {
+  killbill::NewAccount account;
+  account.external_key = request.external_key();
+  account.name = request.name();
+  account.email = request.email();
+  account.currency = request.currency().empty() ? "USD" : request.currency();
+  account.company = request.company();
+  account.notes = request.notes();
+
+  v1::CreateAccountResponse response;
+  response.set_external_key(request.external_key());
+  absl::StatusOr<std::string> id;
+  for (int attempt = 1;; ++attempt) {
+    id = Call(calls, KillBillEndpoint::kCreateAccount,
+              [&] { return client_->CreateAccount(account); });
+    if (id.ok() || !absl::IsUnavailable(id.status())) break;
+    Clock::Duration backoff{};
+    if (!calls.MayRetry(attempt, &backoff)) break;
+    if (calls.clock()->Now() + backoff >= calls.deadline()) break;
+    // Backoff is short (bounded by retry.max_backoff) and only on the worker running this job.
+    std::this_thread::sleep_for(backoff);
+  }
+  if (id.ok()) {
+    response.set_account_id(*id);
+    response.set_created(true);
+  } else if (absl::IsAlreadyExists(id.status())) {
+    auto existing = Call(calls, KillBillEndpoint::kGetAccount,
+                         [&] { return client_->GetAccountByKey(request.external_key()); });
+    if (!existing.ok()) return existing.status();
+    response.set_account_id(existing->account_id);
+    response.set_created(false);
+  } else {
+    return id.status();
+  }
+
+  if (request.tags_size() > 0) {
+    std::vector<std::string> tag_ids;
+    for (int tag : request.tags()) tag_ids.emplace_back(TagDefinitionId(v1::AccountTag(tag)));
+    absl::Status tagged = Call(calls, KillBillEndpoint::kAddTags,
+                               [&] { return client_->AddTags(response.account_id(), tag_ids); });
+    // Tags already on the account (a repeated registration) are the state asked for.
+    if (!tagged.ok() && !absl::IsAlreadyExists(tagged)) return tagged;
+  }
+  return response;
+}
+
+absl::StatusOr<v1::Account> AccountOperations::GetAccount(const v1::GetAccountRequest& request,
+                                                          KillBillCalls& calls) const {
+  auto account = Call(calls, KillBillEndpoint::kGetAccount, [&] {
+    return request.has_account_id() ? client_->GetAccountById(request.account_id())
+                                    : client_->GetAccountByKey(request.external_key());
+  });
+  if (!account.ok()) return account.status();
+  return ToProto(*account);
+}
+
+}  // namespace bg::gateway

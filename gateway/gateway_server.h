@@ -1,0 +1,62 @@
+// GatewayServer: builds and owns every running part of billing-gateway from a
+// GatewayConfig: Kill Bill client, metrics registry and its HTTP exposer, dispatcher, and
+// the gRPC server (callback service, grpc.health.v1, reflection).
+//
+// Lifetime: Start() once, then Shutdown() once (also done by the destructor). Ports given
+// as 0 in the config are chosen by the OS; grpc_port()/metrics_port() tell which.
+// Thread-safety: Start/Shutdown from one thread; the parts it owns are thread-safe.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/status.h"
+#include "common/clock.h"
+#include "config/gateway_config.h"
+
+namespace grpc {
+class Server;
+}
+namespace prometheus {
+class Exposer;
+}
+
+namespace bg::killbill {
+class KillBillClient;
+}
+
+namespace bg::gateway {
+
+class AccountOperations;
+class BillingGatewayService;
+class Dispatcher;
+class GatewayMetrics;
+
+class GatewayServer {
+ public:
+  GatewayServer(config::GatewayConfig config, Clock* clock);
+  ~GatewayServer();
+
+  absl::Status Start();
+  // Stops admission (new calls get UNAVAILABLE/shutting_down), drains for the configured
+  // grace, answers the rest, then stops the gRPC server and the metrics page.
+  void Shutdown();
+
+  int grpc_port() const { return grpc_port_; }
+  int metrics_port() const { return metrics_port_; }
+
+ private:
+  const config::GatewayConfig config_;
+  Clock* const clock_;
+  std::unique_ptr<GatewayMetrics> metrics_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<killbill::KillBillClient> client_;
+  std::unique_ptr<AccountOperations> operations_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<BillingGatewayService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int grpc_port_ = 0;
+  int metrics_port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace bg::gateway

@@ -1,0 +1,102 @@
+// GatewayMetrics: every Prometheus series billing-gateway exports, declared in one place.
+//
+// Families are built once in the constructor and every child whose labels are known up front
+// (methods x gRPC codes, rejection reasons, Kill Bill endpoints x outcomes, breaker states) is
+// Add()ed there too, so hot paths only touch pre-built counters. The only label that is not
+// fixed by the code is the Kill Bill queue name of `killbill_queue_growth`; those names come
+// from Kill Bill's own configuration (bus, externalBus, service:queue), a small fixed set.
+//
+// Naming: prefix billing_gateway_, base units, _total on counters.
+// Thread-safety: prometheus-cpp metrics are thread-safe; QueueGrowth() takes a mutex.
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace bg::gateway {
+
+enum class Method { kCreateAccount = 0, kGetAccount = 1 };
+inline constexpr int kMethodCount = 2;
+const char* MethodName(Method m);
+
+enum class KillBillEndpoint { kCreateAccount = 0, kGetAccount, kAddTags, kHealthcheck };
+inline constexpr int kEndpointCount = 4;
+
+// Why a request was refused before reaching Kill Bill (also the trailing-metadata value).
+enum class RejectReason {
+  kQueueFull = 0,
+  kDeadlineUnmeetable,
+  kBreakerOpen,
+  kShuttingDown,
+};
+inline constexpr int kRejectReasonCount = 4;
+const char* RejectReasonName(RejectReason r);
+
+// Why a queued job left the queue without running.
+enum class DropReason { kDeadline = 0, kCancelled, kShutdown };
+inline constexpr int kDropReasonCount = 3;
+
+inline constexpr int kStatusCodeCount = 17;  // absl/gRPC canonical codes 0..16.
+
+class GatewayMetrics {
+ public:
+  GatewayMetrics();
+
+  prometheus::Registry& registry() { return *registry_; }
+  std::shared_ptr<prometheus::Registry> shared_registry() const { return registry_; }
+
+  void RecordRequest(Method method, absl::StatusCode code, double seconds);
+  void RecordKillBillCall(KillBillEndpoint endpoint, absl::StatusCode code, double seconds);
+  void RecordRejection(RejectReason reason) { rejections_[static_cast<int>(reason)]->Increment(); }
+  void RecordDrop(DropReason reason) { drops_[static_cast<int>(reason)]->Increment(); }
+  void SetBreakerState(int state_index);  // 0 closed, 1 open, 2 half-open
+  void RecordBreakerTransition(int to_state_index);
+  void SetQueueGrowth(const std::string& queue, double growth) ABSL_LOCKS_EXCLUDED(mu_);
+
+  prometheus::Counter& admissions() { return *admissions_; }
+  prometheus::Gauge& queue_depth() { return *queue_depth_; }
+  prometheus::Gauge& queue_capacity() { return *queue_capacity_; }
+  prometheus::Histogram& queue_wait() { return *queue_wait_; }
+  prometheus::Gauge& rate_limit() { return *rate_limit_; }
+  prometheus::Gauge& in_flight() { return *in_flight_; }
+  prometheus::Gauge& killbill_healthy() { return *killbill_healthy_; }
+  prometheus::Counter& retries() { return *retries_; }
+  prometheus::Counter& retries_denied() { return *retries_denied_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::array<std::array<prometheus::Counter*, kStatusCodeCount>, kMethodCount> requests_{};
+  std::array<prometheus::Histogram*, kMethodCount> request_duration_{};
+  std::array<std::array<prometheus::Counter*, kStatusCodeCount>, kEndpointCount> kb_calls_{};
+  std::array<prometheus::Histogram*, kEndpointCount> kb_duration_{};
+  std::array<prometheus::Counter*, kRejectReasonCount> rejections_{};
+  std::array<prometheus::Counter*, kDropReasonCount> drops_{};
+  std::array<prometheus::Gauge*, 3> breaker_state_{};
+  std::array<prometheus::Counter*, 3> breaker_transitions_{};
+  prometheus::Counter* admissions_;
+  prometheus::Gauge* queue_depth_;
+  prometheus::Gauge* queue_capacity_;
+  prometheus::Histogram* queue_wait_;
+  prometheus::Gauge* rate_limit_;
+  prometheus::Gauge* in_flight_;
+  prometheus::Gauge* killbill_healthy_;
+  prometheus::Counter* retries_;
+  prometheus::Counter* retries_denied_;
+  prometheus::Family<prometheus::Gauge>* queue_growth_family_;
+
+  absl::Mutex mu_;
+  std::map<std::string, prometheus::Gauge*> queue_growth_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace bg::gateway

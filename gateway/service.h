@@ -1,0 +1,63 @@
+// BillingGatewayService: the gRPC edge (callback API).
+//
+// A handler validates the request, wraps it in a Job and hands it to the Dispatcher, then
+// returns: it never blocks a gRPC thread. The reactor is finished later, exactly once, by
+// whichever dispatcher thread answers the job. This is the one place where absl::Status
+// becomes grpc::Status, and where rejections get their trailing metadata:
+//   billing-gateway-reject-reason   queue_full | deadline_unmeetable | breaker_open |
+//                                   shutting_down
+//   grpc-retry-pushback-ms          milliseconds the caller should wait before retrying
+//   billing-gateway-killbill-code   Kill Bill's numeric error code, when it sent one
+//
+// Thread-safety: gRPC calls the handlers concurrently; all state is in the reactors and the
+// thread-safe dispatcher and metrics.
+#pragma once
+
+#include <chrono>
+
+#include "common/clock.h"
+#include "gateway/account_operations.h"
+#include "gateway/dispatcher.h"
+#include "gateway/metrics.h"
+#include "billing/v1/billing_gateway.grpc.pb.h"
+
+namespace bg::gateway {
+
+inline constexpr char kRejectReasonKey[] = "billing-gateway-reject-reason";
+inline constexpr char kRetryPushbackKey[] = "grpc-retry-pushback-ms";
+inline constexpr char kKillBillCodeKey[] = "billing-gateway-killbill-code";
+
+class BillingGatewayService final : public billing::v1::BillingGateway::CallbackService {
+ public:
+  BillingGatewayService(Clock* clock, Dispatcher* dispatcher, const AccountOperations* operations,
+                        GatewayMetrics* metrics, std::chrono::milliseconds default_deadline)
+      : clock_(clock),
+        dispatcher_(dispatcher),
+        operations_(operations),
+        metrics_(metrics),
+        default_deadline_(default_deadline) {}
+
+  grpc::ServerUnaryReactor* CreateAccount(grpc::CallbackServerContext* context,
+                                          const billing::v1::CreateAccountRequest* request,
+                                          billing::v1::CreateAccountResponse* response) override;
+  grpc::ServerUnaryReactor* GetAccount(grpc::CallbackServerContext* context,
+                                       const billing::v1::GetAccountRequest* request,
+                                       billing::v1::Account* response) override;
+
+ private:
+  class Call;
+  // Validates, then queues `work(request, calls)` as a Job that answers the call.
+  template <typename Request, typename Response, typename Work>
+  grpc::ServerUnaryReactor* Handle(Method method, grpc::CallbackServerContext* context,
+                                   const Request* request, Response* response,
+                                   const absl::Status& valid, int expected_calls, Work work);
+  Clock::TimePoint DeadlineOf(const grpc::CallbackServerContext* context) const;
+
+  Clock* const clock_;
+  Dispatcher* const dispatcher_;
+  const AccountOperations* const operations_;
+  GatewayMetrics* const metrics_;
+  const std::chrono::milliseconds default_deadline_;
+};
+
+}  // namespace bg::gateway

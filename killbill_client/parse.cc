@@ -1,0 +1,208 @@
+#include "killbill_client/parse.h"
+
+#include <cctype>
+#include <cstdlib>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+
+namespace bg::killbill {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr absl::string_view kAccountsPath = "/1.0/kb/accounts/";
+
+// Parses without exceptions; a discarded value means the text was not JSON.
+Json ParseJson(absl::string_view body) {
+  return Json::parse(body.begin(), body.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
+}
+
+// Reads an optional string field: absent or null gives "", any other type is an error.
+absl::Status ReadString(const Json& obj, const char* key, std::string* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_string()) {
+    return absl::InternalError(
+        absl::StrCat("killbill: account field '", key, "' is not a string"));
+  }
+  *out = it->get<std::string>();
+  return absl::OkStatus();
+}
+
+// Splits "scheme://host[:port]" into a normalised form with the default port made explicit.
+std::optional<std::string> NormalizeOrigin(absl::string_view origin) {
+  const size_t sep = origin.find("://");
+  if (sep == absl::string_view::npos) return std::nullopt;
+  std::string scheme = absl::AsciiStrToLower(origin.substr(0, sep));
+  absl::string_view rest = origin.substr(sep + 3);
+  if (rest.empty()) return std::nullopt;
+  std::string host(rest);
+  std::string port;
+  const size_t colon = rest.rfind(':');
+  if (colon != absl::string_view::npos && rest.find(']', colon) == absl::string_view::npos) {
+    host = std::string(rest.substr(0, colon));
+    port = std::string(rest.substr(colon + 1));
+  }
+  if (port.empty()) {
+    if (scheme == "http") port = "80";
+    if (scheme == "https") port = "443";
+  }
+  return absl::StrCat(scheme, "://", absl::AsciiStrToLower(host), ":", port);
+}
+
+}  // namespace
+
+bool IsUuid(absl::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<Account> ParseAccount(absl::string_view body) {
+  const Json json = ParseJson(body);
+  if (json.is_discarded()) return absl::InternalError("killbill: account body is not JSON");
+  if (!json.is_object()) {
+    return absl::InternalError("killbill: account body is not a JSON object");
+  }
+  Account account;
+  for (auto [key, out] : {std::pair{"accountId", &account.account_id},
+                          {"externalKey", &account.external_key},
+                          {"name", &account.name},
+                          {"email", &account.email},
+                          {"currency", &account.currency},
+                          {"company", &account.company},
+                          {"notes", &account.notes},
+                          {"timeZone", &account.time_zone}}) {
+    if (absl::Status s = ReadString(json, key, out); !s.ok()) return s;
+  }
+  if (!IsUuid(account.account_id)) {
+    return absl::InternalError("killbill: account field 'accountId' is not a UUID");
+  }
+  if (auto it = json.find("billCycleDayLocal"); it != json.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 31) {
+      return absl::InternalError(
+          "killbill: account field 'billCycleDayLocal' is not an integer in 0..31");
+    }
+    account.bill_cycle_day_local = it->get<int>();
+  }
+  return account;
+}
+
+std::optional<ErrorBody> ParseErrorBody(absl::string_view body) {
+  const Json json = ParseJson(body);
+  if (json.is_discarded() || !json.is_object()) return std::nullopt;
+  auto message = json.find("message");
+  auto class_name = json.find("className");
+  if (message == json.end() && class_name == json.end()) return std::nullopt;
+  ErrorBody error;
+  if (class_name != json.end() && class_name->is_string()) {
+    error.class_name = class_name->get<std::string>();
+  }
+  if (message != json.end() && message->is_string()) error.message = message->get<std::string>();
+  if (auto code = json.find("code"); code != json.end() && code->is_number_integer()) {
+    error.code = code->get<int>();
+  }
+  return error;
+}
+
+std::map<std::string, double> ParseGrowingQueues(absl::string_view message) {
+  std::map<std::string, double> out;
+  constexpr absl::string_view kPrefix = "Growing queues: ";
+  if (!absl::StartsWith(message, kPrefix)) return out;
+  message.remove_prefix(kPrefix.size());
+  // Entries are "name (number)" joined by ", "; queue names never contain " (".
+  for (absl::string_view entry : absl::StrSplit(message, ", ")) {
+    const size_t open = entry.rfind(" (");
+    if (open == absl::string_view::npos || !absl::EndsWith(entry, ")")) continue;
+    absl::string_view number = entry.substr(open + 2, entry.size() - open - 3);
+    double value = 0;
+    if (!absl::SimpleAtod(number, &value)) continue;
+    out[std::string(entry.substr(0, open))] = value;
+  }
+  return out;
+}
+
+absl::StatusOr<HealthReport> ParseHealthReport(int http_status, absl::string_view body) {
+  if (http_status != 200 && http_status != 500) {
+    return absl::UnavailableError(
+        absl::StrCat("killbill: healthcheck answered HTTP ", http_status));
+  }
+  const Json json = ParseJson(body);
+  if (json.is_discarded() || !json.is_object()) {
+    return absl::InternalError("killbill: healthcheck body is not a JSON object");
+  }
+  HealthReport report;
+  report.http_status = http_status;
+  report.healthy = http_status == 200;
+  for (const auto& [name, check] : json.items()) {
+    if (!check.is_object()) {
+      return absl::InternalError(
+          absl::StrCat("killbill: healthcheck entry '", name, "' is not an object"));
+    }
+    HealthCheckResult result;
+    result.name = name;
+    auto healthy = check.find("healthy");
+    if (healthy == check.end() || !healthy->is_boolean()) {
+      return absl::InternalError(
+          absl::StrCat("killbill: healthcheck entry '", name, "' has no boolean 'healthy'"));
+    }
+    result.healthy = healthy->get<bool>();
+    if (auto m = check.find("message"); m != check.end() && m->is_string()) {
+      result.message = m->get<std::string>();
+    }
+    // Reports written by people shorten the key to the simple class name: accept both.
+    if (absl::EndsWith(name, "KillbillQueuesHealthcheck")) {
+      for (const auto& [detail, value] : check.items()) {
+        if (value.is_object()) {
+          auto growing = value.find("growing");
+          if (growing != value.end() && growing->is_boolean()) {
+            report.queue_growing[detail] = growing->get<bool>();
+          }
+        }
+      }
+      report.queue_growth = ParseGrowingQueues(result.message);
+    } else if (absl::EndsWith(name, "KillbillHealthcheck") && !result.healthy &&
+               result.message == "Out of rotation") {
+      report.out_of_rotation = true;
+    }
+    report.checks.push_back(std::move(result));
+  }
+  return report;
+}
+
+absl::StatusOr<std::string> AccountIdFromLocation(absl::string_view location,
+                                                  absl::string_view expected_origin) {
+  if (location.empty()) return absl::InternalError("killbill: create answered no Location");
+  absl::string_view path = location;
+  if (!absl::StartsWith(location, "/")) {
+    const size_t sep = location.find("://");
+    const size_t path_start =
+        sep == absl::string_view::npos ? absl::string_view::npos : location.find('/', sep + 3);
+    if (path_start == absl::string_view::npos) {
+      return absl::InternalError("killbill: Location is neither a path nor an absolute URL");
+    }
+    auto got = NormalizeOrigin(location.substr(0, path_start));
+    auto want = NormalizeOrigin(expected_origin);
+    if (!got || !want || *got != *want) {
+      return absl::InternalError(
+          "killbill: Location points to another origin than the configured Kill Bill");
+    }
+    path = location.substr(path_start);
+  }
+  if (!absl::StartsWith(path, kAccountsPath)) {
+    return absl::InternalError("killbill: Location is not under /1.0/kb/accounts/");
+  }
+  absl::string_view id = path.substr(kAccountsPath.size());
+  if (!IsUuid(id)) return absl::InternalError("killbill: Location does not end in a UUID");
+  return std::string(id);
+}
+
+}  // namespace bg::killbill

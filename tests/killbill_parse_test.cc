@@ -1,0 +1,147 @@
+#include "killbill_client/parse.h"
+
+#include "gtest/gtest.h"
+#include "killbill_client/killbill_client.h"
+
+namespace bg::killbill {
+namespace {
+
+constexpr char kId[] = "4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f";
+
+TEST(AccountIdFromLocation, AcceptsAbsoluteUrlOnSameOrigin) {
+  auto id = AccountIdFromLocation(std::string("http://127.0.0.1:8080/1.0/kb/accounts/") + kId,
+                                  "http://127.0.0.1:8080");
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, kId);
+}
+
+TEST(AccountIdFromLocation, AcceptsRelativePath) {
+  auto id = AccountIdFromLocation(std::string("/1.0/kb/accounts/") + kId, "http://kb:8080");
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, kId);
+}
+
+TEST(AccountIdFromLocation, DefaultPortAndCaseDoNotMatter) {
+  EXPECT_TRUE(AccountIdFromLocation(std::string("HTTP://KB/1.0/kb/accounts/") + kId,
+                                    "http://kb:80")
+                  .ok());
+}
+
+TEST(AccountIdFromLocation, RefusesOtherOrigins) {
+  for (const char* origin : {"http://evil.example:8080", "http://127.0.0.1:8081",
+                             "https://127.0.0.1:8080"}) {
+    auto id = AccountIdFromLocation(std::string(origin) + "/1.0/kb/accounts/" + kId,
+                                    "http://127.0.0.1:8080");
+    EXPECT_EQ(id.status().code(), absl::StatusCode::kInternal) << origin;
+    EXPECT_NE(id.status().message().find("another origin"), absl::string_view::npos);
+  }
+}
+
+TEST(AccountIdFromLocation, RefusesMalformed) {
+  for (const char* location :
+       {"", "/1.0/kb/accounts/", "/1.0/kb/accounts/not-a-uuid", "/1.0/kb/tags/" ,
+        "http://127.0.0.1:8080", "ftp:/x", "/1.0/kb/accounts/4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f/x"}) {
+    EXPECT_FALSE(AccountIdFromLocation(location, "http://127.0.0.1:8080").ok()) << location;
+  }
+}
+
+TEST(ParseAccount, ReadsKillBillShape) {
+  auto account = ParseAccount(std::string(R"({"accountId":")") + kId +
+                              R"(","name":"John Doe","firstNameLength":null,"externalKey":"c-1",)"
+                              R"("email":"j@x.io","billCycleDayLocal":0,"currency":"USD",)"
+                              R"("company":null,"timeZone":"UTC","auditLogs":[]})");
+  ASSERT_TRUE(account.ok()) << account.status();
+  EXPECT_EQ(account->account_id, kId);
+  EXPECT_EQ(account->external_key, "c-1");
+  EXPECT_EQ(account->company, "");
+  EXPECT_EQ(account->time_zone, "UTC");
+}
+
+TEST(ParseAccount, RefusesBrokenBodies) {
+  for (const char* body : {"", "{", "[]", "null", R"({"accountId":5})",
+                           R"({"accountId":"x"})",
+                           R"({"accountId":"4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f","name":7})",
+                           R"({"accountId":"4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f","billCycleDayLocal":"x"})"}) {
+    auto account = ParseAccount(body);
+    EXPECT_EQ(account.status().code(), absl::StatusCode::kInternal) << body;
+  }
+}
+
+TEST(ParseHealthReport, ReadsGrowingQueues) {
+  const char* body = R"json({
+    "org.killbill.billing.server.healthchecks.KillbillHealthcheck":{"healthy":true,"message":"OK"},
+    "org.killbill.billing.server.healthchecks.KillbillQueuesHealthcheck":{"healthy":false,
+      "message":"Growing queues: bus (0.51), externalBus (3.0)",
+      "error":{"type":"java.lang.Throwable","message":"java.lang.Throwable","stack":[]},
+      "bus":{"growing":true},"externalBus":{"growing":true},
+      "invoice-service:next-billing-date-queue":{"growing":false}}})json";
+  auto report = ParseHealthReport(500, body);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_FALSE(report->healthy);
+  EXPECT_FALSE(report->out_of_rotation);
+  EXPECT_DOUBLE_EQ(report->queue_growth.at("bus"), 0.51);
+  EXPECT_DOUBLE_EQ(report->queue_growth.at("externalBus"), 3.0);
+  EXPECT_TRUE(report->queue_growing.at("bus"));
+  EXPECT_FALSE(report->queue_growing.at("invoice-service:next-billing-date-queue"));
+}
+
+TEST(ParseHealthReport, AcceptsShortNamesAndOutOfRotation) {
+  auto report = ParseHealthReport(
+      500, R"json({"KillbillHealthcheck":{"healthy":false,"message":"Out of rotation"},
+               "KillbillQueuesHealthcheck":{"healthy":true,"bus":{"growing":false}}})json");
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->out_of_rotation);
+  EXPECT_FALSE(report->queue_growing.at("bus"));
+  EXPECT_TRUE(report->queue_growth.empty());
+}
+
+TEST(ParseHealthReport, RefusesBrokenBodiesAndStatuses) {
+  EXPECT_EQ(ParseHealthReport(200, "<html>").status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ParseHealthReport(200, R"({"x":1})").status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ParseHealthReport(200, R"({"x":{"healthy":"yes"}})").status().code(),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(ParseHealthReport(503, "{}").status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(ParseGrowingQueues, IgnoresOtherMessages) {
+  EXPECT_TRUE(ParseGrowingQueues("OK").empty());
+  EXPECT_TRUE(ParseGrowingQueues("Growing queues: bus (abc)").empty());
+  EXPECT_EQ(ParseGrowingQueues("Growing queues: a:b (0.2)").at("a:b"), 0.2);
+}
+
+struct MappingCase {
+  int http;
+  const char* body;
+  absl::StatusCode code;
+  const char* kb_code;  // Expected payload, or nullptr.
+};
+
+TEST(StatusFromResponse, MapsEveryStatus) {
+  const MappingCase cases[] = {
+      {409, R"({"className":"x","code":3000,"message":"Account already exists for key k"})",
+       absl::StatusCode::kAlreadyExists, "3000"},
+      {404, R"({"code":3003,"message":"Account does not exist for key k"})",
+       absl::StatusCode::kNotFound, "3003"},
+      {401, "<html>Make sure to set the X-Killbill-ApiKey</html>",
+       absl::StatusCode::kUnauthenticated, nullptr},
+      {403, "", absl::StatusCode::kPermissionDenied, nullptr},
+      {400, R"({"code":null,"message":"Header X-Killbill-CreatedBy needs to be set"})",
+       absl::StatusCode::kInvalidArgument, nullptr},
+      {500, R"({"code":3006,"message":"boom"})", absl::StatusCode::kUnavailable, "3006"},
+      {503, "garbage", absl::StatusCode::kUnavailable, nullptr},
+  };
+  for (const MappingCase& c : cases) {
+    absl::Status s = StatusFromResponse(c.http, c.body, "op");
+    EXPECT_EQ(s.code(), c.code) << c.http;
+    auto payload = s.GetPayload(kKillBillCodePayload);
+    if (c.kb_code) {
+      ASSERT_TRUE(payload.has_value()) << c.http;
+      EXPECT_EQ(std::string(*payload), c.kb_code);
+    } else {
+      EXPECT_FALSE(payload.has_value()) << c.http;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace bg::killbill
