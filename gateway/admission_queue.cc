@@ -1,0 +1,87 @@
+#include "gateway/admission_queue.h"
+
+#include <cmath>
+
+namespace bg {
+namespace {
+// Rounded, not truncated: 0.3 s must be 300 ms, not 299.999999 ms.
+Clock::Duration RoundSeconds(double s) {
+  return std::chrono::round<Clock::Duration>(std::chrono::duration<double>(s));
+}
+}  // namespace
+
+const char* RejectReasonName(RejectReason reason) {
+  switch (reason) {
+    case RejectReason::kQueueFull:
+      return "queue_full";
+    case RejectReason::kDeadlineUnmeetable:
+      return "deadline_unmeetable";
+    case RejectReason::kBreakerOpen:
+      return "breaker_open";
+    case RejectReason::kShuttingDown:
+      return "shutting_down";
+  }
+  return "unknown";
+}
+
+AdmissionPolicy::AdmissionPolicy(Clock* clock, const AdmissionOptions& options)
+    : opt_(options),
+      drain_(clock, options.drain, options.initial_drain_per_s),
+      latency_s_(ToSeconds(options.initial_latency)) {}
+
+Clock::Duration AdmissionPolicy::Clamp(Clock::Duration d) const {
+  return std::clamp(d, opt_.min_retry_pushback, opt_.max_retry_pushback);
+}
+
+Clock::Duration AdmissionPolicy::PredictedWait(size_t ahead) {
+  return RoundSeconds(static_cast<double>(ahead) / drain_.PerSecond()) +
+         expected_latency();
+}
+
+Admission AdmissionPolicy::Decide(Clock::TimePoint now,
+                                  Clock::TimePoint deadline, size_t ahead,
+                                  bool shutting_down) {
+  Admission a;
+  if (shutting_down) {
+    a.reason = RejectReason::kShuttingDown;
+    a.retry_after = opt_.min_retry_pushback;
+    return a;
+  }
+  if (breaker_open_) {
+    a.reason = RejectReason::kBreakerOpen;
+    a.retry_after = Clamp(next_probe_at_ - now);
+    return a;
+  }
+  a.predicted_wait = PredictedWait(ahead);
+  if (now + a.predicted_wait + opt_.deadline_margin <= deadline) {
+    a.admitted = true;
+    return a;
+  }
+  a.reason = RejectReason::kDeadlineUnmeetable;
+  const double drain = drain_.PerSecond();
+  const double budget_s =
+      ToSeconds(deadline - now - opt_.deadline_margin) - latency_s_;
+  // Positions that would still fit this deadline budget; wait until the queue
+  // is that short.
+  const double fits = budget_s < 0 ? 0 : std::floor(budget_s * drain);
+  const double excess = std::max(1.0, static_cast<double>(ahead) - fits);
+  a.retry_after = Clamp(RoundSeconds(excess / drain));
+  return a;
+}
+
+void AdmissionPolicy::SetBreakerOpen(bool open, Clock::TimePoint next_probe_at,
+                                     size_t queued) {
+  breaker_open_ = open;
+  next_probe_at_ = next_probe_at;
+  drain_.SetBusy(queued > 0 && !open);
+}
+
+void AdmissionPolicy::ObserveLatency(Clock::Duration latency) {
+  latency_s_ += opt_.latency_ewma_alpha * (ToSeconds(latency) - latency_s_);
+}
+
+Clock::Duration AdmissionPolicy::expected_latency() const {
+  return RoundSeconds(latency_s_);
+}
+
+}  // namespace bg

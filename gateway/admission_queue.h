@@ -1,0 +1,293 @@
+// AdmissionQueue: the bounded FIFO between the gRPC handlers and the
+// dispatcher, and the place where a request is told "no" quickly and with a
+// useful retry pushback.
+//
+// Admit() accepts a job only if it can plausibly finish before its deadline:
+//   predicted finish = now + position / drain_rate + expected_latency +
+//   deadline_margin
+// where position = jobs ahead of it, drain_rate = jobs/s the dispatcher takes
+// off the queue while it has work (DrainRate: measured, with the bucket-derived
+// prior until measured), expected_latency = EWMA of the Kill Bill time of one
+// job (ObserveLatency, fed by the dispatcher). A job is admitted when predicted
+// finish <= deadline (equality fits). Otherwise it is rejected with a reason
+// and a retry pushback (clamped to [min_retry_pushback, max_retry_pushback]):
+//   kShuttingDown       after Shutdown()/DrainAll(); min pushback (go to
+//   another replica). kBreakerOpen        while SetBreakerOpen(true, t); the
+//   time until the next probe. kQueueFull          size == capacity; time to
+//   drain to half the capacity, so that the
+//                       rejected crowd does not come back all at the one free
+//                       slot.
+//   kDeadlineUnmeetable time until the queue is short enough for the same
+//   deadline budget.
+//
+// Pop() returns the next runnable job. Jobs whose deadline passed (now +
+// deadline_margin
+// >= deadline) or that were cancelled are removed on the way and returned
+// separately so the dispatcher can answer DEADLINE_EXCEEDED / CANCELLED without
+// a Kill Bill call. Sweep() does the same over the whole queue (call it
+// periodically so a cancelled job in the middle is answered promptly).
+// DrainAll() stops admission and hands back every job.
+//
+// T is the dispatcher's job type; JobTraits<T> says how to read its deadline
+// and whether it is cancelled. The default expects `Clock::TimePoint deadline`
+// and `bool IsCancelled() const`; specialize JobTraits for another shape.
+// IsCancelled() is called under the queue lock: it must be cheap and must not
+// call back into the queue.
+//
+// Thread-safety: every method is safe to call concurrently (internal
+// absl::Mutex). The `ready` predicate of Pop() runs under the queue lock (it
+// may take tokens from the bucket and a permit from the breaker, which never
+// call into the queue).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "gateway/drain_rate.h"
+
+namespace bg {
+
+enum class RejectReason {
+  kQueueFull,
+  kDeadlineUnmeetable,
+  kBreakerOpen,
+  kShuttingDown
+};
+// Bounded label value for metrics and the rejection detail ("queue_full", ...).
+const char* RejectReasonName(RejectReason reason);
+
+// Maps 1:1 to the `queue.*` YAML keys.
+struct AdmissionOptions {
+  // Most jobs waiting. Bounds memory and the worst wait (capacity / drain
+  // rate); the deadline check usually rejects before the queue is full.
+  size_t capacity = 1000;
+  // Time reserved for the answer's way back to the caller; a job is only
+  // admitted/run when it can finish this long before its deadline.
+  Clock::Duration deadline_margin = std::chrono::milliseconds(20);
+  // Expected Kill Bill time per job before any is measured.
+  Clock::Duration initial_latency = std::chrono::milliseconds(200);
+  // EWMA weight of a new latency sample. Higher follows faster and jitters
+  // more.
+  double latency_ewma_alpha = 0.2;
+  // Drain rate (jobs/s) before any is measured; replaced by SetDrainPrior().
+  double initial_drain_per_s = 5.0;
+  DrainRate::Options drain;
+  // Bounds of every retry pushback: not so short that callers hammer, not so
+  // long that they give up on a gateway that has recovered.
+  Clock::Duration min_retry_pushback = std::chrono::milliseconds(100);
+  Clock::Duration max_retry_pushback = std::chrono::seconds(30);
+};
+
+struct Admission {
+  bool admitted = false;
+  RejectReason reason =
+      RejectReason::kQueueFull;    // meaningful only when !admitted
+  Clock::Duration retry_after{0};  // meaningful only when !admitted
+  Clock::Duration predicted_wait{
+      0};  // queue wait + expected latency at decision time
+};
+
+template <typename T>
+struct JobTraits {
+  static Clock::TimePoint Deadline(const T& job) { return job.deadline; }
+  static bool Cancelled(const T& job) { return job.IsCancelled(); }
+};
+
+// The arithmetic of admission, shared by every AdmissionQueue<T>
+// (admission_queue.cc).
+class AdmissionPolicy {
+ public:
+  AdmissionPolicy(Clock* clock, const AdmissionOptions& options);
+
+  // Decision for a job with `deadline` and `ahead` jobs in front of it.
+  Admission Decide(Clock::TimePoint now, Clock::TimePoint deadline,
+                   size_t ahead, bool shutting_down);
+  Clock::Duration PredictedWait(size_t ahead);
+  Clock::Duration Clamp(Clock::Duration d) const;
+
+  void SetBreakerOpen(bool open, Clock::TimePoint next_probe_at, size_t queued);
+  bool breaker_open() const { return breaker_open_; }
+  void ObserveLatency(Clock::Duration latency);
+  Clock::Duration expected_latency() const;
+  DrainRate& drain() { return drain_; }
+  const AdmissionOptions& options() const { return opt_; }
+
+ private:
+  const AdmissionOptions opt_;
+  DrainRate drain_;
+  double latency_s_;
+  bool breaker_open_ = false;
+  Clock::TimePoint next_probe_at_;
+};
+
+template <typename T, typename Traits = JobTraits<T>>
+class AdmissionQueue {
+ public:
+  struct Dropped {
+    std::vector<T> expired;
+    std::vector<T> cancelled;
+  };
+  struct PopResult {
+    std::optional<T> job;  // next runnable job, if any (and `ready` agreed)
+    Dropped dropped;       // removed without running; answer them
+  };
+
+  AdmissionQueue(Clock* clock, AdmissionOptions options)
+      : clock_(clock), policy_(clock, options), capacity_(options.capacity) {}
+  AdmissionQueue(const AdmissionQueue&) = delete;
+  AdmissionQueue& operator=(const AdmissionQueue&) = delete;
+
+  // Moves from `job` only when admitted; on rejection the caller still owns it
+  // and answers it with the returned reason and pushback.
+  Admission Admit(T&& job) {
+    absl::MutexLock lock(&mu_);
+    const Clock::TimePoint now = clock_->Now();
+    Admission a;
+    if (queue_.size() >= policy_.options().capacity && !shutting_down_ &&
+        !policy_.breaker_open()) {
+      a.reason = RejectReason::kQueueFull;
+      const size_t half = policy_.options().capacity / 2;
+      a.retry_after =
+          policy_.Clamp(policy_.PredictedWait(queue_.size() - half) -
+                        policy_.expected_latency());
+      return a;
+    }
+    a = policy_.Decide(now, Traits::Deadline(job), queue_.size(),
+                       shutting_down_);
+    if (!a.admitted) return a;
+    queue_.push_back(std::move(job));
+    UpdateBusyLocked();
+    return a;
+  }
+
+  // Takes the next runnable job if `ready(job)` says the dispatcher can run it
+  // now (e.g. tokens for its cost were taken); expired/cancelled jobs met
+  // before it are returned in `dropped` either way.
+  PopResult Pop(absl::FunctionRef<bool(const T&)> ready) {
+    PopResult r;
+    absl::MutexLock lock(&mu_);
+    const Clock::TimePoint now = clock_->Now();
+    while (!queue_.empty()) {
+      T& head = queue_.front();
+      if (DropIfDeadLocked(now, head, &r.dropped)) {
+        queue_.pop_front();
+        continue;
+      }
+      if (ready(head)) {
+        r.job.emplace(std::move(head));
+        queue_.pop_front();
+        policy_.drain().RecordDrained();
+      }
+      break;
+    }
+    UpdateBusyLocked();
+    return r;
+  }
+  PopResult Pop() {
+    return Pop([](const T&) { return true; });
+  }
+
+  // Removes expired and cancelled jobs anywhere in the queue.
+  Dropped Sweep() {
+    Dropped d;
+    absl::MutexLock lock(&mu_);
+    const Clock::TimePoint now = clock_->Now();
+    std::deque<T> keep;
+    for (T& job : queue_) {
+      if (!DropIfDeadLocked(now, job, &d)) keep.push_back(std::move(job));
+    }
+    queue_.swap(keep);
+    UpdateBusyLocked();
+    return d;
+  }
+
+  // Refuses new jobs from now on (kShuttingDown); queued jobs stay for the
+  // dispatcher.
+  void Shutdown() {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+  }
+  // Shutdown() and hands back every queued job, in FIFO order.
+  std::vector<T> DrainAll() {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+    std::vector<T> all;
+    all.reserve(queue_.size());
+    for (T& job : queue_) all.push_back(std::move(job));
+    queue_.clear();
+    UpdateBusyLocked();
+    return all;
+  }
+
+  // Called on breaker transitions: while open, new jobs get kBreakerOpen with
+  // the time to `next_probe_at` as pushback, and the stalled queue does not
+  // count as slow draining.
+  void SetBreakerOpen(bool open, Clock::TimePoint next_probe_at = {}) {
+    absl::MutexLock lock(&mu_);
+    policy_.SetBreakerOpen(open, next_probe_at, queue_.size());
+  }
+  // Kill Bill time of one finished job (all its calls), for the latency EWMA.
+  void ObserveLatency(Clock::Duration latency) {
+    absl::MutexLock lock(&mu_);
+    policy_.ObserveLatency(latency);
+  }
+  // Drain rate to assume until measured: token bucket rate / Kill Bill calls
+  // per job.
+  void SetDrainPrior(double jobs_per_s) {
+    absl::MutexLock lock(&mu_);
+    policy_.drain().SetPrior(jobs_per_s);
+  }
+
+  size_t size() const {
+    absl::MutexLock lock(&mu_);
+    return queue_.size();
+  }
+  size_t capacity() const { return capacity_; }
+  double DrainPerSecond() {
+    absl::MutexLock lock(&mu_);
+    return policy_.drain().PerSecond();
+  }
+  Clock::Duration ExpectedLatency() const {
+    absl::MutexLock lock(&mu_);
+    return policy_.expected_latency();
+  }
+  // Predicted queue wait + latency for a job admitted now (for metrics/tests).
+  Clock::Duration PredictedWait() {
+    absl::MutexLock lock(&mu_);
+    return policy_.PredictedWait(queue_.size());
+  }
+
+ private:
+  bool DropIfDeadLocked(Clock::TimePoint now, T& job, Dropped* d)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (Traits::Cancelled(job)) {
+      d->cancelled.push_back(std::move(job));
+      return true;
+    }
+    if (now + policy_.options().deadline_margin >= Traits::Deadline(job)) {
+      d->expired.push_back(std::move(job));
+      return true;
+    }
+    return false;
+  }
+  void UpdateBusyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    policy_.drain().SetBusy(!queue_.empty() && !policy_.breaker_open());
+  }
+
+  Clock* const clock_;
+  mutable absl::Mutex mu_;
+  AdmissionPolicy policy_ ABSL_GUARDED_BY(mu_);
+  const size_t capacity_;
+  std::deque<T> queue_ ABSL_GUARDED_BY(mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace bg

@@ -1,0 +1,272 @@
+// RateController: sets the token bucket's rate (Kill Bill calls per second) so
+// that Kill Bill's bus is fed no faster than it drains, without anyone tuning a
+// number per install.
+//
+// ---------------------------------------------------------------------------------------
+// The problem
+// ---------------------------------------------------------------------------------------
+// Kill Bill's API accepts ~30 creations/s but its bus drains only ~25 events/s;
+// each creation posts one event. The only view of the bus is GET
+// /1.0/healthcheck, which prints a queue's growth in entries/ms x 100 (0.51
+// = 5.1 entries/s) only when above 0.1 (1 entry/s). The number is the OLS slope
+// over the last 60 polls of an exponentially smoothed (alpha 0.3) backlog: a
+// step change of the excess shows up after a few seconds at a few percent of
+// its size and reaches its full size only after ~60 polls. Subtracting the
+// number from the current rate therefore cuts too little at first and too much
+// later, and a controller that keeps cutting while the (lagging) number is
+// positive overshoots down.
+//
+// ---------------------------------------------------------------------------------------
+// The algorithm: a model observer of the healthcheck
+// ---------------------------------------------------------------------------------------
+// The controller knows the one unknown input of that number: it sent the calls
+// itself. It records the bus events it caused between polls (calls /
+// calls_per_bus_event) and, for a candidate drain d (events/s), replays Kill
+// Bill's computation exactly: backlog B += events - d*dt (floored at 0),
+// smoothing 0.3, OLS over 60 poll timestamps. That gives the growth number Kill
+// Bill *would* print, g(d), decreasing in d. Then, at every poll:
+//
+//  1. Growing (number > 0.1): fit the drain. Two hypotheses families: a
+//  constant drain over
+//     the history, or the drain known before this episode until a change point
+//     c (every 2nd poll of the last 60), then a lower drain. For each,
+//     bisection finds the drain that reproduces the latest number; the residual
+//     against the last 30 polls (printed numbers, and "not growing" as g <= 1
+//     entry/s) scores it. Among the hypotheses within `fit_tolerance` of the
+//     best residual the one with the HIGHEST drain wins (the least cut the
+//     evidence allows: a small number could be a small old excess or a large
+//     fresh drop, and only further polls can tell them apart). This follows a
+//     25 -> 12 drop in ~15 s and does not overshoot down: a number already
+//     explained by a past excess that was since cut away does not lower the
+//     estimate again, so no cool-down is needed on this signal. A single poll
+//     cuts the rate by at most `max_cut_per_poll`.
+//  2. Not growing: Kill Bill says g <= 1 entry/s; the drain d_lb with g(d_lb) =
+//  1 is then a
+//     lower bound of the drain. The estimate is raised to it (this is how a
+//     probe learns that capacity went up).
+//  3. Target = calls_per_bus_event * (drain * (1 - headroom) -
+//  min(backlog/backlog_drain_time,
+//     0.5 * drain)) where backlog is the model's estimate: a short extra dip
+//     after an overshoot empties the bus quickly, which brings the regression
+//     back under 0.1 sooner.
+//
+// Rate moves (Tick, time-scaled, only while demand is waiting: queue non-empty
+// or bucket dry):
+//  * Before the first growth episode nothing is known: additive ramp
+//  `increase_step_per_s`
+//    (calls/s per second) from `initial` (5 -> 45 calls/s in ~40 s at the
+//    default 1.0).
+//  * Below target: additive ramp up to the target. Above it: set to it.
+//  * Probing: after `probe_wait` without growth, step to drain + `probe_excess`
+//  events/s
+//    (must exceed the 1 entry/s print threshold, or a real excess would stay
+//    invisible) and hold. If Kill Bill stays green while the model says it
+//    should print growth, the lower bound rises: capacity increased, the blind
+//    ramp resumes. If it prints growth, the probe failed: cut to target and
+//    double `probe_wait` (up to `max_probe_wait`), so a stable Kill Bill is
+//    probed ever more rarely (each failed probe costs ~10-20 "growing" polls
+//    because the regression lags). A large drop resets `probe_wait`.
+//  * Fast signals, for what the bus number does not see (API saturation): the
+//  Kill Bill
+//    latency EWMA above `latency_tolerance` x a learned baseline (the lowest
+//    recent EWMA, drifting up with a `baseline_half_life` so a permanent shift
+//    is eventually accepted), or an error share above `error_rate_threshold` in
+//    the last tick, cut the rate multiplicatively by `fast_backoff`, then hold
+//    `fast_cooldown` before the same signal may cut again (the first cut needs
+//    time to show).
+//  * Always clamped to [min, max].
+//
+// Static mode keeps `initial` (clamped) and ignores every signal: the baseline
+// for benchmarks and the fallback when the model's assumptions do not hold.
+//
+// Assumptions and known limits: the gateway causes the bus events it counts;
+// other producers look like lost drain (safe, conservative), but several
+// gateway replicas polling one Kill Bill each attribute the whole growth to
+// themselves and together cut N times too much, and their polls shorten Kill
+// Bill's window (60 polls of all callers): coordinate them (one poller, shared
+// estimate) before running replicas. The model assumes Kill Bill's window is
+// full (it has been polled for a minute).
+//
+// Cost: a growth poll runs ~30 hypotheses x 40 bisection steps x history (150
+// polls), about 200k cheap steps (~1 ms); other polls ~40 x 150.
+//
+// Thread-safety: all methods are safe to call concurrently (internal
+// absl::Mutex). The TokenBucket's SetRate is called under this lock (the bucket
+// never calls back).
+// ---------------------------------------------------------------------------------------
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "gateway/circuit_breaker.h"
+#include "gateway/token_bucket.h"
+
+namespace bg {
+
+class RateController {
+ public:
+  enum class Mode { kStatic, kAdaptive };
+
+  // Maps 1:1 to the `rate.*` YAML keys. Rates are Kill Bill calls per second.
+  struct Options {
+    // kStatic: always `initial`. kAdaptive: the algorithm above.
+    Mode mode = Mode::kAdaptive;
+    // Starting rate. Low is safe on a Kill Bill of unknown size, high reaches
+    // full speed sooner.
+    double initial = 5.0;
+    // Floor: the rate never goes below it, so the controller keeps learning and
+    // a breaker probe is never starved. Too high defeats protection of a very
+    // sick Kill Bill.
+    double min = 1.0;
+    // Ceiling: never exceed it, whatever the signals say (also the bound of a
+    // blind ramp).
+    double max = 100.0;
+    // Token bucket size (tokens = calls): how many calls may leave at once
+    // after a pause. Larger absorbs bursts, smaller smooths Kill Bill's load.
+    double burst = 10.0;
+    // Additive increase, calls/s per second, while ramping. 1.0 reaches 90 % of
+    // 50 calls/s from 5 in ~40 s; larger ramps faster but overshoots more (the
+    // bus signal lags).
+    double increase_step_per_s = 1.0;
+    // Kill Bill calls per bus event (registration = create + tag = 2 calls, 1
+    // event).
+    double calls_per_bus_event = 2.0;
+    // Share of the estimated drain left unused, so the bus backlog shrinks
+    // rather than hovers. Larger: healthier bus, less goodput.
+    double headroom = 0.05;
+    // Backlog (model estimate) is drained over about this long by an extra dip,
+    // capped at half the drain. Shorter empties the bus sooner after an
+    // overshoot (fewer "growing" polls) at the cost of a deeper, shorter
+    // goodput dip.
+    Clock::Duration backlog_drain_time = std::chrono::seconds(5);
+    // Excess over the estimated drain while probing, bus events/s. Must exceed
+    // 1 (the healthcheck prints growth only above 1 entry/s); larger decides
+    // sooner but a failed probe then leaves a larger backlog.
+    double probe_excess = 1.5;
+    // Quiet time (no growth) before the first probe above the estimate, doubled
+    // after each failed probe up to max_probe_wait. Shorter finds added
+    // capacity sooner; every failed probe costs some "growing" polls. 0
+    // disables probing (a stable Kill Bill stays green, but added capacity is
+    // never found until the next growth episode).
+    Clock::Duration probe_wait = std::chrono::seconds(120);
+    Clock::Duration max_probe_wait = std::chrono::seconds(900);
+    // Largest share of the rate one growth poll may cut.
+    double max_cut_per_poll = 0.5;
+    // Residual slack (entries/s squared, mean) within which the higher drain
+    // wins the fit.
+    double fit_tolerance = 0.01;
+    // Latency EWMA above latency_tolerance x baseline is "rising latency".
+    double latency_tolerance = 2.0;
+    // Weight of each latency sample in the EWMA.
+    double latency_ewma_alpha = 0.1;
+    // Half-life with which the latency baseline drifts up towards the current
+    // EWMA.
+    Clock::Duration baseline_half_life = std::chrono::minutes(5);
+    // Error share of the calls since the last tick that counts as "failing"
+    // (needs >= 10 calls).
+    double error_rate_threshold = 0.2;
+    // Multiplicative cut on a fast signal, and the hold before that signal may
+    // cut again.
+    double fast_backoff = 0.8;
+    Clock::Duration fast_cooldown = std::chrono::seconds(5);
+  };
+
+  // Observable state for metrics and tests.
+  struct Snapshot {
+    double rate = 0;
+    double drain_estimate = 0;  // bus events/s (0 before any estimate)
+    bool drain_known = false;   // a growth episode has calibrated the estimate
+    bool probing = false;
+    double backlog_estimate = 0;  // bus entries
+    Clock::Duration probe_wait{0};
+    double latency_ewma_s = 0;
+    double latency_baseline_s = 0;
+    uint64_t growth_cuts = 0;
+    uint64_t fast_cuts = 0;
+  };
+
+  // `bucket` (may be null) gets SetRate() on every change.
+  RateController(Clock* clock, Options options, TokenBucket* bucket = nullptr);
+  RateController(const RateController&) = delete;
+  RateController& operator=(const RateController&) = delete;
+
+  // `n` Kill Bill calls were dispatched (they cause bus events at
+  // calls_per_bus_event).
+  void RecordCalls(int n = 1);
+  // A Kill Bill call finished: its latency, and whether it failed for a reason
+  // that says Kill Bill is struggling (5xx, timeout; not 4xx).
+  void RecordOutcome(Clock::Duration latency, bool failed);
+  // One healthcheck poll (unreachable polls carry no sample).
+  void OnHealth(const CircuitBreaker::Health& health);
+  // Time-driven moves; call every 100 ms - 1 s. `demand_waiting`: jobs are
+  // queued or the bucket ran dry since the last tick. Returns the rate.
+  double Tick(bool demand_waiting);
+
+  double rate() const;
+  Snapshot snapshot() const;
+  const Options& options() const { return opt_; }
+
+ private:
+  struct Sample {
+    double t_ms;    // poll time, ms since construction
+    double events;  // bus events caused since the previous poll
+    double growth;  // printed growth in entries/s; < 0 = not growing
+  };
+  struct Fit {
+    double residual;
+    double drain;
+  };
+
+  // Replays Kill Bill's number for drain `d_old` before history index `change`
+  // and `d_new` from it on; fills `out` (entries/s, unrounded) from index
+  // `from`.
+  void Predict(double d_old, double d_new, size_t change, size_t from,
+               std::vector<double>* out) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double SolveDrain(double d_old, size_t change, bool two_segment,
+                    double target) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Fit Score(double d_old, double d_new, size_t change) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double FitGrowth() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double ModelBacklog() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double TargetLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetRateLocked(double r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  double MsSinceStart(Clock::TimePoint t) const;
+
+  Clock* const clock_;
+  const Options opt_;
+  TokenBucket* const bucket_;
+  const Clock::TimePoint start_;
+
+  mutable absl::Mutex mu_;
+  double rate_ ABSL_GUARDED_BY(mu_);
+  std::deque<Sample> history_ ABSL_GUARDED_BY(mu_);
+  double calls_since_poll_ ABSL_GUARDED_BY(mu_) = 0;
+  double drain_ ABSL_GUARDED_BY(mu_) = 0;  // events/s
+  bool known_ ABSL_GUARDED_BY(mu_) = false;
+  bool growing_ ABSL_GUARDED_BY(mu_) = false;  // latest sample printed growth
+  double episode_base_ ABSL_GUARDED_BY(mu_) = 0;
+  bool probing_ ABSL_GUARDED_BY(mu_) = false;
+  double probe_base_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::Duration probe_wait_ ABSL_GUARDED_BY(mu_);
+  Clock::TimePoint last_growth_ ABSL_GUARDED_BY(mu_);
+  double backlog_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::TimePoint last_tick_ ABSL_GUARDED_BY(mu_);
+  // Fast signals.
+  double latency_ewma_s_ ABSL_GUARDED_BY(mu_) = -1;
+  double latency_baseline_s_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t calls_since_tick_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t failures_since_tick_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::TimePoint last_latency_cut_ ABSL_GUARDED_BY(mu_);
+  Clock::TimePoint last_error_cut_ ABSL_GUARDED_BY(mu_);
+  uint64_t growth_cuts_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t fast_cuts_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace bg

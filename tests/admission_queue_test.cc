@@ -1,0 +1,245 @@
+#include "gateway/admission_queue.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace bg {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
+using std::chrono::seconds;
+
+struct TestJob {
+  int id = 0;
+  Clock::TimePoint deadline;
+  std::shared_ptr<bool> cancelled = std::make_shared<bool>(false);
+  std::unique_ptr<std::string> payload =
+      std::make_unique<std::string>("reactor");
+  bool IsCancelled() const { return *cancelled; }
+};
+
+AdmissionOptions TestOptions() {
+  AdmissionOptions o;
+  o.capacity = 10;
+  o.deadline_margin = Clock::Duration::zero();
+  o.initial_latency = milliseconds(200);
+  o.latency_ewma_alpha = 0.2;
+  o.initial_drain_per_s = 10;
+  o.min_retry_pushback = milliseconds(100);
+  o.max_retry_pushback = seconds(30);
+  return o;
+}
+
+class AdmissionQueueTest : public ::testing::Test {
+ protected:
+  AdmissionQueueTest() : queue_(&clock_, TestOptions()) {}
+  TestJob Job(int id, Clock::Duration budget) {
+    TestJob j;
+    j.id = id;
+    j.deadline = clock_.Now() + budget;
+    return j;
+  }
+  void Fill(int n) {
+    for (int i = 0; i < n; ++i) {
+      TestJob j = Job(100 + i, seconds(60));
+      ASSERT_TRUE(queue_.Admit(std::move(j)).admitted);
+    }
+  }
+  static std::vector<int> Ids(const std::vector<TestJob>& jobs) {
+    std::vector<int> ids;
+    for (const TestJob& j : jobs) ids.push_back(j.id);
+    return ids;
+  }
+
+  FakeClock clock_;
+  AdmissionQueue<TestJob> queue_;
+};
+
+TEST_F(AdmissionQueueTest, EmptyQueueDeadlineBoundary) {
+  TestJob short_by_1ns = Job(1, milliseconds(200) - nanoseconds(1));
+  Admission a = queue_.Admit(std::move(short_by_1ns));
+  EXPECT_FALSE(a.admitted);
+  EXPECT_EQ(a.reason, RejectReason::kDeadlineUnmeetable);
+  EXPECT_EQ(*short_by_1ns.payload, "reactor");  // not moved from on rejection
+  TestJob exact = Job(2, milliseconds(200));
+  a = queue_.Admit(std::move(exact));
+  EXPECT_TRUE(a.admitted);
+  EXPECT_EQ(a.predicted_wait, milliseconds(200));
+}
+
+TEST_F(AdmissionQueueTest, QueuedJobsDeadlineBoundary) {
+  Fill(5);  // 5 ahead at the 10 jobs/s prior: 500 ms + 200 ms latency
+  TestJob short_by_1ns = Job(1, milliseconds(700) - nanoseconds(1));
+  EXPECT_FALSE(queue_.Admit(std::move(short_by_1ns)).admitted);
+  TestJob exact = Job(2, milliseconds(700));
+  Admission a = queue_.Admit(std::move(exact));
+  EXPECT_TRUE(a.admitted);
+  EXPECT_EQ(a.predicted_wait, milliseconds(700));
+  EXPECT_EQ(queue_.size(), 6u);
+}
+
+TEST_F(AdmissionQueueTest, DeadlineMarginIsReserved) {
+  AdmissionOptions o = TestOptions();
+  o.deadline_margin = milliseconds(20);
+  AdmissionQueue<TestJob> q(&clock_, o);
+  TestJob j = Job(1, milliseconds(219));
+  EXPECT_FALSE(q.Admit(std::move(j)).admitted);
+  j = Job(1, milliseconds(220));
+  EXPECT_TRUE(q.Admit(std::move(j)).admitted);
+}
+
+TEST_F(AdmissionQueueTest, UnmeetablePushbackIsTimeUntilTheQueueFits) {
+  Fill(5);
+  // Budget after latency: 200 ms = 2 positions at 10/s; 3 too many = 300 ms.
+  TestJob j = Job(1, milliseconds(400));
+  Admission a = queue_.Admit(std::move(j));
+  EXPECT_EQ(a.reason, RejectReason::kDeadlineUnmeetable);
+  EXPECT_EQ(a.retry_after, milliseconds(300));
+  // Shorter than the latency itself: the whole queue (500 ms).
+  j = Job(2, milliseconds(100));
+  EXPECT_EQ(queue_.Admit(std::move(j)).retry_after, milliseconds(500));
+}
+
+TEST_F(AdmissionQueueTest, ExpiredDeadlineIsUnmeetableWithMinPushback) {
+  TestJob j = Job(1, Clock::Duration::zero());
+  Admission a = queue_.Admit(std::move(j));
+  EXPECT_EQ(a.reason, RejectReason::kDeadlineUnmeetable);
+  EXPECT_EQ(a.retry_after, milliseconds(100));
+}
+
+TEST_F(AdmissionQueueTest, QueueFullPushbackDrainsToHalf) {
+  Fill(10);
+  TestJob j = Job(1, seconds(60));
+  Admission a = queue_.Admit(std::move(j));
+  EXPECT_EQ(a.reason, RejectReason::kQueueFull);
+  EXPECT_EQ(a.retry_after, milliseconds(500));  // (10 - 5) / 10 per s
+  EXPECT_EQ(*j.payload, "reactor");
+}
+
+TEST_F(AdmissionQueueTest, BreakerOpenPushbackIsTimeToNextProbeClamped) {
+  queue_.SetBreakerOpen(true, clock_.Now() + seconds(3));
+  TestJob j = Job(1, seconds(60));
+  Admission a = queue_.Admit(std::move(j));
+  EXPECT_EQ(a.reason, RejectReason::kBreakerOpen);
+  EXPECT_EQ(a.retry_after, seconds(3));
+  queue_.SetBreakerOpen(true, clock_.Now() + milliseconds(10));
+  EXPECT_EQ(queue_.Admit(std::move(j)).retry_after, milliseconds(100));
+  queue_.SetBreakerOpen(true, clock_.Now() + seconds(100));
+  EXPECT_EQ(queue_.Admit(std::move(j)).retry_after, seconds(30));
+  queue_.SetBreakerOpen(false);
+  EXPECT_TRUE(queue_.Admit(std::move(j)).admitted);
+}
+
+TEST_F(AdmissionQueueTest, ShutdownRejectsAndDrainAllReturnsFifo) {
+  Fill(3);
+  queue_.Shutdown();
+  TestJob j = Job(1, seconds(60));
+  Admission a = queue_.Admit(std::move(j));
+  EXPECT_EQ(a.reason, RejectReason::kShuttingDown);
+  EXPECT_EQ(a.retry_after, milliseconds(100));
+  EXPECT_EQ(Ids(queue_.DrainAll()), (std::vector<int>{100, 101, 102}));
+  EXPECT_EQ(queue_.size(), 0u);
+  EXPECT_STREQ(RejectReasonName(RejectReason::kShuttingDown), "shutting_down");
+}
+
+TEST_F(AdmissionQueueTest, PopSkipsExpiredAndCancelled) {
+  TestJob a = Job(1, milliseconds(500));
+  TestJob b = Job(2, seconds(60));
+  TestJob c = Job(3, seconds(60));
+  *b.cancelled = true;  // cancelled after admission
+  *b.cancelled = false;
+  ASSERT_TRUE(queue_.Admit(std::move(a)).admitted);
+  std::shared_ptr<bool> b_cancel = b.cancelled;
+  ASSERT_TRUE(queue_.Admit(std::move(b)).admitted);
+  ASSERT_TRUE(queue_.Admit(std::move(c)).admitted);
+  *b_cancel = true;
+  clock_.Advance(milliseconds(500));  // a's deadline is now: expired
+  auto r = queue_.Pop();
+  ASSERT_TRUE(r.job.has_value());
+  EXPECT_EQ(r.job->id, 3);
+  EXPECT_EQ(Ids(r.dropped.expired), std::vector<int>{1});
+  EXPECT_EQ(Ids(r.dropped.cancelled), std::vector<int>{2});
+  EXPECT_EQ(queue_.size(), 0u);
+}
+
+TEST_F(AdmissionQueueTest, JobOneNanosecondBeforeDeadlineStillRuns) {
+  TestJob a = Job(1, milliseconds(500));
+  ASSERT_TRUE(queue_.Admit(std::move(a)).admitted);
+  clock_.Advance(milliseconds(500) - nanoseconds(1));
+  auto r = queue_.Pop();
+  ASSERT_TRUE(r.job.has_value());
+  EXPECT_TRUE(r.dropped.expired.empty());
+}
+
+TEST_F(AdmissionQueueTest, PopRespectsReadyPredicate) {
+  Fill(2);
+  auto r = queue_.Pop([](const TestJob&) { return false; });
+  EXPECT_FALSE(r.job.has_value());
+  EXPECT_EQ(queue_.size(), 2u);
+  r = queue_.Pop([](const TestJob& j) { return j.id == 100; });
+  ASSERT_TRUE(r.job.has_value());
+  EXPECT_EQ(r.job->id, 100);
+}
+
+TEST_F(AdmissionQueueTest, SweepRemovesDeadJobsAnywhere) {
+  Fill(2);
+  TestJob mid = Job(7, seconds(60));
+  std::shared_ptr<bool> cancel = mid.cancelled;
+  ASSERT_TRUE(queue_.Admit(std::move(mid)).admitted);
+  Fill(1);
+  *cancel = true;
+  auto d = queue_.Sweep();
+  EXPECT_EQ(Ids(d.cancelled), std::vector<int>{7});
+  EXPECT_TRUE(d.expired.empty());
+  EXPECT_EQ(Ids(queue_.DrainAll()), (std::vector<int>{100, 101, 100}));
+}
+
+TEST_F(AdmissionQueueTest, DrainRateIsMeasuredOverBusyTimeOnly) {
+  AdmissionOptions o = TestOptions();
+  o.capacity = 1000;
+  AdmissionQueue<TestJob> q(&clock_, o);
+  for (int i = 0; i < 200; ++i) {
+    TestJob j = Job(i, seconds(600));
+    ASSERT_TRUE(q.Admit(std::move(j)).admitted);
+  }
+  for (int i = 0; i < 100; ++i) {  // 20 jobs/s for 5 s
+    clock_.Advance(milliseconds(50));
+    ASSERT_TRUE(q.Pop().job.has_value());
+  }
+  EXPECT_NEAR(q.DrainPerSecond(), 20, 1e-9);
+  q.DrainAll();
+  clock_.Advance(seconds(3));  // idle time does not dilute the measurement
+  EXPECT_NEAR(q.DrainPerSecond(), 20, 1e-9);
+  clock_.Advance(seconds(10));  // out of the window: back to the prior
+  EXPECT_NEAR(q.DrainPerSecond(), 10, 1e-9);
+}
+
+TEST_F(AdmissionQueueTest, StallWhileBreakerOpenIsNotSlowDraining) {
+  Fill(5);
+  queue_.SetBreakerOpen(true, clock_.Now() + seconds(5));
+  clock_.Advance(seconds(5));
+  queue_.SetBreakerOpen(false);
+  EXPECT_NEAR(queue_.DrainPerSecond(), 10, 1e-9);  // still the prior
+}
+
+TEST_F(AdmissionQueueTest, PriorBlendsWithShortMeasurement) {
+  Fill(5);
+  queue_.SetDrainPrior(20);
+  EXPECT_NEAR(queue_.DrainPerSecond(), 20, 1e-9);
+  clock_.Advance(seconds(1));  // 1 s busy, nothing drained: (0 + 20 * 1) / 2
+  EXPECT_NEAR(queue_.DrainPerSecond(), 10, 1e-9);
+}
+
+TEST_F(AdmissionQueueTest, LatencyEwma) {
+  queue_.ObserveLatency(milliseconds(1200));  // 200 + 0.2 * 1000
+  EXPECT_EQ(queue_.ExpectedLatency(), milliseconds(400));
+  EXPECT_EQ(queue_.PredictedWait(), milliseconds(400));
+}
+
+}  // namespace
+}  // namespace bg

@@ -1,0 +1,185 @@
+#include "gateway/rate_controller.h"
+
+#include <chrono>
+
+#include "gtest/gtest.h"
+
+namespace bg {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+RateController::Options Adaptive() {
+  RateController::Options o;
+  o.mode = RateController::Mode::kAdaptive;
+  o.initial = 10;
+  o.min = 2;
+  o.max = 100;
+  o.increase_step_per_s = 1.0;
+  return o;
+}
+
+CircuitBreaker::Health Growing(double number) {
+  CircuitBreaker::Health h;
+  h.queues_growing = true;
+  h.growth = number;
+  return h;
+}
+
+class RateControllerTest : public ::testing::Test {
+ protected:
+  // Advances `s` seconds in 100 ms ticks.
+  void Ticks(RateController& c, double s, bool demand = true) {
+    for (int i = 0; i < static_cast<int>(s * 10 + 0.5); ++i) {
+      clock_.Advance(milliseconds(100));
+      c.Tick(demand);
+    }
+  }
+  // `s` seconds of polls, dispatching `calls_per_s` (capped by the rate) and
+  // answering with `number` (0 = not growing).
+  void Polls(RateController& c, int s, double calls_per_s, double number) {
+    for (int i = 0; i < s; ++i) {
+      c.RecordCalls(static_cast<int>(calls_per_s));
+      clock_.Advance(seconds(1));
+      c.OnHealth(number > 0 ? Growing(number) : CircuitBreaker::Health{});
+    }
+  }
+
+  FakeClock clock_;
+};
+
+TEST_F(RateControllerTest, StaticModeIgnoresEverySignal) {
+  RateController::Options o = Adaptive();
+  o.mode = RateController::Mode::kStatic;
+  o.initial = 40;
+  TokenBucket bucket(&clock_, 1, 10);
+  RateController c(&clock_, o, &bucket);
+  EXPECT_DOUBLE_EQ(bucket.rate(), 40);
+  Polls(c, 100, 40, 3.0);
+  for (int i = 0; i < 50; ++i) c.RecordOutcome(seconds(5), true);
+  Ticks(c, 10);
+  EXPECT_DOUBLE_EQ(c.rate(), 40);
+  o.initial = 500;  // clamped to max
+  EXPECT_DOUBLE_EQ(RateController(&clock_, o).rate(), 100);
+}
+
+TEST_F(RateControllerTest, RampsAdditivelyOnlyWhileDemandWaits) {
+  TokenBucket bucket(&clock_, 1, 10);
+  RateController c(&clock_, Adaptive(), &bucket);
+  Ticks(c, 10);
+  EXPECT_NEAR(c.rate(), 20, 1e-9);
+  EXPECT_NEAR(bucket.rate(), 20, 1e-9);
+  Ticks(c, 10, /*demand=*/false);
+  EXPECT_NEAR(c.rate(), 20, 1e-9);
+  Ticks(c, 200);
+  EXPECT_DOUBLE_EQ(c.rate(), 100);  // clamped at max
+}
+
+TEST_F(RateControllerTest,
+       GrowthCutsTowardsTheFittedDrainAndStaysAboveTheFloor) {
+  RateController c(&clock_, Adaptive());
+  // Ramp to 60 calls/s (30 events/s), quiet polls all along.
+  for (int i = 0; i < 50; ++i) {
+    Ticks(c, 1);
+    c.RecordCalls(static_cast<int>(c.rate()));
+    c.OnHealth(CircuitBreaker::Health{});
+  }
+  const double before = c.rate();
+  ASSERT_GE(before, 55);
+  Polls(c, 1, before, 0.3);  // 3 entries/s printed
+  const RateController::Snapshot s = c.snapshot();
+  EXPECT_TRUE(s.drain_known);
+  EXPECT_LT(c.rate(), before);
+  EXPECT_GE(c.rate(), before * 0.5);  // max_cut_per_poll
+  EXPECT_LT(s.drain_estimate, before / 2);
+  EXPECT_EQ(s.growth_cuts, 1u);
+  // No increase while the latest poll says growing.
+  const double cut = c.rate();
+  Ticks(c, 5);
+  EXPECT_LE(c.rate(), cut);
+}
+
+TEST_F(RateControllerTest, QuietPollsRaiseTheDrainLowerBound) {
+  RateController c(&clock_, Adaptive());
+  Polls(c, 120, 40,
+        0);  // 40 calls/s = 20 events/s for 2 minutes, never growing
+  // Kill Bill would have printed > 1 entry/s below 19 events/s of drain.
+  EXPECT_GT(c.snapshot().drain_estimate, 18.9);
+  EXPECT_LT(c.snapshot().drain_estimate, 20);
+}
+
+TEST_F(RateControllerTest, LatencyRiseCutsMultiplicativelyWithCoolDown) {
+  RateController::Options o = Adaptive();
+  o.initial = 50;
+  RateController c(&clock_, o);
+  for (int i = 0; i < 100; ++i) c.RecordOutcome(milliseconds(20), false);
+  Ticks(c, 1, /*demand=*/false);
+  EXPECT_DOUBLE_EQ(c.rate(), 50);
+  for (int i = 0; i < 100; ++i)
+    c.RecordOutcome(milliseconds(200), false);  // 10x
+  Ticks(c, 0.1, false);
+  EXPECT_DOUBLE_EQ(c.rate(), 40);
+  Ticks(c, 4.8, false);  // cool-down: no second cut yet
+  EXPECT_DOUBLE_EQ(c.rate(), 40);
+  Ticks(c, 0.2, false);
+  EXPECT_DOUBLE_EQ(c.rate(), 32);
+  EXPECT_EQ(c.snapshot().fast_cuts, 2u);
+  // Latency back to normal: the ramp resumes.
+  for (int i = 0; i < 100; ++i) c.RecordOutcome(milliseconds(20), false);
+  Ticks(c, 1);
+  EXPECT_GT(c.rate(), 32);
+}
+
+TEST_F(RateControllerTest, ErrorRateCutsAndRespectsTheFloor) {
+  RateController::Options o = Adaptive();
+  o.initial = 3;
+  RateController c(&clock_, o);
+  for (int i = 0; i < 10; ++i)
+    c.RecordOutcome(milliseconds(20), i < 3);  // 30 %
+  Ticks(c, 0.1);
+  EXPECT_DOUBLE_EQ(c.rate(), 2.4);
+  clock_.Advance(seconds(5));
+  for (int i = 0; i < 10; ++i) c.RecordOutcome(milliseconds(20), true);
+  c.Tick(true);
+  EXPECT_DOUBLE_EQ(c.rate(), 2);  // min
+  // Too few calls for a verdict.
+  clock_.Advance(seconds(5));
+  for (int i = 0; i < 9; ++i) c.RecordOutcome(milliseconds(20), true);
+  c.Tick(false);
+  EXPECT_DOUBLE_EQ(c.rate(), 2);
+}
+
+TEST_F(RateControllerTest, ProbesAboveAKnownDrainAfterQuietTime) {
+  RateController::Options o = Adaptive();
+  o.probe_wait = seconds(30);
+  o.initial = 60;
+  RateController c(&clock_, o);
+  // Growth at 60 calls/s: drain becomes known and the rate is cut below it.
+  Polls(c, 1, 60, 0.5);
+  const RateController::Snapshot s = c.snapshot();
+  ASSERT_TRUE(s.drain_known);
+  for (int i = 0; i < 29; ++i) {
+    Ticks(c, 1);
+    c.RecordCalls(static_cast<int>(c.rate()));
+    c.OnHealth(CircuitBreaker::Health{});
+  }
+  EXPECT_FALSE(c.snapshot().probing);
+  for (int i = 0; i < 10; ++i) {
+    Ticks(c, 1);
+    c.RecordCalls(static_cast<int>(c.rate()));
+  }
+  const RateController::Snapshot p = c.snapshot();
+  EXPECT_TRUE(p.probing);
+  EXPECT_NEAR(c.rate(), (p.drain_estimate + o.probe_excess) * 2, 1e-9);
+  // A growth poll now means the probe failed: back under the probe level, probe
+  // later.
+  const double probe_level = c.rate();
+  Polls(c, 1, c.rate(), 0.2);
+  EXPECT_FALSE(c.snapshot().probing);
+  EXPECT_LT(c.rate(), probe_level);
+  EXPECT_GE(c.snapshot().probe_wait, seconds(30));
+}
+
+}  // namespace
+}  // namespace bg
