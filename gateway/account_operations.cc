@@ -68,12 +68,12 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
   v1::CreateAccountResponse response;
   response.set_external_key(request.external_key());
   absl::StatusOr<std::string> id;
-  for (int attempt = 1;; ++attempt) {
+  for (;;) {
     id = Call(calls, KillBillEndpoint::kCreateAccount,
               [&] { return client_->CreateAccount(account); });
     if (id.ok() || !absl::IsUnavailable(id.status())) break;
     Clock::Duration backoff{};
-    if (!calls.MayRetry(attempt, &backoff)) break;
+    if (!calls.MayRetry(&backoff)) break;
     if (calls.clock()->Now() + backoff >= calls.deadline()) break;
     // Backoff is short (bounded by retry.max_backoff) and only on the worker running this job.
     std::this_thread::sleep_for(backoff);

@@ -1,38 +1,73 @@
-// Dispatcher: the one component of billing-gateway that owns threads.
+// Dispatcher: the one component of billing-gateway that owns threads, and the place where
+// the flow-control parts are wired together.
 //
-// It takes admitted Jobs from the service, holds them in the bounded FIFO queue, and runs
-// each on one of `max_in_flight` worker threads when the flow-control parts allow it. Every
-// Job is answered exactly once: by its own run, or here (rejected at admission, dropped
-// because its deadline passed or its caller cancelled while queued, or refused at shutdown).
+//   Submit ──► AdmissionQueue (bounded FIFO, deadline-aware; rejects fast with a pushback)
+//                   │
+//   scheduler thread: pops the head job when a worker is free (concurrency cap), the
+//                   │ TokenBucket has its expected Kill Bill calls, and the CircuitBreaker
+//                   │ gives a permit; expired/cancelled jobs are answered unrun
+//                   ▼
+//   worker threads (max_in_flight): run the job's Kill Bill calls; outcomes feed the
+//                   breaker, the rate controller, the queue's latency estimate, metrics
 //
-// Thread-safety: Submit() and Shutdown() may be called from any thread (gRPC's threads call
-// Submit()); Submit() never blocks on Kill Bill.
+//   health thread: polls GET /1.0/healthcheck every poll_interval → breaker + controller
+//   the scheduler also ticks the rate controller and the breaker every adjust_interval.
+//
+// Every Job is answered exactly once: by its own run, or here (rejected at admission,
+// dropped because its deadline passed or its caller cancelled while queued, or refused at
+// shutdown).
+//
+// Waiting is real time (condition variables with timeouts computed from the injected
+// clock), so the dispatcher itself runs on SteadyClock; its parts are tested alone under
+// FakeClock.
+//
+// Thread-safety: Submit() may be called from any thread (gRPC's); it never blocks on Kill
+// Bill. Shutdown() from one thread.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "gateway/admission_queue.h"
+#include "gateway/circuit_breaker.h"
 #include "gateway/job.h"
 #include "gateway/metrics.h"
+#include "gateway/rate_controller.h"
+#include "gateway/retry_policy.h"
+#include "gateway/token_bucket.h"
+#include "killbill_client/types.h"
 
 namespace bg::gateway {
 
 struct DispatcherOptions {
-  // Jobs that may wait in the queue; beyond it new jobs are refused with queue_full.
-  int queue_capacity = 10000;
-  // Worker threads, hence the most Kill Bill calls in flight at once.
+  AdmissionOptions queue;
+  CircuitBreaker::Options breaker;
+  RateController::Options rate;
+  RetryOptions retry;
+  // Worker threads, hence the most jobs (and Kill Bill calls) in flight at once.
   int max_in_flight = 8;
+  // How often the rate controller and breaker are ticked and the queue swept.
+  Clock::Duration adjust_interval = std::chrono::seconds(1);
+  // Healthcheck polling; a growth number above the threshold means "growing".
+  Clock::Duration health_poll_interval = std::chrono::seconds(1);
+  double queue_growth_threshold = 0.1;
 };
 
 class Dispatcher {
  public:
-  Dispatcher(Clock* clock, GatewayMetrics* metrics, DispatcherOptions options);
-  ~Dispatcher();  // Shuts down with no grace if Shutdown() was not called.
+  // Polls Kill Bill's healthcheck; returns the parsed report or why it failed.
+  using HealthProbe = std::function<absl::StatusOr<killbill::HealthReport>()>;
+
+  Dispatcher(Clock* clock, GatewayMetrics* metrics, DispatcherOptions options,
+             HealthProbe health_probe);
+  ~Dispatcher();  // Shutdown(0) if Shutdown() was not called.
 
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -40,26 +75,58 @@ class Dispatcher {
   // Admits `job` or answers it at once with a rejection.
   void Submit(Job job) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Stops admission, lets workers drain the queue for up to `grace`, then answers what is
-  // still queued with UNAVAILABLE/shutting_down and joins the workers once their running
-  // jobs finish.
+  // Stops admission (shutting_down), lets the queue drain for up to `grace`, answers what
+  // is still queued with UNAVAILABLE/shutting_down, waits for running jobs, joins threads.
   void Shutdown(Clock::Duration grace) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   class Calls;
+  struct Running {
+    Job job;
+    CircuitBreaker::Permit permit;
+    int prepaid = 0;
+  };
+
+  void SchedulerLoop();
   void WorkerLoop();
-  // Answers the job without running it and counts why.
-  void Drop(Job& job, DropReason reason);
+  void HealthLoop();
+  void Tick();
+  void RunJob(Running& running);
+  void AnswerDropped(AdmissionQueue<Job>::Dropped& dropped);
+  void Reject(Job& job, const Admission& admission);
+  // Tells the queue the breaker's state after a transition (see the callback).
+  void SyncBreakerToQueue();
+  uint64_t NextRetrySeed() ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits on cv_ for at most `d` (real time) or until woken.
+  void WaitFor(Clock::Duration d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Clock* const clock_;
   GatewayMetrics* const metrics_;
   const DispatcherOptions options_;
+  const HealthProbe health_probe_;
+
+  AdmissionQueue<Job> queue_;
+  TokenBucket bucket_;
+  CircuitBreaker breaker_;
+  RateController controller_;
+  RetryBudget retry_budget_;
 
   absl::Mutex mu_;
-  std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
-  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // Workers exit once this is set.
+  absl::CondVar cv_;  // Signalled on submit, job completion, shutdown.
+  std::deque<Running> ready_ ABSL_GUARDED_BY(mu_);  // Handed from scheduler to workers.
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // Popped and not yet finished.
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool bucket_ran_dry_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t retry_seed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;  // Jobs admitted so far (wake-up check).
+  // Set by the breaker's transition callback, which may run under the queue's lock; the
+  // scheduler applies it to the queue. Atomic: written from any thread without mu_.
+  std::atomic<bool> breaker_changed_{true};
+
+  std::thread scheduler_;
+  std::thread health_;
   std::vector<std::thread> workers_;
+  bool shut_down_ = false;
 };
 
 }  // namespace bg::gateway

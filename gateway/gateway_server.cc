@@ -15,6 +15,56 @@
 
 namespace bg::gateway {
 
+killbill::ClientOptions ClientOptionsFrom(const config::KillBillConfig& c) {
+  killbill::ClientOptions o;
+  o.url = c.url;
+  o.api_key = c.api_key;
+  o.api_secret = c.api_secret;
+  o.username = c.username;
+  o.password = c.password;
+  o.created_by = c.created_by;
+  o.connect_timeout = c.connect_timeout;
+  o.request_timeout = c.request_timeout;
+  o.max_connections = c.max_connections;
+  o.ca_file = c.ca_file;
+  return o;
+}
+
+DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& c) {
+  DispatcherOptions o;
+  o.max_in_flight = c.concurrency.max_in_flight;
+  o.adjust_interval = c.rate.adjust_interval;
+  o.health_poll_interval = c.health.poll_interval;
+  o.queue_growth_threshold = c.health.queue_growth_threshold;
+
+  o.queue.capacity = static_cast<size_t>(c.queue.capacity);
+
+  o.rate.mode = c.rate.mode == config::RateMode::kStatic ? RateController::Mode::kStatic
+                                                         : RateController::Mode::kAdaptive;
+  o.rate.initial = c.rate.initial;
+  o.rate.min = c.rate.min;
+  o.rate.max = c.rate.max;
+  o.rate.burst = c.rate.burst;
+  o.rate.increase_step_per_s = c.rate.increase_step / ToSeconds(c.rate.adjust_interval);
+  o.rate.fast_cooldown = c.rate.cooldown;
+
+  o.breaker.failure_rate_threshold = c.breaker.failure_rate_threshold;
+  o.breaker.slow_call_threshold = c.breaker.slow_call_threshold;
+  o.breaker.slow_call_rate_threshold = c.breaker.slow_call_rate_threshold;
+  o.breaker.window = c.breaker.window;
+  o.breaker.min_calls = c.breaker.min_calls;
+  o.breaker.open_duration = c.breaker.open_duration;
+  o.breaker.max_open_duration = c.breaker.max_open_duration;
+  o.breaker.half_open_probes = c.breaker.half_open_probes;
+  o.breaker.probe_timeout = c.breaker.probe_timeout;
+
+  o.retry.max_attempts = c.retry.max_attempts;
+  o.retry.initial_backoff = c.retry.initial_backoff;
+  o.retry.max_backoff = c.retry.max_backoff;
+  o.retry.budget_ratio = c.retry.budget_ratio;
+  return o;
+}
+
 GatewayServer::GatewayServer(config::GatewayConfig config, Clock* clock)
     : config_(std::move(config)), clock_(clock) {}
 
@@ -31,26 +81,22 @@ absl::Status GatewayServer::Start() {
   exposer_->RegisterCollectable(metrics_->shared_registry());
   metrics_port_ = exposer_->GetListeningPorts().front();
 
-  killbill::ClientOptions kb;
-  kb.url = config_.killbill.url;
-  kb.api_key = config_.killbill.api_key;
-  kb.api_secret = config_.killbill.api_secret;
-  kb.username = config_.killbill.username;
-  kb.password = config_.killbill.password;
-  kb.created_by = config_.killbill.created_by;
-  kb.connect_timeout = config_.killbill.connect_timeout;
-  kb.request_timeout = config_.killbill.request_timeout;
-  kb.max_connections = config_.killbill.max_connections;
-  kb.ca_file = config_.killbill.ca_file;
-  auto client = killbill::KillBillClient::Create(kb);
+  auto client = killbill::KillBillClient::Create(ClientOptionsFrom(config_.killbill));
   if (!client.ok()) return client.status();
   client_ = std::move(*client);
+  // The healthcheck has its own connection and timeout, so a saturated pool of account
+  // calls never delays the signal that protects Kill Bill.
+  killbill::ClientOptions health_options = ClientOptionsFrom(config_.killbill);
+  health_options.max_connections = 1;
+  health_options.request_timeout = config_.health.timeout;
+  auto health_client = killbill::KillBillClient::Create(health_options);
+  if (!health_client.ok()) return health_client.status();
+  health_client_ = std::move(*health_client);
   operations_ = std::make_unique<AccountOperations>(client_.get());
 
-  DispatcherOptions dispatch;
-  dispatch.queue_capacity = config_.queue.capacity;
-  dispatch.max_in_flight = config_.concurrency.max_in_flight;
-  dispatcher_ = std::make_unique<Dispatcher>(clock_, metrics_.get(), dispatch);
+  dispatcher_ = std::make_unique<Dispatcher>(
+      clock_, metrics_.get(), DispatcherOptionsFrom(config_),
+      [client = health_client_.get()] { return client->Healthcheck(); });
   service_ = std::make_unique<BillingGatewayService>(clock_, dispatcher_.get(), operations_.get(),
                                                      metrics_.get(),
                                                      config_.server.default_deadline);

@@ -31,6 +31,11 @@ class BillingGatewayService;
 class Dispatcher;
 class GatewayMetrics;
 
+struct DispatcherOptions;
+
+// Config to the options of the parts it configures (exposed for tests).
+DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& config);
+
 class GatewayServer {
  public:
   GatewayServer(config::GatewayConfig config, Clock* clock);
@@ -50,6 +55,7 @@ class GatewayServer {
   std::unique_ptr<GatewayMetrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<killbill::KillBillClient> client_;
+  std::unique_ptr<killbill::KillBillClient> health_client_;
   std::unique_ptr<AccountOperations> operations_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<BillingGatewayService> service_;

@@ -32,6 +32,9 @@ struct Job {
   std::function<void(const absl::Status& status, const char* reason,
                      Clock::Duration retry_pushback)>
       answer;
+
+  // For AdmissionQueue's JobTraits: cheap, called under the queue lock.
+  bool IsCancelled() const { return cancelled && cancelled(); }
 };
 
 // What a running job may ask of the dispatcher around each Kill Bill call.
@@ -44,9 +47,9 @@ class KillBillCalls {
   // Called after each Kill Bill call with its outcome and latency.
   virtual void Record(KillBillEndpoint endpoint, const absl::Status& status,
                       Clock::Duration latency) = 0;
-  // Asks the retry budget for one retry of an idempotent call; returns the backoff to wait,
-  // or nullopt when no retry may be made.
-  virtual bool MayRetry(int attempt, Clock::Duration* backoff) = 0;
+  // Asks the retry policy and budget for one more attempt of an idempotent call; on true,
+  // `backoff` is the jittered time to wait first.
+  virtual bool MayRetry(Clock::Duration* backoff) = 0;
   virtual Clock::TimePoint deadline() const = 0;
   virtual Clock* clock() const = 0;
 };

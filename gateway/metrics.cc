@@ -32,20 +32,6 @@ const char* MethodName(Method m) {
   return m == Method::kCreateAccount ? "CreateAccount" : "GetAccount";
 }
 
-const char* RejectReasonName(RejectReason r) {
-  switch (r) {
-    case RejectReason::kQueueFull:
-      return "queue_full";
-    case RejectReason::kDeadlineUnmeetable:
-      return "deadline_unmeetable";
-    case RejectReason::kBreakerOpen:
-      return "breaker_open";
-    case RejectReason::kShuttingDown:
-      return "shutting_down";
-  }
-  return "unknown";
-}
-
 GatewayMetrics::GatewayMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   auto& requests = BuildCounter()
                        .Name("billing_gateway_requests_total")

@@ -18,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "gateway/admission_queue.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -33,15 +34,8 @@ const char* MethodName(Method m);
 enum class KillBillEndpoint { kCreateAccount = 0, kGetAccount, kAddTags, kHealthcheck };
 inline constexpr int kEndpointCount = 4;
 
-// Why a request was refused before reaching Kill Bill (also the trailing-metadata value).
-enum class RejectReason {
-  kQueueFull = 0,
-  kDeadlineUnmeetable,
-  kBreakerOpen,
-  kShuttingDown,
-};
+// Why a request was refused before reaching Kill Bill: bg::RejectReason (admission_queue.h).
 inline constexpr int kRejectReasonCount = 4;
-const char* RejectReasonName(RejectReason r);
 
 // Why a queued job left the queue without running.
 enum class DropReason { kDeadline = 0, kCancelled, kShutdown };
