@@ -53,7 +53,10 @@ Admission AdmissionPolicy::Decide(Clock::TimePoint now,
     return a;
   }
   a.predicted_wait = PredictedWait(ahead);
-  if (now + a.predicted_wait + opt_.deadline_margin <= deadline) {
+  const Clock::Duration padded =
+      RoundSeconds(opt_.wait_safety_factor * static_cast<double>(ahead) / drain_.PerSecond()) +
+      expected_latency();
+  if (now + padded + opt_.deadline_margin <= deadline) {
     a.admitted = true;
     return a;
   }
@@ -63,7 +66,8 @@ Admission AdmissionPolicy::Decide(Clock::TimePoint now,
       ToSeconds(deadline - now - opt_.deadline_margin) - latency_s_;
   // Positions that would still fit this deadline budget; wait until the queue
   // is that short.
-  const double fits = budget_s < 0 ? 0 : std::floor(budget_s * drain);
+  const double fits =
+      budget_s < 0 ? 0 : std::floor(budget_s * drain / opt_.wait_safety_factor);
   const double excess = std::max(1.0, static_cast<double>(ahead) - fits);
   a.retry_after = Clamp(RoundSeconds(excess / drain));
   return a;

@@ -72,6 +72,11 @@ struct AdmissionOptions {
   // Time reserved for the answer's way back to the caller; a job is only
   // admitted/run when it can finish this long before its deadline.
   Clock::Duration deadline_margin = std::chrono::milliseconds(20);
+  // The predicted queue wait is multiplied by this before it is compared with the
+  // deadline: the drain rate is measured over the last seconds and the rate controller may
+  // lower it after admission, so a job admitted with no slack would often be shed later.
+  // Higher rejects earlier and sheds less.
+  double wait_safety_factor = 1.25;
   // Expected Kill Bill time per job before any is measured.
   Clock::Duration initial_latency = std::chrono::milliseconds(200);
   // EWMA weight of a new latency sample. Higher follows faster and jitters
@@ -272,7 +277,10 @@ class AdmissionQueue {
       d->cancelled.push_back(std::move(job));
       return true;
     }
-    if (now + policy_.options().deadline_margin >= Traits::Deadline(job)) {
+    // A job that could not finish even if it started now is shed, so its caller hears
+    // "no" before its deadline instead of timing out.
+    if (now + policy_.options().deadline_margin + policy_.expected_latency() >=
+        Traits::Deadline(job)) {
       d->expired.push_back(std::move(job));
       return true;
     }

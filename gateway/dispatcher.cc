@@ -170,9 +170,18 @@ void Dispatcher::Reject(Job& job, const Admission& admission) {
 }
 
 void Dispatcher::AnswerDropped(AdmissionQueue<Job>::Dropped& dropped) {
-  for (Job& job : dropped.expired) {
-    metrics_->RecordDrop(DropReason::kDeadline);
-    job.answer(absl::DeadlineExceededError("deadline passed while queued"), nullptr, {});
+  if (!dropped.expired.empty()) {
+    // Shed: these can no longer finish before their deadline even if started now. Telling
+    // the caller so (with a pushback) beats letting it time out.
+    const Clock::Duration pushback = std::clamp(
+        queue_.PredictedWait(), options_.queue.min_retry_pushback, options_.queue.max_retry_pushback);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(pushback).count();
+    for (Job& job : dropped.expired) {
+      metrics_->RecordDrop(DropReason::kDeadline);
+      job.answer(absl::ResourceExhaustedError(absl::StrCat(
+                     "rejected: deadline_unmeetable; shed from the queue, retry in ", ms, " ms")),
+                 RejectReasonName(RejectReason::kDeadlineUnmeetable), pushback);
+    }
   }
   for (Job& job : dropped.cancelled) {
     metrics_->RecordDrop(DropReason::kCancelled);

@@ -30,6 +30,7 @@ AdmissionOptions TestOptions() {
   o.initial_latency = milliseconds(200);
   o.latency_ewma_alpha = 0.2;
   o.initial_drain_per_s = 10;
+  o.wait_safety_factor = 1.0;  // Exact arithmetic; the factor has its own test.
   o.min_retry_pushback = milliseconds(100);
   o.max_retry_pushback = seconds(30);
   return o;
@@ -167,13 +168,36 @@ TEST_F(AdmissionQueueTest, PopSkipsExpiredAndCancelled) {
   EXPECT_EQ(queue_.size(), 0u);
 }
 
-TEST_F(AdmissionQueueTest, JobOneNanosecondBeforeDeadlineStillRuns) {
+TEST_F(AdmissionQueueTest, JobThatCanStillFinishRunsOneThatCannotIsShed) {
+  // Expected latency is 200 ms: a job runs while now + 200 ms < deadline.
   TestJob a = Job(1, milliseconds(500));
   ASSERT_TRUE(queue_.Admit(std::move(a)).admitted);
-  clock_.Advance(milliseconds(500) - nanoseconds(1));
+  TestJob b = Job(2, milliseconds(500));
+  ASSERT_TRUE(queue_.Admit(std::move(b)).admitted);
+  clock_.Advance(milliseconds(300) - nanoseconds(1));
   auto r = queue_.Pop();
   ASSERT_TRUE(r.job.has_value());
+  EXPECT_EQ(r.job->id, 1);
   EXPECT_TRUE(r.dropped.expired.empty());
+  clock_.Advance(nanoseconds(1));
+  r = queue_.Pop();
+  EXPECT_FALSE(r.job.has_value());
+  EXPECT_EQ(Ids(r.dropped.expired), std::vector<int>{2});
+}
+
+TEST_F(AdmissionQueueTest, SafetyFactorPadsTheQueueWait) {
+  AdmissionOptions o = TestOptions();
+  o.wait_safety_factor = 1.5;
+  AdmissionQueue<TestJob> q(&clock_, o);
+  for (int i = 0; i < 4; ++i) {
+    TestJob j = Job(100 + i, seconds(60));
+    ASSERT_TRUE(q.Admit(std::move(j)).admitted);
+  }
+  // 4 ahead at 10/s = 400 ms, padded to 600 ms, + 200 ms latency.
+  TestJob short_by_1ns = Job(1, milliseconds(800) - nanoseconds(1));
+  EXPECT_FALSE(q.Admit(std::move(short_by_1ns)).admitted);
+  TestJob exact = Job(2, milliseconds(800));
+  EXPECT_TRUE(q.Admit(std::move(exact)).admitted);
 }
 
 TEST_F(AdmissionQueueTest, PopRespectsReadyPredicate) {

@@ -1,0 +1,77 @@
+// SimOptions: every setting of killbill-sim in one typed struct, plus the
+// adapters that fill it from YAML (`--config FILE`) and from JSON (POST
+// /sim/config) and render it as JSON (GET /sim/stats). Exceptions of yaml-cpp
+// and nlohmann::json stop here and become absl::Status.
+//
+// Thread-safety: plain value types and free functions; no shared state.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "bench/killbill_sim/capacity_model.h"
+#include "bench/killbill_sim/queue_growth.h"
+#include "nlohmann/json.hpp"
+
+namespace bg::sim {
+
+struct SimOptions {
+  // Address to bind. Port 0 picks a free port (read it back with
+  // KillBillSim::port()).
+  std::string host = "127.0.0.1";
+  int port = 8080;
+
+  // Credentials every /1.0/kb/** call must carry (SaaSOdoo's defaults).
+  std::string api_key = "fresh-tenant";
+  std::string api_secret = "fresh-secret";
+  std::string user = "admin";
+  std::string password = "password";
+
+  // org.killbill.jaxrs.location.full.url: absolute Location (http://Host/...)
+  // when true, the path only when false.
+  bool location_full_url = true;
+  // org.killbill.server.queue.healthcheck: false = the queues check is always
+  // healthy.
+  bool queue_healthcheck = true;
+  QueueGrowthOptions growth;
+
+  CapacityModelOptions model;
+
+  // Tomcat-like limits. `max_threads` requests are processed at once (Tomcat
+  // maxThreads); more wait FIFO for a thread. `max_connections` connections are
+  // held open (one I/O thread each, created lazily); up to `accept_count` more
+  // wait to be served, and any connection beyond that is closed at once without
+  // a response (Tomcat acceptCount: the real one is the kernel backlog).
+  // /sim/** calls bypass the max_threads limit.
+  int max_threads = 200;
+  int max_connections = 8192;
+  int accept_count = 100;
+  // Keep-alive: requests per connection and idle timeout (Tomcat: 100 and 20
+  // s).
+  int keep_alive_max_requests = 100;
+  std::chrono::seconds keep_alive_timeout{20};
+
+  // Seed of the fault-injection random draws (error_rate, garbage_rate,
+  // reset_rate).
+  uint64_t seed = 1;
+};
+
+// Checks ranges (capacity > 0, drain >= 0, limits >= 1, ...).
+absl::Status Validate(const SimOptions& options);
+
+// Reads a YAML file whose keys are the JSON keys of SimOptionsToJson (nested
+// `model:` and `growth:` maps, or flat keys: both accepted). Unknown keys are
+// an error.
+absl::Status LoadYamlFile(const std::string& path, SimOptions* options);
+absl::Status ApplyYaml(const std::string& yaml_text, SimOptions* options);
+
+// Applies a JSON object of settings (same keys, flat or nested); unknown keys
+// are an error. Used by POST /sim/config. On error *options is left unchanged.
+absl::Status ApplyJson(const nlohmann::json& settings, SimOptions* options);
+
+nlohmann::ordered_json SimOptionsToJson(const SimOptions& options);
+
+}  // namespace bg::sim

@@ -1,0 +1,16 @@
+# killbill-sim tests: model and healthcheck arithmetic on FakeClock (unit), the in-process
+# (Single labels: bg_test passes LABELS unquoted, so a second label would be lost.)
+# Every test name starts with "Sim": run them all with `ctest -R Sim`.
+# HTTP server on port 0 (integration).
+bg_test(sim_model_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_model_test.cc
+  LIBS bg_sim
+  LABELS unit)
+bg_test(sim_options_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_options_test.cc
+  LIBS bg_sim
+  LABELS unit)
+bg_test(sim_server_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_server_test.cc
+  LIBS bg_sim PkgConfig::HTTPLIB nlohmann_json::nlohmann_json absl::strings
+  LABELS integration)

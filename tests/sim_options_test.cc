@@ -1,0 +1,64 @@
+// Tests of SimOptions adapters: YAML file, JSON settings, validation,
+// rendering.
+#include "bench/killbill_sim/sim_options.h"
+
+#include "gtest/gtest.h"
+
+namespace bg::sim {
+namespace {
+
+TEST(SimOptionsTest, DefaultsAreTheReportsKillBill) {
+  SimOptions o;
+  EXPECT_EQ(o.api_key, "fresh-tenant");
+  EXPECT_EQ(o.api_secret, "fresh-secret");
+  EXPECT_EQ(o.user, "admin");
+  EXPECT_EQ(o.password, "password");
+  EXPECT_DOUBLE_EQ(o.model.capacity, 30);
+  EXPECT_DOUBLE_EQ(o.model.bus_drain, 25);
+  EXPECT_EQ(o.growth.window, 60);
+  EXPECT_TRUE(o.location_full_url);
+  EXPECT_EQ(o.max_threads, 200);
+  EXPECT_TRUE(Validate(o).ok());
+}
+
+TEST(SimOptionsTest, LoadsYamlFileNestedAndFlat) {
+  SimOptions o;
+  ASSERT_TRUE(LoadYamlFile("tests/testdata/sim/sim.yaml", &o).ok());
+  EXPECT_EQ(o.port, 0);
+  EXPECT_FALSE(o.location_full_url);
+  EXPECT_DOUBLE_EQ(o.model.capacity, 45.5);
+  EXPECT_DOUBLE_EQ(o.model.bus_drain, 12);
+  EXPECT_EQ(o.model.base_latency, std::chrono::milliseconds(7));
+  EXPECT_FALSE(o.model.degrade);
+  EXPECT_EQ(o.growth.window, 30);
+  EXPECT_EQ(o.api_key, "other-tenant");
+  EXPECT_EQ(o.max_threads, 50);
+}
+
+TEST(SimOptionsTest, RejectsBadYamlAndUnknownKeys) {
+  SimOptions o;
+  EXPECT_FALSE(ApplyYaml("capacity: [1, 2", &o).ok());  // syntax
+  EXPECT_FALSE(ApplyYaml("capacityy: 3", &o).ok());     // typo
+  EXPECT_FALSE(ApplyYaml("capacity: fast", &o).ok());   // type
+  EXPECT_FALSE(ApplyYaml("capacity: 0", &o).ok());      // range
+  EXPECT_FALSE(LoadYamlFile("/nonexistent.yaml", &o).ok());
+  EXPECT_DOUBLE_EQ(o.model.capacity, 30);  // untouched on error
+}
+
+TEST(SimOptionsTest, JsonRoundTrip) {
+  SimOptions o;
+  ASSERT_TRUE(
+      ApplyJson({{"capacity", 60}, {"bus_drain", 50.5}, {"base_latency_ms", 0}},
+                &o)
+          .ok());
+  EXPECT_DOUBLE_EQ(o.model.capacity, 60);
+  EXPECT_EQ(o.model.base_latency, Clock::Duration::zero());
+  const auto j = SimOptionsToJson(o);
+  EXPECT_DOUBLE_EQ(j["bus_drain"].get<double>(), 50.5);
+  EXPECT_FALSE(j.contains("password"));
+  EXPECT_FALSE(ApplyJson({{"bus_drain", -1}}, &o).ok());
+  EXPECT_FALSE(ApplyJson(nlohmann::json::array(), &o).ok());
+}
+
+}  // namespace
+}  // namespace bg::sim
