@@ -1,0 +1,101 @@
+// LoadRunner: drives a Target in closed or open loop and records every outcome.
+//
+// Closed loop (`concurrency` virtual users, `count` calls in total, bounded by
+// `max_duration`): each virtual user makes one call at a time. After a
+// rejection that carries a pushback (gRPC `grpc-retry-pushback-ms`, HTTP
+// `Retry-After`) the user waits that long before its next call, as a
+// well-mannered client would (`honor_pushback`).
+//
+// Open loop (an ArrivalSchedule): each arrival is sent when due, whatever
+// earlier calls are doing. At most `max_outstanding` calls are in flight; an
+// arrival due while that many are outstanding is recorded as `not_sent`.
+// Latency is measured from the due time, so a client that falls behind shows
+// it. Arrivals are independent users: pushback does not delay the schedule (a
+// registration that is rejected is simply counted as rejected).
+//
+// Side threads: a timer (pushback waits), a progress printer (stderr) and, with
+// a sim-stats URL, a poller that records killbill-sim's bus backlog once a
+// second.
+//
+// Thread-safety: Run() is called once, from one thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "bench/loadgen/arrival_schedule.h"
+#include "bench/loadgen/run_recorder.h"
+#include "bench/loadgen/target.h"
+
+namespace bg::loadgen {
+
+enum class ProgressMode { kNone, kPlain, kTty };
+
+struct RunnerOptions {
+  bool open_loop = false;
+  // Closed loop.
+  int64_t concurrency = 1;
+  int64_t count = 1;
+  std::chrono::nanoseconds max_duration = std::chrono::minutes(10);
+  // Open loop.
+  ArrivalSchedule schedule;
+  int64_t max_outstanding = 1000;
+  // Both.
+  bool honor_pushback = true;
+  // Closed loop: after a rejection or an error, the virtual user waits at least
+  // this long (the client's own backoff when the server gives no pushback, e.g.
+  // nginx's bare 429).
+  std::chrono::nanoseconds failure_wait{0};
+  std::chrono::nanoseconds deadline = std::chrono::seconds(30);
+  ProgressMode progress = ProgressMode::kPlain;
+  std::string sim_stats_url;  // empty: no polling
+  std::string backlog_field = "bus_backlog";
+};
+
+class LoadRunner {
+ public:
+  LoadRunner(Target* target, RunnerOptions options, RunRecorder* recorder);
+  // Must not run while calls are outstanding (after an incomplete Run(), exit
+  // instead).
+  ~LoadRunner();
+
+  // Runs to completion (all calls answered, or the drain bound passed) and
+  // returns the run's elapsed time. `complete` is false when calls were still
+  // outstanding at the bound.
+  std::chrono::nanoseconds Run(bool* complete);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  class DelayQueue;
+
+  void RunClosed();
+  void RunOpen();
+  void VuNext();
+  void VuFinished();
+  void ProgressLoop();
+  void PollLoop();
+  void PrintProgress(bool final_line);
+  RunRecorder::Offset Since(Clock::time_point t) const { return t - start_; }
+
+  Target* const target_;
+  const RunnerOptions options_;
+  RunRecorder* const recorder_;
+  Clock::time_point start_;
+  Clock::time_point issue_end_;  // closed loop: no new call starts after this
+  std::unique_ptr<DelayQueue> timer_;  // pushback waits
+
+  // Lock-free: taken once per call by whichever thread starts it.
+  std::atomic<int64_t> next_seq_{0};
+  absl::Mutex mu_;
+  int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t active_vus_ ABSL_GUARDED_BY(mu_) = 0;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;  // side threads stop
+};
+
+}  // namespace bg::loadgen

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# S1 registration storm: closed loop at several concurrency levels, 30 s deadline, for every
+# contender, each point on a fresh killbill-sim.
+#
+# Each point is duration-bounded (S1_DURATION seconds of issuing, then in-flight calls finish
+# or time out) with a count cap, so the whole scenario takes ~10-15 minutes.
+#
+#   bench/scenarios/s1_storm.sh [--quick]
+# Environment: S1_POINTS (default "25 50 100 500 1000"), S1_DURATION (default 20),
+# S1_COUNT_CAP (default 100000), plus lib.sh's.
+# Output: $RESULTS/s1/{summary.csv,<contender>-c<N>.*,*.png}; markdown table on stdout.
+set -u
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if [[ "${1:-}" == --quick ]]; then
+  S1_POINTS="${S1_POINTS:-50 200}"
+  S1_DURATION="${S1_DURATION:-5}"
+fi
+S1_POINTS="${S1_POINTS:-25 50 100 500 1000}"
+S1_DURATION="${S1_DURATION:-20}"
+S1_COUNT_CAP="${S1_COUNT_CAP:-100000}"
+
+require_tools
+OUT="$(fresh_results s1)"
+SUMMARY="$OUT/summary.csv"
+log "S1 registration storm: points [$S1_POINTS], ${S1_DURATION}s each, contenders [$CONTENDERS] -> $OUT"
+
+s1_contender() {
+  local c="$1" n
+  for n in $S1_POINTS; do
+    start_contender "$c" "$OUT" || return 0
+    run_loadgen "$SUMMARY" "$c" "$n" "$OUT/$c-c$n" \
+      --concurrency "$n" --count "$S1_COUNT_CAP" --duration "${S1_DURATION}s"
+    stop_all
+  done
+}
+for_each_contender s1_contender
+
+[[ -s "$SUMMARY" ]] || die "no run produced a summary"
+plot_vs_concurrency "$SUMMARY" "$OUT"
+echo
+echo "### S1 registration storm (closed loop, ${S1_DURATION} s per point, deadline ${DEADLINE_S} s, tags=$TAGS)"
+echo
+markdown_table "$SUMMARY"
