@@ -119,7 +119,9 @@ Dispatcher::Dispatcher(Clock* clock, GatewayMetrics* metrics, DispatcherOptions 
       queue_(clock, options_.queue),
       bucket_(clock, options_.rate.initial, options_.rate.burst),
       breaker_(clock, options_.breaker),
-      controller_(clock, options_.rate, &bucket_),
+      // The bucket's rate is set at each tick: the controller's rate times this replica's
+      // share of it.
+      controller_(clock, options_.rate, /*bucket=*/nullptr),
       retry_budget_(clock, options_.retry) {
   metrics_->queue_capacity().Set(static_cast<double>(options_.queue.capacity));
   metrics_->rate_limit().Set(controller_.rate());
@@ -201,7 +203,9 @@ void Dispatcher::Tick() {
     absl::MutexLock lock(&mu_);
     ran_dry = std::exchange(bucket_ran_dry_, false);
   }
-  const double rate = controller_.Tick(queue_.size() > 0 || ran_dry);
+  const double rate =
+      controller_.Tick(queue_.size() > 0 || ran_dry) * rate_share_.load(std::memory_order_relaxed);
+  bucket_.SetRate(rate);
   breaker_.Tick();
   SyncBreakerToQueue();
   // Registration = create + tag: two calls per job is the prior until drain is measured.
@@ -210,6 +214,10 @@ void Dispatcher::Tick() {
   AnswerDropped(dropped);
   metrics_->rate_limit().Set(rate);
   metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
+}
+
+void Dispatcher::SetRateShare(double fraction) {
+  rate_share_.store(std::clamp(fraction, 1e-3, 1.0), std::memory_order_relaxed);
 }
 
 void Dispatcher::WaitFor(Clock::Duration d) {

@@ -75,6 +75,10 @@ class Dispatcher {
   // Admits `job` or answers it at once with a rejection.
   void Submit(Job job) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // This replica's share of the Kill Bill rate, in (0, 1]: with N live replicas on one
+  // database each paces Kill Bill at rate / N. Takes effect at the next tick.
+  void SetRateShare(double fraction);
+
   // Stops admission (shutting_down), lets the queue drain for up to `grace`, answers what
   // is still queued with UNAVAILABLE/shutting_down, waits for running jobs, joins threads.
   void Shutdown(Clock::Duration grace) ABSL_LOCKS_EXCLUDED(mu_);
@@ -122,6 +126,8 @@ class Dispatcher {
   // Set by the breaker's transition callback, which may run under the queue's lock; the
   // scheduler applies it to the queue. Atomic: written from any thread without mu_.
   std::atomic<bool> breaker_changed_{true};
+  // Written by the replica heartbeat, read by the scheduler's tick; a lone double.
+  std::atomic<double> rate_share_{1.0};
 
   std::thread scheduler_;
   std::thread health_;
