@@ -52,5 +52,16 @@ echo; echo "== GetAccount"
 for i in 1 2 3; do $client get "demo-customer-$i"; done
 echo; echo "== Kill Bill stand-in's view (/sim/stats)"
 curl -s "http://127.0.0.1:$sim_port/sim/stats"; echo
-echo; echo "== Gateway metrics (billing_gateway_*)"
+echo; echo "== Gateway metrics (billing_gateway_*, non-zero series)"
 curl -s "http://127.0.0.1:$metrics_port/metrics" | grep -E '^billing_gateway_' | grep -vE '_bucket\{| 0$'
+cleanup
+trap - EXIT
+
+# A short version of benchmark scenarios S1 (registration storm) and S2 (Kill Bill capacity
+# drop), about 3 minutes: the full runs and their figures are in bench/RESULTS.md.
+echo; echo "== Short S1 + S2: direct to Kill Bill vs nginx vs billing-gateway (about 3 minutes)"
+export SIM_BIN="$build/bench/killbill_sim/killbill-sim" GATEWAY_BIN="$build/gateway/billing-gateway" \
+       LOADGEN_BIN="$build/bench/loadgen/billing-loadgen"
+CONTENDERS="${CONTENDERS:-direct nginx gateway-adaptive}" S1_POINTS="${S1_POINTS:-50 500}" \
+  S1_DURATION="${S1_DURATION:-15}" S2_PHASE="${S2_PHASE:-15}" "$root/bench/scenarios/run_all.sh" --quick
+echo; echo "Plots: $root/bench/results/s1/*.png and $root/bench/results/s2/*.png"
