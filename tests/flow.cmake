@@ -1,7 +1,7 @@
 # Unit tests of the flow-control parts (gateway/flow.cmake), all under bg::FakeClock.
-bg_test(token_bucket_test SOURCES token_bucket_test.cc LIBS bg_flow LABELS unit)
-bg_test(circuit_breaker_test SOURCES circuit_breaker_test.cc LIBS bg_flow LABELS unit)
-bg_test(admission_queue_test SOURCES admission_queue_test.cc LIBS bg_flow LABELS unit)
-bg_test(rate_controller_test SOURCES rate_controller_test.cc LIBS bg_flow LABELS unit)
-bg_test(retry_policy_test SOURCES retry_policy_test.cc LIBS bg_flow LABELS unit)
-bg_test(flow_simulation_test SOURCES flow_simulation_test.cc LIBS bg_flow LABELS unit)
+bg_test(token_bucket_test SOURCES token_bucket_test.cc LIBS bg_flow bg_sim LABELS unit)
+bg_test(circuit_breaker_test SOURCES circuit_breaker_test.cc LIBS bg_flow bg_sim LABELS unit)
+bg_test(admission_queue_test SOURCES admission_queue_test.cc LIBS bg_flow bg_sim LABELS unit)
+bg_test(rate_controller_test SOURCES rate_controller_test.cc LIBS bg_flow bg_sim LABELS unit)
+bg_test(retry_policy_test SOURCES retry_policy_test.cc LIBS bg_flow bg_sim LABELS unit)
+bg_test(flow_simulation_test SOURCES flow_simulation_test.cc LIBS bg_flow bg_sim LABELS unit)
