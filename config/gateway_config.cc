@@ -34,6 +34,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 
@@ -315,6 +316,25 @@ Field UrlField(absl::string_view name, std::string* out) {
           }};
 }
 
+// A libpq connection URI. Its value is never quoted: it may carry a password.
+std::optional<std::string> CheckDatabaseUrl(absl::string_view text) {
+  if (text.empty()) return std::nullopt;  // No database: in-memory queue.
+  if (!absl::StartsWith(text, "postgresql://") &&
+      !absl::StartsWith(text, "postgres://")) {
+    return "expected a URI postgresql://[user[:password]@]host[:port]/dbname "
+           "(value not shown)";
+  }
+  if (HasControlCharacter(text) ||
+      text.find(' ') != absl::string_view::npos) {
+    return "must not contain spaces or control characters (value not shown)";
+  }
+  return std::nullopt;
+}
+
+Field DatabaseUrlField(absl::string_view name, std::string* out) {
+  return StringField(name, out, CheckDatabaseUrl);
+}
+
 std::optional<std::string> CheckHeaderValue(absl::string_view text) {
   if (text.empty()) return "must not be empty";
   if (HasControlCharacter(text)) return "must not contain control characters";
@@ -425,6 +445,34 @@ std::vector<Section> Schema(GatewayConfig& c) {
            DurationField("max_backoff", &c.retry.max_backoff, kOneMs,
                          Minutes(10)),
            DoubleField("budget_ratio", &c.retry.budget_ratio, {0, true, 1}),
+       }},
+      {"database",
+       {
+           DatabaseUrlField("url", &c.database.url),
+           DurationField("connect_timeout", &c.database.connect_timeout,
+                         absl::Seconds(1), Minutes(5)),
+           DurationField("lease", &c.database.lease, absl::Seconds(1), Hours(1)),
+           IntField("claim_batch", &c.database.claim_batch, 1, 1000),
+           IntField("max_outstanding", &c.database.max_outstanding, 1, 100000),
+           DurationField("poll_interval", &c.database.poll_interval,
+                         Milliseconds(10), Minutes(1)),
+           DurationField("attempt_deadline", &c.database.attempt_deadline,
+                         absl::Seconds(1), Hours(1)),
+           IntField("max_attempts", &c.database.max_attempts, 1, 1000),
+           DurationField("retry_initial_backoff",
+                         &c.database.retry_initial_backoff, Milliseconds(10),
+                         Hours(1)),
+           DurationField("retry_max_backoff", &c.database.retry_max_backoff,
+                         Milliseconds(10), Hours(1)),
+           DurationField("retention", &c.database.retention, Minutes(1),
+                         Hours(24 * 3650)),
+           DurationField("heartbeat_interval", &c.database.heartbeat_interval,
+                         Milliseconds(100), Minutes(1)),
+           DurationField("heartbeat_timeout", &c.database.heartbeat_timeout,
+                         Milliseconds(100), Hours(1)),
+           IntField("submit_batch", &c.database.submit_batch, 1, 10000),
+           IntField("submit_writers", &c.database.submit_writers, 1, 64),
+           IntField("submit_queue", &c.database.submit_queue, 1, 1000000),
        }},
   };
 }
@@ -623,6 +671,17 @@ class ConfigReader {
           !s.ok())
         return s;
     }
+    if (std::optional<std::string> url = env.Get(kEnvDatabaseUrl)) {
+      std::optional<std::string> error = CheckDatabaseUrl(*url);
+      if (url->empty()) error = "must not be empty";
+      if (error) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "environment variable ", ToAbsl(kEnvDatabaseUrl),
+            " (overrides database.url): ", *error,
+            " (unset it to use the file's value)"));
+      }
+      c.database.url = *std::move(url);
+    }
     return absl::OkStatus();
   }
 
@@ -661,6 +720,13 @@ class ConfigReader {
                    duration),
         CheckOrder("retry.initial_backoff", c.retry.initial_backoff,
                    "retry.max_backoff", c.retry.max_backoff, duration),
+        CheckOrder("database.retry_initial_backoff",
+                   c.database.retry_initial_backoff,
+                   "database.retry_max_backoff", c.database.retry_max_backoff,
+                   duration),
+        CheckOrder("database.heartbeat_interval",
+                   c.database.heartbeat_interval, "database.heartbeat_timeout",
+                   c.database.heartbeat_timeout, duration),
     };
     for (absl::Status& s : checks) {
       if (!s.ok()) return s;
@@ -762,6 +828,63 @@ absl::StatusOr<GatewayConfig> LoadConfigFile(const std::string& path,
   return ParseConfig(text, path, env);
 }
 
+std::string RedactDatabaseUrl(std::string_view url_in) {
+  absl::string_view url = ToAbsl(url_in);
+  if (url.empty()) return "";
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == absl::string_view::npos) return "<redacted>";
+  const size_t authority = scheme_end + 3;
+  const size_t authority_end = url.find_first_of("/?#", authority);
+  absl::string_view auth = url.substr(
+      authority, authority_end == absl::string_view::npos
+                     ? absl::string_view::npos
+                     : authority_end - authority);
+  std::string out(url.substr(0, authority));
+  const size_t at = auth.rfind('@');
+  if (at != absl::string_view::npos) {
+    absl::string_view userinfo = auth.substr(0, at);
+    const size_t colon = userinfo.find(':');
+    if (colon != absl::string_view::npos) {
+      absl::StrAppend(&out, userinfo.substr(0, colon), ":<redacted>");
+    } else {
+      absl::StrAppend(&out, userinfo);
+    }
+    absl::StrAppend(&out, auth.substr(at));
+  } else {
+    absl::StrAppend(&out, auth);
+  }
+  if (authority_end == absl::string_view::npos) return out;
+  absl::string_view rest = url.substr(authority_end);
+  const size_t q = rest.find('?');
+  absl::StrAppend(&out, rest.substr(0, q));
+  if (q == absl::string_view::npos) return out;
+  std::vector<std::string> params;
+  for (absl::string_view param :
+       absl::StrSplit(rest.substr(q + 1), '&')) {
+    if (absl::StartsWith(param, "password=")) {
+      params.push_back("password=<redacted>");
+    } else {
+      params.emplace_back(param);
+    }
+  }
+  absl::StrAppend(&out, "?", absl::StrJoin(params, "&"));
+  return out;
+}
+
+std::string DatabaseTarget(std::string_view url_in) {
+  absl::string_view url = ToAbsl(url_in);
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == absl::string_view::npos) return "<unparsable url>";
+  absl::string_view rest = url.substr(scheme_end + 3);
+  rest = rest.substr(0, rest.find_first_of("?#"));
+  const size_t slash = rest.find('/');
+  absl::string_view auth = rest.substr(0, slash);
+  const size_t at = auth.rfind('@');
+  if (at != absl::string_view::npos) auth = auth.substr(at + 1);
+  return absl::StrCat(url.substr(0, scheme_end + 3), auth,
+                      slash == absl::string_view::npos ? "" : rest.substr(slash));
+}
+
 std::string_view LogLevelName(LogLevel level) {
   switch (level) {
     case LogLevel::kTrace:
@@ -851,6 +974,29 @@ std::string DescribeForLog(const GatewayConfig& c) {
                   "  initial_backoff: ", d(c.retry.initial_backoff), "\n",  //
                   "  max_backoff: ", d(c.retry.max_backoff), "\n",          //
                   "  budget_ratio: ", n(c.retry.budget_ratio), "\n");
+  const DatabaseConfig& db = c.database;
+  absl::StrAppend(&out, "database:\n");
+  if (!db.url.empty()) {
+    absl::StrAppend(&out, "  url: ", YamlString(RedactDatabaseUrl(db.url)),
+                    "\n");
+  }
+  absl::StrAppend(
+      &out,                                                              //
+      "  connect_timeout: ", d(db.connect_timeout), "\n",                //
+      "  lease: ", d(db.lease), "\n",                                    //
+      "  claim_batch: ", db.claim_batch, "\n",                           //
+      "  max_outstanding: ", db.max_outstanding, "\n",                   //
+      "  poll_interval: ", d(db.poll_interval), "\n",                    //
+      "  attempt_deadline: ", d(db.attempt_deadline), "\n",              //
+      "  max_attempts: ", db.max_attempts, "\n",                         //
+      "  retry_initial_backoff: ", d(db.retry_initial_backoff), "\n",    //
+      "  retry_max_backoff: ", d(db.retry_max_backoff), "\n",            //
+      "  retention: ", d(db.retention), "\n",                            //
+      "  heartbeat_interval: ", d(db.heartbeat_interval), "\n",          //
+      "  heartbeat_timeout: ", d(db.heartbeat_timeout), "\n",            //
+      "  submit_batch: ", db.submit_batch, "\n",                         //
+      "  submit_writers: ", db.submit_writers, "\n",                     //
+      "  submit_queue: ", db.submit_queue, "\n");
   return out;
 }
 
@@ -878,6 +1024,13 @@ auto Tie(const BreakerConfig& b) {
                   b.open_duration, b.max_open_duration, b.half_open_probes,
                   b.probe_timeout);
 }
+auto Tie(const DatabaseConfig& d) {
+  return std::tie(d.url, d.connect_timeout, d.lease, d.claim_batch,
+                  d.max_outstanding, d.poll_interval, d.attempt_deadline,
+                  d.max_attempts, d.retry_initial_backoff, d.retry_max_backoff,
+                  d.retention, d.heartbeat_interval, d.heartbeat_timeout,
+                  d.submit_batch, d.submit_writers, d.submit_queue);
+}
 auto Tie(const RetryConfig& r) {
   return std::tie(r.max_attempts, r.initial_backoff, r.max_backoff,
                   r.budget_ratio);
@@ -893,7 +1046,8 @@ bool operator==(const GatewayConfig& a, const GatewayConfig& b) {
          a.queue.capacity == b.queue.capacity &&
          a.concurrency.max_in_flight == b.concurrency.max_in_flight &&
          Tie(a.rate) == Tie(b.rate) && Tie(a.health) == Tie(b.health) &&
-         Tie(a.breaker) == Tie(b.breaker) && Tie(a.retry) == Tie(b.retry);
+         Tie(a.breaker) == Tie(b.breaker) && Tie(a.retry) == Tie(b.retry) &&
+         Tie(a.database) == Tie(b.database);
 }
 
 }  // namespace bg::config

@@ -154,6 +154,47 @@ struct RetryConfig {
   double budget_ratio = 0.1;  // retries at most this share of calls [0, 1].
 };
 
+// PostgreSQL: durable asynchronous operations (SubmitCreateAccount /
+// GetOperation) and coordination between replicas. Absent `url` = the gateway
+// runs on its in-memory queue only and refuses asynchronous submissions.
+struct DatabaseConfig {
+  // libpq connection URI, postgresql://[user[:password]@]host[:port]/dbname
+  // [?param=value...] (or postgres://). Empty = no database. Secret (it may
+  // carry a password): overridden by BILLING_GATEWAY_DATABASE_URL; libpq's own
+  // PGPASSWORD / ~/.pgpass also work. Only RedactDatabaseUrl()'s form is logged.
+  std::string url;
+  Millis connect_timeout = std::chrono::seconds(5);  // [1s, 5m] (libpq: whole seconds)
+  // How long a claimed operation belongs to its replica without renewal
+  // [1s, 1h]; renewed every lease/3 while the replica lives. A dead replica's
+  // operations are taken over this long after its last renewal.
+  Millis lease = std::chrono::seconds(30);
+  // Operations claimed per query [1, 1000].
+  int claim_batch = 32;
+  // Claimed operations handed to the dispatcher and not yet finished [1, 100000].
+  int max_outstanding = 64;
+  // Claim poll period when there was nothing to claim [10ms, 1m].
+  Millis poll_interval = std::chrono::milliseconds(200);
+  // Deadline of one attempt inside the dispatcher [1s, 1h].
+  Millis attempt_deadline = std::chrono::minutes(2);
+  // Attempts before a retryable failure becomes FAILED [1, 1000].
+  int max_attempts = 20;
+  // Backoff of a retryable failure, doubled per attempt up to the max [10ms, 1h].
+  Millis retry_initial_backoff = std::chrono::seconds(1);
+  Millis retry_max_backoff = std::chrono::minutes(1);
+  // Finished operations are deleted this long after they finished [1m, 3650d].
+  Millis retention = std::chrono::hours(24 * 7);
+  // Replica heartbeat period [100ms, 1m] and the silence after which a replica
+  // counts as dead and its rate share is redistributed [> heartbeat_interval, 1h].
+  Millis heartbeat_interval = std::chrono::seconds(1);
+  Millis heartbeat_timeout = std::chrono::seconds(5);
+  // Group commit of submissions: most operations per INSERT transaction
+  // [1, 10000], writer connections [1, 64], submissions waiting for a writer
+  // [1, 1000000] (beyond: RESOURCE_EXHAUSTED).
+  int submit_batch = 256;
+  int submit_writers = 2;
+  int submit_queue = 20000;
+};
+
 struct GatewayConfig {
   ServerConfig server;
   MetricsConfig metrics;
@@ -165,6 +206,7 @@ struct GatewayConfig {
   HealthConfig health;
   BreakerConfig breaker;
   RetryConfig retry;
+  DatabaseConfig database;
 };
 
 // Field-by-field equality (secrets included).
@@ -182,6 +224,15 @@ inline constexpr std::string_view kEnvUsername =
     "BILLING_GATEWAY_KILLBILL_USERNAME";
 inline constexpr std::string_view kEnvPassword =
     "BILLING_GATEWAY_KILLBILL_PASSWORD";
+
+inline constexpr std::string_view kEnvDatabaseUrl =
+    "BILLING_GATEWAY_DATABASE_URL";
+
+// database.url with its password (userinfo or `password=` parameter) replaced
+// by "<redacted>", for logs.
+std::string RedactDatabaseUrl(std::string_view url);
+// scheme://host[:port]/dbname of database.url: no user, password or parameters.
+std::string DatabaseTarget(std::string_view url);
 
 // Where environment variables come from: the process (getenv) by default,
 // anything in tests. A lookup returns nullopt for an unset variable; a

@@ -4,7 +4,11 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <type_traits>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
+#include "durable/durable_queue.h"
 #include "gateway/account_operations.h"
 #include "gateway/dispatcher.h"
 #include "gateway/metrics.h"
@@ -65,6 +69,52 @@ DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& c) {
   return o;
 }
 
+namespace {
+
+// Dispatcher::SetRateShare(double fraction) scales the token bucket's rate (static or
+// adaptive) to `fraction` of what it would be alone, so N replicas together stay within
+// the configured rate. Called through this detector so the gateway builds with or without
+// that hook; without it each replica paces at the full rate (logged at start).
+template <typename D, typename = void>
+struct HasRateShare : std::false_type {};
+template <typename D>
+struct HasRateShare<D, std::void_t<decltype(std::declval<D&>().SetRateShare(0.5))>>
+    : std::true_type {};
+
+template <typename D>
+void ApplyRateShare(D* dispatcher, double fraction) {
+  if constexpr (HasRateShare<D>::value) {
+    dispatcher->SetRateShare(fraction);
+  } else {
+    // TODO(lead): Dispatcher::SetRateShare; until then replicas do not share the rate.
+    (void)dispatcher;
+    (void)fraction;
+  }
+}
+
+durable::DurableOptions DurableOptionsFrom(const config::DatabaseConfig& c) {
+  durable::DurableOptions o;
+  o.session.url = c.url;
+  o.session.connect_timeout = c.connect_timeout;
+  o.worker.lease = c.lease;
+  o.worker.claim_batch = c.claim_batch;
+  o.worker.max_outstanding = c.max_outstanding;
+  o.worker.poll_interval = c.poll_interval;
+  o.worker.attempt_deadline = c.attempt_deadline;
+  o.worker.max_attempts = c.max_attempts;
+  o.worker.retry_initial_backoff = c.retry_initial_backoff;
+  o.worker.retry_max_backoff = c.retry_max_backoff;
+  o.retention = c.retention;
+  o.heartbeat_interval = c.heartbeat_interval;
+  o.heartbeat_timeout = c.heartbeat_timeout;
+  o.submit_batch = c.submit_batch;
+  o.submit_writers = c.submit_writers;
+  o.submit_queue = c.submit_queue;
+  return o;
+}
+
+}  // namespace
+
 GatewayServer::GatewayServer(config::GatewayConfig config, Clock* clock)
     : config_(std::move(config)), clock_(clock) {}
 
@@ -97,9 +147,38 @@ absl::Status GatewayServer::Start() {
   dispatcher_ = std::make_unique<Dispatcher>(
       clock_, metrics_.get(), DispatcherOptionsFrom(config_),
       [client = health_client_.get()] { return client->Healthcheck(); });
+  if (!config_.database.url.empty()) {
+    durable::Executor executor;
+    executor.submit = [d = dispatcher_.get()](Job job) { d->Submit(std::move(job)); };
+    executor.create_account = [ops = operations_.get()](
+                                  const billing::v1::CreateAccountRequest& request,
+                                  KillBillCalls& calls) {
+      return ops->CreateAccount(request, calls);
+    };
+    executor.expected_calls = [](const billing::v1::CreateAccountRequest& request) {
+      return AccountOperations::ExpectedCalls(request);
+    };
+    executor.killbill_code = [](const absl::Status& status) -> std::string {
+      auto code = status.GetPayload(killbill::kKillBillCodePayload);
+      return code ? std::string(*code) : std::string();
+    };
+    durable_ = std::make_unique<durable::DurableQueue>(
+        clock_, DurableOptionsFrom(config_.database), metrics_->registry(), std::move(executor),
+        [d = dispatcher_.get()](double fraction) { ApplyRateShare(d, fraction); });
+    if (!HasRateShare<Dispatcher>::value) {
+      spdlog::warn("rate share: unavailable (Dispatcher::SetRateShare missing); each replica "
+                   "paces Kill Bill at the full configured rate");
+    }
+    if (absl::Status ready = durable_->Start(); !ready.ok()) {
+      // Not fatal: synchronous calls work, durable ones answer UNAVAILABLE until it connects.
+      spdlog::warn("database not ready at start (retrying in the background): {}",
+                   std::string(ready.message()));
+    }
+  }
   service_ = std::make_unique<BillingGatewayService>(clock_, dispatcher_.get(), operations_.get(),
                                                      metrics_.get(),
-                                                     config_.server.default_deadline);
+                                                     config_.server.default_deadline,
+                                                     durable_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -120,11 +199,21 @@ void GatewayServer::Shutdown() {
   if (stopped_ || !server_) return;
   stopped_ = true;
   server_->GetHealthCheckService()->SetServingStatus(false);
-  // Admission stops first so nothing new is queued; the drain answers every queued call.
+  // Durable work stops being claimed first (what is left stays in the database for the next
+  // start or another replica); admission stops next so nothing new is queued; the drain
+  // answers every queued call; then the durable outcomes of the drained jobs are recorded.
+  if (durable_) durable_->StopClaiming();
   dispatcher_->Shutdown(config_.server.shutdown_grace);
+  if (durable_) durable_->Shutdown(std::chrono::seconds(5));
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server_->Wait();
   exposer_.reset();
+}
+
+std::string GatewayServer::QueueMode() const {
+  if (!durable_) return "in-memory (no database configured)";
+  return absl::StrCat("durable (", config::DatabaseTarget(config_.database.url), ", replica ",
+                      durable_->replica_id(), ")");
 }
 
 }  // namespace bg::gateway

@@ -1,6 +1,7 @@
 // GatewayServer: builds and owns every running part of billing-gateway from a
-// GatewayConfig: Kill Bill client, metrics registry and its HTTP exposer, dispatcher, and
-// the gRPC server (callback service, grpc.health.v1, reflection).
+// GatewayConfig: Kill Bill client, metrics registry and its HTTP exposer, dispatcher, the
+// durable queue when `database.url` is set, and the gRPC server (callback service,
+// grpc.health.v1, reflection).
 //
 // Lifetime: Start() once, then Shutdown() once (also done by the destructor). Ports given
 // as 0 in the config are chosen by the OS; grpc_port()/metrics_port() tell which.
@@ -8,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "absl/status/status.h"
 #include "common/clock.h"
@@ -22,6 +24,9 @@ class Exposer;
 
 namespace bg::killbill {
 class KillBillClient;
+}
+namespace bg::durable {
+class DurableQueue;
 }
 
 namespace bg::gateway {
@@ -48,6 +53,8 @@ class GatewayServer {
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
+  // "in-memory" or "durable (postgresql://host:port/db, replica ID)": never a password.
+  std::string QueueMode() const;
 
  private:
   const config::GatewayConfig config_;
@@ -58,6 +65,7 @@ class GatewayServer {
   std::unique_ptr<killbill::KillBillClient> health_client_;
   std::unique_ptr<AccountOperations> operations_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<durable::DurableQueue> durable_;  // Null without database.url.
   std::unique_ptr<BillingGatewayService> service_;
   std::unique_ptr<grpc::Server> server_;
   int grpc_port_ = 0;

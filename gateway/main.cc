@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     spdlog::error("cannot start: {}", std::string(started.message()));
     return 1;
   }
-  spdlog::info("queue: in-memory (no database configured)");
+  spdlog::info("queue: {}", server.QueueMode());
   spdlog::info("effective configuration:\n{}", bg::config::DescribeForLog(*config));
   // Tests and scripts read the chosen ports from these two lines.
   std::printf("grpc listening on port %d\nmetrics listening on port %d\n", server.grpc_port(),

@@ -8,7 +8,7 @@ add_library(bg_gateway STATIC
   validation.cc)
 target_include_directories(bg_gateway PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(bg_gateway
-  PUBLIC bg_common bg_proto bg_config bg_killbill_client
+  PUBLIC bg_common bg_proto bg_config bg_killbill_client bg_durable
          gRPC::grpc++ gRPC::grpc++_reflection prometheus-cpp::pull
          absl::status absl::statusor absl::synchronization absl::strings
   PRIVATE spdlog::spdlog)

@@ -1,9 +1,12 @@
 #include "gateway/service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "durable/durable_queue.h"
 #include "gateway/validation.h"
 
 namespace bg::gateway {
@@ -53,6 +56,39 @@ class BillingGatewayService::Call final : public grpc::ServerUnaryReactor {
   const Clock::TimePoint start_;
   // Set by gRPC's thread in OnCancel, read by dispatcher threads: a lone flag, no ordering
   // with other data needed beyond acquire/release.
+  std::atomic<bool> cancelled_{false};
+};
+
+// One SubmitCreateAccount / GetOperation call, answered by a durable queue thread. Counted
+// in the durable queue's own request metrics (GatewayMetrics' method label covers the
+// synchronous methods only). Deletes itself in OnDone.
+class BillingGatewayService::OperationCall final : public grpc::ServerUnaryReactor {
+ public:
+  OperationCall(grpc::CallbackServerContext* context, durable::DurableMetrics* metrics,
+                durable::DurableMethod method)
+      : context_(context), metrics_(metrics), method_(method) {}
+
+  void OnCancel() override { cancelled_.store(true, std::memory_order_release); }
+  void OnDone() override { delete this; }
+  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+
+  void Answer(const absl::Status& status, const char* reject_reason,
+              Clock::Duration retry_pushback) {
+    if (reject_reason != nullptr) {
+      context_->AddTrailingMetadata(kRejectReasonKey, reject_reason);
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(retry_pushback).count();
+      context_->AddTrailingMetadata(kRetryPushbackKey, std::to_string(ms > 0 ? ms : 1));
+    }
+    if (metrics_ != nullptr) metrics_->RecordRequest(method_, status.code());
+    Finish(ToGrpc(status));
+  }
+
+ private:
+  grpc::CallbackServerContext* const context_;
+  durable::DurableMetrics* const metrics_;
+  const durable::DurableMethod method_;
+  // Set by gRPC's thread in OnCancel, read by the durable waiter's thread: a lone flag.
   std::atomic<bool> cancelled_{false};
 };
 
@@ -108,6 +144,122 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetAccount(
                 /*expected_calls=*/1, [ops = operations_](const auto& req, KillBillCalls& calls) {
                   return ops->GetAccount(req, calls);
                 });
+}
+
+void ToProto(const durable::OperationRecord& op, billing::v1::Operation* out) {
+  namespace v1 = billing::v1;
+  out->set_operation_id(std::to_string(op.id));
+  out->set_external_key(op.external_key);
+  switch (op.state) {
+    case durable::OperationState::kPending:
+      out->set_state(v1::OPERATION_STATE_PENDING);
+      break;
+    case durable::OperationState::kRunning:
+      out->set_state(v1::OPERATION_STATE_RUNNING);
+      break;
+    case durable::OperationState::kSucceeded:
+      out->set_state(v1::OPERATION_STATE_SUCCEEDED);
+      break;
+    case durable::OperationState::kFailed:
+      out->set_state(v1::OPERATION_STATE_FAILED);
+      break;
+  }
+  if (op.state == durable::OperationState::kSucceeded) {
+    out->set_account_id(op.account_id);
+    out->set_created(op.created);
+  }
+  if (op.error_code != 0 && (op.state == durable::OperationState::kFailed ||
+                             op.state == durable::OperationState::kPending)) {
+    v1::OperationError* error = out->mutable_error();
+    error->set_code(op.error_code);
+    error->set_message(op.error_message);
+    error->set_killbill_code(op.killbill_code);
+  }
+  out->set_attempts(op.attempts);
+  out->set_create_time_ms(op.created_at_ms);
+  out->set_update_time_ms(op.updated_at_ms);
+  out->set_finish_time_ms(op.finished_at_ms);
+  if (op.state == durable::OperationState::kPending) {
+    out->set_next_attempt_time_ms(op.not_before_ms);
+  }
+}
+
+namespace {
+
+constexpr char kNoDatabase[] =
+    "asynchronous submissions need database.url (the gateway runs on its in-memory queue)";
+
+// Answers with the operation, or with the status; UNAVAILABLE from the database carries the
+// database_unavailable reason and a retry pushback.
+template <typename CallT>
+void AnswerOperation(CallT* call, billing::v1::Operation* response,
+                     const absl::StatusOr<durable::OperationRecord>& result) {
+  if (result.ok()) {
+    ToProto(*result, response);
+    call->Answer(absl::OkStatus(), nullptr, {});
+  } else if (absl::IsUnavailable(result.status())) {
+    call->Answer(result.status(), kDatabaseUnavailableReason, std::chrono::seconds(1));
+  } else {
+    call->Answer(result.status(), nullptr, {});
+  }
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* BillingGatewayService::SubmitCreateAccount(
+    grpc::CallbackServerContext* context, const billing::v1::CreateAccountRequest* request,
+    billing::v1::Operation* response) {
+  auto* call = new OperationCall(context, durable_ ? durable_->metrics() : nullptr,
+                                 durable::DurableMethod::kSubmitCreateAccount);
+  if (durable_ == nullptr) {
+    call->Answer(absl::FailedPreconditionError(kNoDatabase), nullptr, {});
+    return call;
+  }
+  if (absl::Status valid = ValidateCreateAccount(*request); !valid.ok()) {
+    call->Answer(valid, nullptr, {});
+    return call;
+  }
+  durable_->Submit(*request, [call, response](absl::StatusOr<durable::OperationRecord> result) {
+    AnswerOperation(call, response, result);
+  });
+  return call;
+}
+
+grpc::ServerUnaryReactor* BillingGatewayService::GetOperation(
+    grpc::CallbackServerContext* context, const billing::v1::GetOperationRequest* request,
+    billing::v1::Operation* response) {
+  auto* call = new OperationCall(context, durable_ ? durable_->metrics() : nullptr,
+                                 durable::DurableMethod::kGetOperation);
+  if (durable_ == nullptr) {
+    call->Answer(absl::FailedPreconditionError(kNoDatabase), nullptr, {});
+    return call;
+  }
+  int64_t id = 0;
+  if (request->operation_id().empty() ||
+      !absl::SimpleAtoi(absl::string_view(request->operation_id()), &id) || id <= 0) {
+    call->Answer(absl::InvalidArgumentError("operation_id: expected the id SubmitCreateAccount "
+                                            "returned (decimal digits)"),
+                 nullptr, {});
+    return call;
+  }
+  if (request->wait_timeout_ms() < 0 || request->wait_timeout_ms() > 600000) {
+    call->Answer(absl::InvalidArgumentError("wait_timeout_ms: must be between 0 and 600000"),
+                 nullptr, {});
+    return call;
+  }
+  // Answer a little before the caller's deadline, so a wait ends with the state rather than
+  // with DEADLINE_EXCEEDED: 10% of the time left, at least 20 ms, at most 1 s.
+  const Clock::TimePoint now = clock_->Now();
+  const Clock::TimePoint deadline = DeadlineOf(context);
+  const Clock::Duration margin = std::clamp<Clock::Duration>(
+      (deadline - now) / 10, std::chrono::milliseconds(20), std::chrono::seconds(1));
+  const Clock::TimePoint wait_until =
+      std::min(now + std::chrono::milliseconds(request->wait_timeout_ms()), deadline - margin);
+  durable_->Get(id, wait_until, [call] { return call->cancelled(); },
+                [call, response](absl::StatusOr<durable::OperationRecord> result) {
+                  AnswerOperation(call, response, result);
+                });
+  return call;
 }
 
 }  // namespace bg::gateway

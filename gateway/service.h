@@ -9,8 +9,13 @@
 //   grpc-retry-pushback-ms          milliseconds the caller should wait before retrying
 //   billing-gateway-killbill-code   Kill Bill's numeric error code, when it sent one
 //
+// Asynchronous operations (SubmitCreateAccount, GetOperation) go to the DurableQueue, whose
+// own threads answer the reactor; without one (no database configured) they answer
+// FAILED_PRECONDITION. A submission the database cannot commit gets UNAVAILABLE with reject
+// reason `database_unavailable`.
+//
 // Thread-safety: gRPC calls the handlers concurrently; all state is in the reactors and the
-// thread-safe dispatcher and metrics.
+// thread-safe dispatcher, durable queue and metrics.
 #pragma once
 
 #include <chrono>
@@ -21,21 +26,29 @@
 #include "gateway/metrics.h"
 #include "billing/v1/billing_gateway.grpc.pb.h"
 
+namespace bg::durable {
+class DurableQueue;
+struct OperationRecord;
+}  // namespace bg::durable
+
 namespace bg::gateway {
 
 inline constexpr char kRejectReasonKey[] = "billing-gateway-reject-reason";
 inline constexpr char kRetryPushbackKey[] = "grpc-retry-pushback-ms";
 inline constexpr char kKillBillCodeKey[] = "billing-gateway-killbill-code";
+inline constexpr char kDatabaseUnavailableReason[] = "database_unavailable";
 
 class BillingGatewayService final : public billing::v1::BillingGateway::CallbackService {
  public:
   BillingGatewayService(Clock* clock, Dispatcher* dispatcher, const AccountOperations* operations,
-                        GatewayMetrics* metrics, std::chrono::milliseconds default_deadline)
+                        GatewayMetrics* metrics, std::chrono::milliseconds default_deadline,
+                        durable::DurableQueue* durable = nullptr)
       : clock_(clock),
         dispatcher_(dispatcher),
         operations_(operations),
         metrics_(metrics),
-        default_deadline_(default_deadline) {}
+        default_deadline_(default_deadline),
+        durable_(durable) {}
 
   grpc::ServerUnaryReactor* CreateAccount(grpc::CallbackServerContext* context,
                                           const billing::v1::CreateAccountRequest* request,
@@ -43,9 +56,16 @@ class BillingGatewayService final : public billing::v1::BillingGateway::Callback
   grpc::ServerUnaryReactor* GetAccount(grpc::CallbackServerContext* context,
                                        const billing::v1::GetAccountRequest* request,
                                        billing::v1::Account* response) override;
+  grpc::ServerUnaryReactor* SubmitCreateAccount(grpc::CallbackServerContext* context,
+                                                const billing::v1::CreateAccountRequest* request,
+                                                billing::v1::Operation* response) override;
+  grpc::ServerUnaryReactor* GetOperation(grpc::CallbackServerContext* context,
+                                         const billing::v1::GetOperationRequest* request,
+                                         billing::v1::Operation* response) override;
 
  private:
   class Call;
+  class OperationCall;
   // Validates, then queues `work(request, calls)` as a Job that answers the call.
   template <typename Request, typename Response, typename Work>
   grpc::ServerUnaryReactor* Handle(Method method, grpc::CallbackServerContext* context,
@@ -58,6 +78,10 @@ class BillingGatewayService final : public billing::v1::BillingGateway::Callback
   const AccountOperations* const operations_;
   GatewayMetrics* const metrics_;
   const std::chrono::milliseconds default_deadline_;
+  durable::DurableQueue* const durable_;  // Null without a database.
 };
+
+// The public form of a stored operation.
+void ToProto(const durable::OperationRecord& op, billing::v1::Operation* out);
 
 }  // namespace bg::gateway

@@ -119,6 +119,22 @@ TEST(ConfigDefaultsTest, DocumentedDefaults) {
   EXPECT_EQ(c.retry.initial_backoff, std::chrono::milliseconds(100));
   EXPECT_EQ(c.retry.max_backoff, std::chrono::seconds(2));
   EXPECT_EQ(c.retry.budget_ratio, 0.1);
+  EXPECT_EQ(c.database.url, "");
+  EXPECT_EQ(c.database.connect_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c.database.lease, std::chrono::seconds(30));
+  EXPECT_EQ(c.database.claim_batch, 32);
+  EXPECT_EQ(c.database.max_outstanding, 64);
+  EXPECT_EQ(c.database.poll_interval, std::chrono::milliseconds(200));
+  EXPECT_EQ(c.database.attempt_deadline, std::chrono::minutes(2));
+  EXPECT_EQ(c.database.max_attempts, 20);
+  EXPECT_EQ(c.database.retry_initial_backoff, std::chrono::seconds(1));
+  EXPECT_EQ(c.database.retry_max_backoff, std::chrono::minutes(1));
+  EXPECT_EQ(c.database.retention, std::chrono::hours(168));
+  EXPECT_EQ(c.database.heartbeat_interval, std::chrono::seconds(1));
+  EXPECT_EQ(c.database.heartbeat_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c.database.submit_batch, 256);
+  EXPECT_EQ(c.database.submit_writers, 2);
+  EXPECT_EQ(c.database.submit_queue, 20000);
 
   // Durations convert to the clock's duration without a cast.
   Clock::Duration deadline = c.server.default_deadline;
@@ -155,6 +171,7 @@ TEST(ConfigExampleTest, ReferenceFileNamesEveryKey) {
   GatewayConfig with_optional_keys;
   with_optional_keys.killbill.url = "https://kb:8443";
   with_optional_keys.killbill.ca_file = "/ca.pem";
+  with_optional_keys.database.url = "postgresql://db/x";
   std::string example;
   {
     std::FILE* f = std::fopen(kExampleFile.c_str(), "r");
@@ -231,6 +248,23 @@ GatewayConfig EverythingChanged() {
   c.retry.initial_backoff = milliseconds(10);
   c.retry.max_backoff = milliseconds(10);
   c.retry.budget_ratio = 0;
+  c.database.url =
+      "postgresql://billing:S3CRET-db@db.internal:6432/billing?sslmode=require";
+  c.database.connect_timeout = seconds(3);
+  c.database.lease = seconds(10);
+  c.database.claim_batch = 8;
+  c.database.max_outstanding = 16;
+  c.database.poll_interval = milliseconds(50);
+  c.database.attempt_deadline = seconds(30);
+  c.database.max_attempts = 5;
+  c.database.retry_initial_backoff = milliseconds(100);
+  c.database.retry_max_backoff = seconds(5);
+  c.database.retention = std::chrono::hours(1);
+  c.database.heartbeat_interval = milliseconds(500);
+  c.database.heartbeat_timeout = seconds(2);
+  c.database.submit_batch = 64;
+  c.database.submit_writers = 4;
+  c.database.submit_queue = 1000;
   return c;
 }
 
@@ -265,6 +299,7 @@ TEST(ConfigParseTest, DescribeForLogParsesBack) {
     GatewayConfig expected = original;
     expected.killbill.api_key = expected.killbill.api_secret =
         expected.killbill.username = expected.killbill.password = "<redacted>";
+    expected.database.url = RedactDatabaseUrl(expected.database.url);
     EXPECT_EQ(*parsed, expected) << text;
   }
 }
@@ -451,6 +486,12 @@ const std::vector<BrokenFile>& BrokenFiles() {
       {"bad_secret_control_char.yaml", 2, 12, "killbill.api_key",
        "must not contain control characters"},
       {"bad_secret_null.yaml", 2, 3, "killbill.api_key", "has no value"},
+      // The database.
+      {"bad_database_url_scheme.yaml", 2, 8, "database.url",
+       "expected a URI postgresql://"},
+      {"bad_database_heartbeat_order.yaml", 2, 22,
+       "database.heartbeat_timeout",
+       "must be >= database.heartbeat_interval (1s), got 500ms"},
   };
   return *kFiles;
 }
@@ -597,6 +638,61 @@ TEST(ConfigSecretsTest, DescribeForLogRedactsEverySecret) {
   for (const char* value :
        {"fresh-tenant", "fresh-secret", "admin", "\"password\""}) {
     EXPECT_THAT(defaults, Not(HasSubstr(value)));
+  }
+}
+
+TEST(ConfigDatabaseTest, EnvironmentOverridesTheUrl) {
+  Environment env = FakeEnvironment(
+      {{std::string(kEnvDatabaseUrl), "postgresql://u:S3CRET@h:5/db"}});
+  absl::StatusOr<GatewayConfig> config = ParseConfig(
+      "database:\n  url: \"postgresql://file/db\"\n", "db.yaml", env);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->database.url, "postgresql://u:S3CRET@h:5/db");
+  EXPECT_THAT(DescribeForLog(*config), Not(HasSubstr(kSecretMarker)));
+}
+
+TEST(ConfigDatabaseTest, BadEnvironmentUrlIsRefusedWithoutEchoing) {
+  for (std::string value : {std::string(""), absl::StrCat("mysql://", kSecretMarker),
+                            absl::StrCat("postgresql://a:", kSecretMarker, " b@h/d")}) {
+    SCOPED_TRACE(value);
+    Environment env = FakeEnvironment({{std::string(kEnvDatabaseUrl), value}});
+    absl::StatusOr<GatewayConfig> config = ParseConfig("", "empty.yaml", env);
+    ASSERT_FALSE(config.ok());
+    EXPECT_THAT(Message(config.status()), HasSubstr(std::string(kEnvDatabaseUrl)));
+    EXPECT_THAT(Message(config.status()), Not(HasSubstr(kSecretMarker)));
+  }
+}
+
+TEST(ConfigDatabaseTest, UrlErrorsNeverEchoTheUrl) {
+  for (const char* url : {"mysql://u:S3CRET@h/db", "postgresql://u:S3CRET\x01@h/db",
+                          "S3CRET"}) {
+    SCOPED_TRACE(url);
+    absl::StatusOr<GatewayConfig> config = ParseConfig(
+        absl::StrCat("database:\n  url: \"", url, "\"\n"), "db.yaml",
+        Environment::Empty());
+    ASSERT_FALSE(config.ok());
+    EXPECT_THAT(Message(config.status()), StartsWith("db.yaml:2:8: database.url"));
+    EXPECT_THAT(Message(config.status()), Not(HasSubstr(kSecretMarker)));
+  }
+}
+
+TEST(ConfigDatabaseTest, RedactionAndTarget) {
+  struct Case {
+    std::string url, redacted, target;
+  };
+  const Case cases[] = {
+      {"postgresql://u:S3CRET@h:5432/db", "postgresql://u:<redacted>@h:5432/db",
+       "postgresql://h:5432/db"},
+      {"postgresql://u@h/db?sslmode=require&password=S3CRET",
+       "postgresql://u@h/db?sslmode=require&password=<redacted>",
+       "postgresql://h/db"},
+      {"postgres://h", "postgres://h", "postgres://h"},
+      {"postgresql://u:S3CRET@[::1]:5/d", "postgresql://u:<redacted>@[::1]:5/d",
+       "postgresql://[::1]:5/d"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(RedactDatabaseUrl(c.url), c.redacted);
+    EXPECT_EQ(DatabaseTarget(c.url), c.target);
   }
 }
 

@@ -1,0 +1,165 @@
+#include "durable/pg_session.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace bg::durable {
+namespace {
+
+// libpq messages span lines ("...failed: Connection refused\n\tIs the server running...");
+// one line reads better in logs and in status messages.
+std::string OneLine(std::string text) {
+  std::string out;
+  bool space = false;
+  for (char c : text) {
+    if (c == '\n' || c == '\t' || c == '\r' || c == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string PgResult::Text(int row, int col) const {
+  const char* v = PQgetvalue(result_.get(), row, col);
+  return std::string(v, static_cast<size_t>(PQgetlength(result_.get(), row, col)));
+}
+
+int64_t PgResult::Int(int row, int col) const {
+  if (IsNull(row, col)) return 0;
+  int64_t v = 0;
+  (void)absl::SimpleAtoi(PQgetvalue(result_.get(), row, col), &v);
+  return v;
+}
+
+double PgResult::Double(int row, int col) const {
+  if (IsNull(row, col)) return 0;
+  double v = 0;
+  (void)absl::SimpleAtod(PQgetvalue(result_.get(), row, col), &v);
+  return v;
+}
+
+std::string PgResult::Bytes(int row, int col) const {
+  size_t n = 0;
+  unsigned char* raw = PQunescapeBytea(
+      reinterpret_cast<const unsigned char*>(PQgetvalue(result_.get(), row, col)), &n);
+  if (raw == nullptr) return std::string();
+  std::string out(reinterpret_cast<char*>(raw), n);
+  PQfreemem(raw);
+  return out;
+}
+
+int64_t PgResult::affected() const {
+  int64_t n = 0;
+  (void)absl::SimpleAtoi(PQcmdTuples(result_.get()), &n);
+  return n;
+}
+
+PgSession::PgSession(Clock* clock, PgSessionOptions options)
+    : clock_(clock),
+      options_(std::move(options)),
+      jitter_state_(reinterpret_cast<uintptr_t>(this) | 1) {}
+
+PgSession::~PgSession() { Disconnect(); }
+
+void PgSession::Disconnect() {
+  if (conn_ != nullptr) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+}
+
+absl::Status PgSession::EnsureConnected() {
+  if (conn_ != nullptr) return absl::OkStatus();
+  const Clock::TimePoint now = clock_->Now();
+  if (now < next_attempt_) {
+    return absl::UnavailableError("database unreachable; reconnecting with backoff");
+  }
+  const auto timeout_s = std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(options_.connect_timeout).count());
+  const std::string timeout = std::to_string(timeout_s);
+  // dbname first: with expand_dbname the URI is expanded there, and later keywords override.
+  const char* keywords[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {options_.url.c_str(), timeout.c_str(),
+                          options_.application_name.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
+    // libpq's message names host and port, never the password.
+    const std::string why = OneLine(conn ? PQerrorMessage(conn) : "out of memory");
+    if (conn) PQfinish(conn);
+    backoff_ = backoff_.count() == 0
+                   ? options_.min_reconnect_backoff
+                   : std::min(backoff_ * 2, options_.max_reconnect_backoff);
+    // xorshift jitter in [backoff/2, backoff].
+    jitter_state_ ^= jitter_state_ << 13;
+    jitter_state_ ^= jitter_state_ >> 7;
+    jitter_state_ ^= jitter_state_ << 17;
+    const double f = 0.5 + 0.5 * static_cast<double>(jitter_state_ % 1000) / 1000.0;
+    next_attempt_ = now + std::chrono::duration_cast<Clock::Duration>(backoff_ * f);
+    return absl::UnavailableError(absl::StrCat("cannot connect to the database: ", why));
+  }
+  conn_ = conn;
+  backoff_ = Clock::Duration(0);
+  const auto stmt_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.statement_timeout).count();
+  auto set = Exec(absl::StrCat("SET statement_timeout = ", stmt_ms,
+                               "; SET client_min_messages = warning"));
+  if (!set.ok()) return set.status();
+  return absl::OkStatus();
+}
+
+absl::Status PgSession::ErrorFrom(const PGresult* result, const char* what) {
+  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  std::string message = result ? PQresultErrorMessage(result) : "";
+  if (message.empty() && conn_) message = PQerrorMessage(conn_);
+  message = OneLine(message);
+  const std::string sqlstate = state ? state : "";
+  const bool connection_lost =
+      conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD || sqlstate.rfind("08", 0) == 0 ||
+      sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03";
+  if (connection_lost) {
+    Disconnect();
+    return absl::UnavailableError(absl::StrCat("database connection lost (", what, "): ", message));
+  }
+  const std::string text = absl::StrCat(what, ": ", message, " [", sqlstate, "]");
+  if (sqlstate == "40001" || sqlstate == "40P01") return absl::AbortedError(text);
+  if (sqlstate == "23505") return absl::AlreadyExistsError(text);
+  if (sqlstate == "57014") return absl::DeadlineExceededError(text);
+  return absl::InternalError(text);
+}
+
+absl::StatusOr<PgResult> PgSession::Exec(const std::string& sql,
+                                        const std::vector<PgParam>& params) {
+  if (absl::Status s = EnsureConnected(); !s.ok()) return s;
+  PGresult* raw;
+  if (params.empty()) {
+    raw = PQexec(conn_, sql.c_str());
+  } else {
+    std::vector<const char*> values(params.size());
+    std::vector<int> lengths(params.size());
+    std::vector<int> formats(params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      values[i] = params[i].null ? nullptr : params[i].value.data();
+      lengths[i] = static_cast<int>(params[i].value.size());
+      formats[i] = params[i].binary ? 1 : 0;
+    }
+    raw = PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                       values.data(), lengths.data(), formats.data(), /*resultFormat=*/0);
+  }
+  PgResult result(raw);
+  const ExecStatusType status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+  return ErrorFrom(raw, "query failed");
+}
+
+}  // namespace bg::durable
