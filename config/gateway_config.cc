@@ -324,8 +324,7 @@ std::optional<std::string> CheckDatabaseUrl(absl::string_view text) {
     return "expected a URI postgresql://[user[:password]@]host[:port]/dbname "
            "(value not shown)";
   }
-  if (HasControlCharacter(text) ||
-      text.find(' ') != absl::string_view::npos) {
+  if (HasControlCharacter(text) || text.find(' ') != absl::string_view::npos) {
     return "must not contain spaces or control characters (value not shown)";
   }
   return std::nullopt;
@@ -338,6 +337,11 @@ Field DatabaseUrlField(absl::string_view name, std::string* out) {
 std::optional<std::string> CheckHeaderValue(absl::string_view text) {
   if (text.empty()) return "must not be empty";
   if (HasControlCharacter(text)) return "must not contain control characters";
+  return std::nullopt;
+}
+
+std::optional<std::string> CheckPath(absl::string_view text) {
+  if (text.empty()) return "must not be empty (delete the key instead)";
   return std::nullopt;
 }
 
@@ -362,6 +366,10 @@ std::vector<Section> Schema(GatewayConfig& c) {
                          Minutes(10)),
            DurationField("default_deadline", &c.server.default_deadline, kOneMs,
                          Hours(1)),
+           StringField("tls_cert_file", &c.server.tls_cert_file, CheckPath),
+           StringField("tls_key_file", &c.server.tls_key_file, CheckPath),
+           StringField("tls_client_ca_file", &c.server.tls_client_ca_file,
+                       CheckPath),
        }},
       {"metrics",
        {StringField("listen", &c.metrics.listen, CheckListenAddress)}},
@@ -451,7 +459,8 @@ std::vector<Section> Schema(GatewayConfig& c) {
            DatabaseUrlField("url", &c.database.url),
            DurationField("connect_timeout", &c.database.connect_timeout,
                          absl::Seconds(1), Minutes(5)),
-           DurationField("lease", &c.database.lease, absl::Seconds(1), Hours(1)),
+           DurationField("lease", &c.database.lease, absl::Seconds(1),
+                         Hours(1)),
            IntField("claim_batch", &c.database.claim_batch, 1, 1000),
            IntField("max_outstanding", &c.database.max_outstanding, 1, 100000),
            DurationField("poll_interval", &c.database.poll_interval,
@@ -675,10 +684,10 @@ class ConfigReader {
       std::optional<std::string> error = CheckDatabaseUrl(*url);
       if (url->empty()) error = "must not be empty";
       if (error) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "environment variable ", ToAbsl(kEnvDatabaseUrl),
-            " (overrides database.url): ", *error,
-            " (unset it to use the file's value)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("environment variable ", ToAbsl(kEnvDatabaseUrl),
+                         " (overrides database.url): ", *error,
+                         " (unset it to use the file's value)"));
       }
       c.database.url = *std::move(url);
     }
@@ -724,12 +733,25 @@ class ConfigReader {
                    c.database.retry_initial_backoff,
                    "database.retry_max_backoff", c.database.retry_max_backoff,
                    duration),
-        CheckOrder("database.heartbeat_interval",
-                   c.database.heartbeat_interval, "database.heartbeat_timeout",
-                   c.database.heartbeat_timeout, duration),
+        CheckOrder("database.heartbeat_interval", c.database.heartbeat_interval,
+                   "database.heartbeat_timeout", c.database.heartbeat_timeout,
+                   duration),
     };
     for (absl::Status& s : checks) {
       if (!s.ok()) return s;
+    }
+    if (c.server.tls_cert_file.empty() != c.server.tls_key_file.empty()) {
+      const char* given = c.server.tls_cert_file.empty()
+                              ? "server.tls_key_file"
+                              : "server.tls_cert_file";
+      return Error(MarkOf(given), given,
+                   "server.tls_cert_file and server.tls_key_file go together");
+    }
+    if (!c.server.tls_client_ca_file.empty() &&
+        c.server.tls_cert_file.empty()) {
+      return Error(
+          MarkOf("server.tls_client_ca_file"), "server.tls_client_ca_file",
+          "mutual TLS needs server.tls_cert_file and server.tls_key_file");
     }
     if (!c.killbill.ca_file.empty() &&
         !absl::StartsWith(c.killbill.url, "https://")) {
@@ -835,10 +857,10 @@ std::string RedactDatabaseUrl(std::string_view url_in) {
   if (scheme_end == absl::string_view::npos) return "<redacted>";
   const size_t authority = scheme_end + 3;
   const size_t authority_end = url.find_first_of("/?#", authority);
-  absl::string_view auth = url.substr(
-      authority, authority_end == absl::string_view::npos
-                     ? absl::string_view::npos
-                     : authority_end - authority);
+  absl::string_view auth =
+      url.substr(authority, authority_end == absl::string_view::npos
+                                ? absl::string_view::npos
+                                : authority_end - authority);
   std::string out(url.substr(0, authority));
   const size_t at = auth.rfind('@');
   if (at != absl::string_view::npos) {
@@ -859,8 +881,7 @@ std::string RedactDatabaseUrl(std::string_view url_in) {
   absl::StrAppend(&out, rest.substr(0, q));
   if (q == absl::string_view::npos) return out;
   std::vector<std::string> params;
-  for (absl::string_view param :
-       absl::StrSplit(rest.substr(q + 1), '&')) {
+  for (absl::string_view param : absl::StrSplit(rest.substr(q + 1), '&')) {
     if (absl::StartsWith(param, "password=")) {
       params.push_back("password=<redacted>");
     } else {
@@ -881,8 +902,9 @@ std::string DatabaseTarget(std::string_view url_in) {
   absl::string_view auth = rest.substr(0, slash);
   const size_t at = auth.rfind('@');
   if (at != absl::string_view::npos) auth = auth.substr(at + 1);
-  return absl::StrCat(url.substr(0, scheme_end + 3), auth,
-                      slash == absl::string_view::npos ? "" : rest.substr(slash));
+  return absl::StrCat(
+      url.substr(0, scheme_end + 3), auth,
+      slash == absl::string_view::npos ? "" : rest.substr(slash));
 }
 
 std::string_view LogLevelName(LogLevel level) {
@@ -921,6 +943,13 @@ std::string DescribeForLog(const GatewayConfig& c) {
                   "  max_message_bytes: ", c.server.max_message_bytes, "\n",  //
                   "  shutdown_grace: ", d(c.server.shutdown_grace), "\n",     //
                   "  default_deadline: ", d(c.server.default_deadline), "\n");
+  for (auto [key, value] :
+       {std::pair{"tls_cert_file", &c.server.tls_cert_file},
+        {"tls_key_file", &c.server.tls_key_file},
+        {"tls_client_ca_file", &c.server.tls_client_ca_file}}) {
+    if (!value->empty())
+      absl::StrAppend(&out, "  ", key, ": ", YamlString(*value), "\n");
+  }
   absl::StrAppend(&out, "metrics:\n",
                   "  listen: ", YamlString(c.metrics.listen), "\n");
   absl::StrAppend(&out, "logging:\n",
@@ -980,23 +1009,23 @@ std::string DescribeForLog(const GatewayConfig& c) {
     absl::StrAppend(&out, "  url: ", YamlString(RedactDatabaseUrl(db.url)),
                     "\n");
   }
-  absl::StrAppend(
-      &out,                                                              //
-      "  connect_timeout: ", d(db.connect_timeout), "\n",                //
-      "  lease: ", d(db.lease), "\n",                                    //
-      "  claim_batch: ", db.claim_batch, "\n",                           //
-      "  max_outstanding: ", db.max_outstanding, "\n",                   //
-      "  poll_interval: ", d(db.poll_interval), "\n",                    //
-      "  attempt_deadline: ", d(db.attempt_deadline), "\n",              //
-      "  max_attempts: ", db.max_attempts, "\n",                         //
-      "  retry_initial_backoff: ", d(db.retry_initial_backoff), "\n",    //
-      "  retry_max_backoff: ", d(db.retry_max_backoff), "\n",            //
-      "  retention: ", d(db.retention), "\n",                            //
-      "  heartbeat_interval: ", d(db.heartbeat_interval), "\n",          //
-      "  heartbeat_timeout: ", d(db.heartbeat_timeout), "\n",            //
-      "  submit_batch: ", db.submit_batch, "\n",                         //
-      "  submit_writers: ", db.submit_writers, "\n",                     //
-      "  submit_queue: ", db.submit_queue, "\n");
+  absl::StrAppend(&out,                                                  //
+                  "  connect_timeout: ", d(db.connect_timeout), "\n",    //
+                  "  lease: ", d(db.lease), "\n",                        //
+                  "  claim_batch: ", db.claim_batch, "\n",               //
+                  "  max_outstanding: ", db.max_outstanding, "\n",       //
+                  "  poll_interval: ", d(db.poll_interval), "\n",        //
+                  "  attempt_deadline: ", d(db.attempt_deadline), "\n",  //
+                  "  max_attempts: ", db.max_attempts, "\n",             //
+                  "  retry_initial_backoff: ", d(db.retry_initial_backoff),
+                  "\n",                                                      //
+                  "  retry_max_backoff: ", d(db.retry_max_backoff), "\n",    //
+                  "  retention: ", d(db.retention), "\n",                    //
+                  "  heartbeat_interval: ", d(db.heartbeat_interval), "\n",  //
+                  "  heartbeat_timeout: ", d(db.heartbeat_timeout), "\n",    //
+                  "  submit_batch: ", db.submit_batch, "\n",                 //
+                  "  submit_writers: ", db.submit_writers, "\n",             //
+                  "  submit_queue: ", db.submit_queue, "\n");
   return out;
 }
 
@@ -1004,7 +1033,8 @@ namespace {
 
 auto Tie(const ServerConfig& s) {
   return std::tie(s.listen, s.max_message_bytes, s.shutdown_grace,
-                  s.default_deadline);
+                  s.default_deadline, s.tls_cert_file, s.tls_key_file,
+                  s.tls_client_ca_file);
 }
 auto Tie(const KillBillConfig& k) {
   return std::tie(k.url, k.api_key, k.api_secret, k.username, k.password,

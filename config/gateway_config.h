@@ -56,6 +56,13 @@ struct ServerConfig {
   Millis shutdown_grace = std::chrono::seconds(10);
   // Deadline applied to a call whose caller sent none [1ms, 1h].
   Millis default_deadline = std::chrono::seconds(30);
+  // TLS: PEM certificate chain and private key of the gRPC server. Both or
+  // neither; empty means plaintext (loopback or a mesh that terminates TLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // PEM CA bundle: when set, clients must present a certificate it signed
+  // (mutual TLS). Needs tls_cert_file.
+  std::string tls_client_ca_file;
 };
 
 // The Prometheus scrape endpoint (its own port, so scraping never competes with
@@ -161,16 +168,19 @@ struct DatabaseConfig {
   // libpq connection URI, postgresql://[user[:password]@]host[:port]/dbname
   // [?param=value...] (or postgres://). Empty = no database. Secret (it may
   // carry a password): overridden by BILLING_GATEWAY_DATABASE_URL; libpq's own
-  // PGPASSWORD / ~/.pgpass also work. Only RedactDatabaseUrl()'s form is logged.
+  // PGPASSWORD / ~/.pgpass also work. Only RedactDatabaseUrl()'s form is
+  // logged.
   std::string url;
-  Millis connect_timeout = std::chrono::seconds(5);  // [1s, 5m] (libpq: whole seconds)
+  Millis connect_timeout =
+      std::chrono::seconds(5);  // [1s, 5m] (libpq: whole seconds)
   // How long a claimed operation belongs to its replica without renewal
   // [1s, 1h]; renewed every lease/3 while the replica lives. A dead replica's
   // operations are taken over this long after its last renewal.
   Millis lease = std::chrono::seconds(30);
   // Operations claimed per query [1, 1000].
   int claim_batch = 32;
-  // Claimed operations handed to the dispatcher and not yet finished [1, 100000].
+  // Claimed operations handed to the dispatcher and not yet finished [1,
+  // 100000].
   int max_outstanding = 64;
   // Claim poll period when there was nothing to claim [10ms, 1m].
   Millis poll_interval = std::chrono::milliseconds(200);
@@ -178,13 +188,15 @@ struct DatabaseConfig {
   Millis attempt_deadline = std::chrono::minutes(2);
   // Attempts before a retryable failure becomes FAILED [1, 1000].
   int max_attempts = 20;
-  // Backoff of a retryable failure, doubled per attempt up to the max [10ms, 1h].
+  // Backoff of a retryable failure, doubled per attempt up to the max [10ms,
+  // 1h].
   Millis retry_initial_backoff = std::chrono::seconds(1);
   Millis retry_max_backoff = std::chrono::minutes(1);
   // Finished operations are deleted this long after they finished [1m, 3650d].
   Millis retention = std::chrono::hours(24 * 7);
   // Replica heartbeat period [100ms, 1m] and the silence after which a replica
-  // counts as dead and its rate share is redistributed [> heartbeat_interval, 1h].
+  // counts as dead and its rate share is redistributed [> heartbeat_interval,
+  // 1h].
   Millis heartbeat_interval = std::chrono::seconds(1);
   Millis heartbeat_timeout = std::chrono::seconds(5);
   // Group commit of submissions: most operations per INSERT transaction

@@ -23,6 +23,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "common/flags.h"
 #include "absl/flags/usage.h"
 #include "billing/v1/billing_gateway.grpc.pb.h"
 
@@ -51,7 +52,8 @@ double Percentile(std::vector<double> v, double p) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("durable-bench --target HOST:PORT [--submissions N] ...");
-  absl::ParseCommandLine(argc, argv);
+  bg::DashedFlags flags(argc, argv);
+  absl::ParseCommandLine(flags.argc(), flags.argv());
   const int n = absl::GetFlag(FLAGS_submissions);
   const int concurrency = absl::GetFlag(FLAGS_concurrency);
   const std::string prefix = absl::GetFlag(FLAGS_prefix);

@@ -1,5 +1,7 @@
 #include "gateway/account_operations.h"
 
+#include <algorithm>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -10,8 +12,10 @@ namespace v1 = billing::v1;
 
 // Runs one Kill Bill call through `calls`: admission, timing, recording.
 template <typename Fn>
-auto Call(KillBillCalls& calls, KillBillEndpoint endpoint, Fn fn) -> decltype(fn()) {
-  if (absl::Status admitted = calls.Admit(endpoint); !admitted.ok()) return admitted;
+auto Call(KillBillCalls& calls, KillBillEndpoint endpoint, Fn fn)
+    -> decltype(fn()) {
+  if (absl::Status admitted = calls.Admit(endpoint); !admitted.ok())
+    return admitted;
   const Clock::TimePoint start = calls.clock()->Now();
   auto result = fn();
   absl::Status status;
@@ -22,6 +26,21 @@ auto Call(KillBillCalls& calls, KillBillEndpoint endpoint, Fn fn) -> decltype(fn
   }
   calls.Record(endpoint, status, calls.clock()->Now() - start);
   return result;
+}
+
+// What is left of the caller's deadline, as the Kill Bill call's timeout (the
+// client caps it at killbill.request_timeout): no Kill Bill call outlives the
+// gRPC call it serves. What is left of the caller's deadline, less the time the
+// answer needs to travel back, so a stalled Kill Bill call ends with the
+// gateway's explicit UNAVAILABLE rather than the caller's own
+// DEADLINE_EXCEEDED.
+constexpr std::chrono::milliseconds kAnswerMargin{50};
+
+killbill::CallOptions UntilDeadline(const KillBillCalls& calls) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        calls.deadline() - calls.clock()->Now()) -
+                    kAnswerMargin;
+  return {std::max(left, std::chrono::milliseconds(1))};
 }
 
 v1::Account ToProto(const killbill::Account& a) {
@@ -69,21 +88,25 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
   response.set_external_key(request.external_key());
   absl::StatusOr<std::string> id;
   for (;;) {
-    id = Call(calls, KillBillEndpoint::kCreateAccount,
-              [&] { return client_->CreateAccount(account); });
+    id = Call(calls, KillBillEndpoint::kCreateAccount, [&] {
+      return client_->CreateAccount(account, UntilDeadline(calls));
+    });
     if (id.ok() || !absl::IsUnavailable(id.status())) break;
     Clock::Duration backoff{};
     if (!calls.MayRetry(&backoff)) break;
     if (calls.clock()->Now() + backoff >= calls.deadline()) break;
-    // Backoff is short (bounded by retry.max_backoff) and only on the worker running this job.
+    // Backoff is short (bounded by retry.max_backoff) and only on the worker
+    // running this job.
     std::this_thread::sleep_for(backoff);
   }
   if (id.ok()) {
     response.set_account_id(*id);
     response.set_created(true);
   } else if (absl::IsAlreadyExists(id.status())) {
-    auto existing = Call(calls, KillBillEndpoint::kGetAccount,
-                         [&] { return client_->GetAccountByKey(request.external_key()); });
+    auto existing = Call(calls, KillBillEndpoint::kGetAccount, [&] {
+      return client_->GetAccountByKey(request.external_key(),
+                                      UntilDeadline(calls));
+    });
     if (!existing.ok()) return existing.status();
     response.set_account_id(existing->account_id);
     response.set_created(false);
@@ -93,20 +116,27 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
 
   if (request.tags_size() > 0) {
     std::vector<std::string> tag_ids;
-    for (int tag : request.tags()) tag_ids.emplace_back(TagDefinitionId(v1::AccountTag(tag)));
-    absl::Status tagged = Call(calls, KillBillEndpoint::kAddTags,
-                               [&] { return client_->AddTags(response.account_id(), tag_ids); });
-    // Tags already on the account (a repeated registration) are the state asked for.
+    for (int tag : request.tags())
+      tag_ids.emplace_back(TagDefinitionId(v1::AccountTag(tag)));
+    absl::Status tagged = Call(calls, KillBillEndpoint::kAddTags, [&] {
+      return client_->AddTags(response.account_id(), tag_ids,
+                              UntilDeadline(calls));
+    });
+    // Tags already on the account (a repeated registration) are the state asked
+    // for.
     if (!tagged.ok() && !absl::IsAlreadyExists(tagged)) return tagged;
   }
   return response;
 }
 
-absl::StatusOr<v1::Account> AccountOperations::GetAccount(const v1::GetAccountRequest& request,
-                                                          KillBillCalls& calls) const {
+absl::StatusOr<v1::Account> AccountOperations::GetAccount(
+    const v1::GetAccountRequest& request, KillBillCalls& calls) const {
   auto account = Call(calls, KillBillEndpoint::kGetAccount, [&] {
-    return request.has_account_id() ? client_->GetAccountById(request.account_id())
-                                    : client_->GetAccountByKey(request.external_key());
+    return request.has_account_id()
+               ? client_->GetAccountById(request.account_id(),
+                                         UntilDeadline(calls))
+               : client_->GetAccountByKey(request.external_key(),
+                                          UntilDeadline(calls));
   });
   if (!account.ok()) return account.status();
   return ToProto(*account);

@@ -72,10 +72,10 @@ struct AdmissionOptions {
   // Time reserved for the answer's way back to the caller; a job is only
   // admitted/run when it can finish this long before its deadline.
   Clock::Duration deadline_margin = std::chrono::milliseconds(20);
-  // The predicted queue wait is multiplied by this before it is compared with the
-  // deadline: the drain rate is measured over the last seconds and the rate controller may
-  // lower it after admission, so a job admitted with no slack would often be shed later.
-  // Higher rejects earlier and sheds less.
+  // The predicted queue wait is multiplied by this before it is compared with
+  // the deadline: the drain rate is measured over the last seconds and the rate
+  // controller may lower it after admission, so a job admitted with no slack
+  // would often be shed later. Higher rejects earlier and sheds less.
   double wait_safety_factor = 1.25;
   // Expected Kill Bill time per job before any is measured.
   Clock::Duration initial_latency = std::chrono::milliseconds(200);
@@ -200,11 +200,13 @@ class AdmissionQueue {
     return Pop([](const T&) { return true; });
   }
 
-  // Removes expired and cancelled jobs anywhere in the queue.
-  Dropped Sweep() {
+  // Removes expired and cancelled jobs anywhere in the queue. `horizon`: also
+  // sheds jobs that would expire within it, so a caller sweeping every
+  // `horizon` answers them before their deadline rather than after.
+  Dropped Sweep(Clock::Duration horizon = Clock::Duration::zero()) {
     Dropped d;
     absl::MutexLock lock(&mu_);
-    const Clock::TimePoint now = clock_->Now();
+    const Clock::TimePoint now = clock_->Now() + horizon;
     std::deque<T> keep;
     for (T& job : queue_) {
       if (!DropIfDeadLocked(now, job, &d)) keep.push_back(std::move(job));
@@ -277,8 +279,8 @@ class AdmissionQueue {
       d->cancelled.push_back(std::move(job));
       return true;
     }
-    // A job that could not finish even if it started now is shed, so its caller hears
-    // "no" before its deadline instead of timing out.
+    // A job that could not finish even if it started now is shed, so its caller
+    // hears "no" before its deadline instead of timing out.
     if (now + policy_.options().deadline_margin + policy_.expected_latency() >=
         Traits::Deadline(job)) {
       d->expired.push_back(std::move(job));

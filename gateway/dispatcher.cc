@@ -12,30 +12,34 @@
 namespace bg::gateway {
 namespace {
 
-// Kill Bill answers that say it is struggling (as opposed to "your request was wrong").
+// Kill Bill answers that say it is struggling (as opposed to "your request was
+// wrong").
 bool IsKillBillFailure(const absl::Status& s) {
   return absl::IsUnavailable(s) || absl::IsInternal(s) || absl::IsUnknown(s);
 }
 
-CircuitBreaker::Health ToBreakerHealth(const absl::StatusOr<killbill::HealthReport>& report,
-                                       double growth_threshold) {
+CircuitBreaker::Health ToBreakerHealth(
+    const absl::StatusOr<killbill::HealthReport>& report,
+    double growth_threshold) {
   CircuitBreaker::Health h;
   h.reachable = report.ok();
   if (!report.ok()) return h;
   for (const auto& check : report->checks) {
-    if (!check.healthy && !absl::EndsWith(check.name, "KillbillQueuesHealthcheck")) {
+    if (!check.healthy &&
+        !absl::EndsWith(check.name, "KillbillQueuesHealthcheck")) {
       h.healthy_except_queues = false;
     }
   }
-  for (const auto& [queue, growth] : report->queue_growth) h.growth = std::max(h.growth, growth);
+  for (const auto& [queue, growth] : report->queue_growth)
+    h.growth = std::max(h.growth, growth);
   h.queues_growing = h.growth > growth_threshold;
   return h;
 }
 
 }  // namespace
 
-// What a running job sees of the dispatcher: tokens beyond the prepaid ones, retries,
-// and the bookkeeping of every Kill Bill call it makes.
+// What a running job sees of the dispatcher: tokens beyond the prepaid ones,
+// retries, and the bookkeeping of every Kill Bill call it makes.
 class Dispatcher::Calls final : public KillBillCalls {
  public:
   Calls(Dispatcher* d, Running& running)
@@ -45,8 +49,8 @@ class Dispatcher::Calls final : public KillBillCalls {
     if (prepaid_ > 0) {
       --prepaid_;
     } else {
-      // An unforeseen call (lookup after 409, retry): wait for its token on this worker,
-      // but never past the deadline.
+      // An unforeseen call (lookup after 409, retry): wait for its token on
+      // this worker, but never past the deadline.
       while (!d_->bucket_.TryAcquire(1)) {
         const Clock::Duration wait = d_->bucket_.TimeUntilAvailable(1);
         if (d_->clock_->Now() + wait >= deadline_) {
@@ -57,7 +61,8 @@ class Dispatcher::Calls final : public KillBillCalls {
       }
     }
     if (d_->clock_->Now() >= deadline_) {
-      return absl::DeadlineExceededError("deadline passed before the Kill Bill call");
+      return absl::DeadlineExceededError(
+          "deadline passed before the Kill Bill call");
     }
     d_->retry_budget_.RecordCall();
     return absl::OkStatus();
@@ -65,12 +70,14 @@ class Dispatcher::Calls final : public KillBillCalls {
 
   void Record(KillBillEndpoint endpoint, const absl::Status& status,
               Clock::Duration latency) override {
-    d_->metrics_->RecordKillBillCall(endpoint, status.code(), ToSeconds(latency));
+    d_->metrics_->RecordKillBillCall(endpoint, status.code(),
+                                     ToSeconds(latency));
     const bool failed = IsKillBillFailure(status);
     d_->controller_.RecordOutcome(latency, failed);
     // Each account Kill Bill creates posts one event on its bus.
     if (endpoint == KillBillEndpoint::kCreateAccount && status.ok()) {
-      d_->controller_.RecordCalls(static_cast<int>(d_->options_.rate.calls_per_bus_event));
+      d_->controller_.RecordCalls(
+          static_cast<int>(d_->options_.rate.calls_per_bus_event));
     }
     ++calls_made_;
     failed_ = failed_ || failed;
@@ -110,8 +117,8 @@ class Dispatcher::Calls final : public KillBillCalls {
   Clock::Duration total_{0};
 };
 
-Dispatcher::Dispatcher(Clock* clock, GatewayMetrics* metrics, DispatcherOptions options,
-                       HealthProbe health_probe)
+Dispatcher::Dispatcher(Clock* clock, GatewayMetrics* metrics,
+                       DispatcherOptions options, HealthProbe health_probe)
     : clock_(clock),
       metrics_(metrics),
       options_(std::move(options)),
@@ -119,24 +126,28 @@ Dispatcher::Dispatcher(Clock* clock, GatewayMetrics* metrics, DispatcherOptions 
       queue_(clock, options_.queue),
       bucket_(clock, options_.rate.initial, options_.rate.burst),
       breaker_(clock, options_.breaker),
-      // The bucket's rate is set at each tick: the controller's rate times this replica's
-      // share of it.
+      // The bucket's rate is set at each tick: the controller's rate times this
+      // replica's share of it.
       controller_(clock, options_.rate, /*bucket=*/nullptr),
       retry_budget_(clock, options_.retry) {
   metrics_->queue_capacity().Set(static_cast<double>(options_.queue.capacity));
   metrics_->rate_limit().Set(controller_.rate());
-  breaker_.SetTransitionCallback([this](CircuitBreaker::State from, CircuitBreaker::State to,
+  breaker_.SetTransitionCallback([this](CircuitBreaker::State from,
+                                        CircuitBreaker::State to,
                                         CircuitBreaker::Reason why) {
-    // Runs on whichever thread caused the transition, possibly under the queue's lock:
-    // only metrics and a flag here; the scheduler tells the queue.
+    // Runs on whichever thread caused the transition, possibly under the
+    // queue's lock: only metrics and a flag here; the scheduler tells the
+    // queue.
     metrics_->RecordBreakerTransition(static_cast<int>(to));
     breaker_changed_.store(true, std::memory_order_release);
-    spdlog::warn("circuit breaker {} -> {} ({})", CircuitBreaker::StateName(from),
-                 CircuitBreaker::StateName(to), CircuitBreaker::ReasonName(why));
+    spdlog::warn("circuit breaker {} -> {} ({})",
+                 CircuitBreaker::StateName(from), CircuitBreaker::StateName(to),
+                 CircuitBreaker::ReasonName(why));
   });
   scheduler_ = std::thread([this] { SchedulerLoop(); });
   if (health_probe_) health_ = std::thread([this] { HealthLoop(); });
-  for (int i = 0; i < options_.max_in_flight; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < options_.max_in_flight; ++i)
+    workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 Dispatcher::~Dispatcher() { Shutdown(Clock::Duration::zero()); }
@@ -163,31 +174,40 @@ void Dispatcher::Reject(Job& job, const Admission& admission) {
   metrics_->RecordRejection(admission.reason);
   const char* reason = RejectReasonName(admission.reason);
   const auto pushback_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(admission.retry_after).count();
-  const std::string message = absl::StrCat("rejected: ", reason, "; retry in ", pushback_ms, " ms");
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          admission.retry_after)
+          .count();
+  const std::string message =
+      absl::StrCat("rejected: ", reason, "; retry in ", pushback_ms, " ms");
   const bool overloaded = admission.reason == RejectReason::kQueueFull ||
                           admission.reason == RejectReason::kDeadlineUnmeetable;
-  job.answer(overloaded ? absl::ResourceExhaustedError(message) : absl::UnavailableError(message),
+  job.answer(overloaded ? absl::ResourceExhaustedError(message)
+                        : absl::UnavailableError(message),
              reason, admission.retry_after);
 }
 
 void Dispatcher::AnswerDropped(AdmissionQueue<Job>::Dropped& dropped) {
   if (!dropped.expired.empty()) {
-    // Shed: these can no longer finish before their deadline even if started now. Telling
-    // the caller so (with a pushback) beats letting it time out.
-    const Clock::Duration pushback = std::clamp(
-        queue_.PredictedWait(), options_.queue.min_retry_pushback, options_.queue.max_retry_pushback);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(pushback).count();
+    // Shed: these can no longer finish before their deadline even if started
+    // now. Telling the caller so (with a pushback) beats letting it time out.
+    const Clock::Duration pushback =
+        std::clamp(queue_.PredictedWait(), options_.queue.min_retry_pushback,
+                   options_.queue.max_retry_pushback);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(pushback).count();
     for (Job& job : dropped.expired) {
       metrics_->RecordDrop(DropReason::kDeadline);
-      job.answer(absl::ResourceExhaustedError(absl::StrCat(
-                     "rejected: deadline_unmeetable; shed from the queue, retry in ", ms, " ms")),
-                 RejectReasonName(RejectReason::kDeadlineUnmeetable), pushback);
+      job.answer(
+          absl::ResourceExhaustedError(absl::StrCat(
+              "rejected: deadline_unmeetable; shed from the queue, retry in ",
+              ms, " ms")),
+          RejectReasonName(RejectReason::kDeadlineUnmeetable), pushback);
     }
   }
   for (Job& job : dropped.cancelled) {
     metrics_->RecordDrop(DropReason::kCancelled);
-    job.answer(absl::CancelledError("caller cancelled while queued"), nullptr, {});
+    job.answer(absl::CancelledError("caller cancelled while queued"), nullptr,
+               {});
   }
 }
 
@@ -203,14 +223,15 @@ void Dispatcher::Tick() {
     absl::MutexLock lock(&mu_);
     ran_dry = std::exchange(bucket_ran_dry_, false);
   }
-  const double rate =
-      controller_.Tick(queue_.size() > 0 || ran_dry) * rate_share_.load(std::memory_order_relaxed);
+  const double rate = controller_.Tick(queue_.size() > 0 || ran_dry) *
+                      rate_share_.load(std::memory_order_relaxed);
   bucket_.SetRate(rate);
   breaker_.Tick();
   SyncBreakerToQueue();
-  // Registration = create + tag: two calls per job is the prior until drain is measured.
+  // Registration = create + tag: two calls per job is the prior until drain is
+  // measured.
   queue_.SetDrainPrior(rate / 2.0);
-  auto dropped = queue_.Sweep();
+  auto dropped = queue_.Sweep(options_.adjust_interval);
   AnswerDropped(dropped);
   metrics_->rate_limit().Set(rate);
   metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
@@ -277,13 +298,16 @@ void Dispatcher::SchedulerLoop() {
       continue;
     }
     if (starved) bucket_ran_dry_ = true;
-    if (submitted_ != seen) continue;  // A job arrived while we looked: look again.
+    if (submitted_ != seen)
+      continue;  // A job arrived while we looked: look again.
     Clock::Duration wait = next_tick - clock_->Now();
     if (starved) {
-      wait = std::min(wait, bucket_.TimeUntilAvailable(std::min(2.0, bucket_.burst())));
+      wait = std::min(
+          wait, bucket_.TimeUntilAvailable(std::min(2.0, bucket_.burst())));
     } else if (queue_.size() > 0) {
-      wait = std::min(wait, std::max<Clock::Duration>(breaker_.TimeUntilNextProbe(),
-                                                      std::chrono::milliseconds(1)));
+      wait = std::min(wait,
+                      std::max<Clock::Duration>(breaker_.TimeUntilNextProbe(),
+                                                std::chrono::milliseconds(1)));
     }
     WaitFor(wait);
   }
@@ -336,10 +360,12 @@ void Dispatcher::HealthLoop() {
     if (report.ok()) {
       for (const auto& [queue, growing] : report->queue_growing) {
         auto it = report->queue_growth.find(queue);
-        metrics_->SetQueueGrowth(queue, it == report->queue_growth.end() ? 0 : it->second);
+        metrics_->SetQueueGrowth(
+            queue, it == report->queue_growth.end() ? 0 : it->second);
       }
     } else {
-      spdlog::warn("Kill Bill healthcheck failed: {}", std::string(report.status().message()));
+      spdlog::warn("Kill Bill healthcheck failed: {}",
+                   std::string(report.status().message()));
     }
     mu_.Lock();
     const Clock::TimePoint next = clock_->Now() + options_.health_poll_interval;
@@ -355,13 +381,16 @@ void Dispatcher::Shutdown(Clock::Duration grace) {
   {
     absl::MutexLock lock(&mu_);
     while (queue_.size() > 0 && clock_->Now() < give_up) {
-      WaitFor(std::min<Clock::Duration>(give_up - clock_->Now(), std::chrono::milliseconds(50)));
+      WaitFor(std::min<Clock::Duration>(give_up - clock_->Now(),
+                                        std::chrono::milliseconds(50)));
     }
   }
   for (Job& job : queue_.DrainAll()) {
     metrics_->RecordDrop(DropReason::kShutdown);
-    job.answer(absl::UnavailableError("rejected: shutting_down; the gateway is stopping"),
-               RejectReasonName(RejectReason::kShuttingDown), options_.queue.min_retry_pushback);
+    job.answer(absl::UnavailableError(
+                   "rejected: shutting_down; the gateway is stopping"),
+               RejectReasonName(RejectReason::kShuttingDown),
+               options_.queue.min_retry_pushback);
   }
   {
     absl::MutexLock lock(&mu_);
@@ -370,7 +399,8 @@ void Dispatcher::Shutdown(Clock::Duration grace) {
   }
   scheduler_.join();
   if (health_.joinable()) health_.join();
-  for (std::thread& t : workers_) t.join();  // Workers finish what was handed to them.
+  for (std::thread& t : workers_)
+    t.join();  // Workers finish what was handed to them.
   metrics_->queue_depth().Set(0);
 }
 

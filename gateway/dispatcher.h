@@ -1,28 +1,33 @@
-// Dispatcher: the one component of billing-gateway that owns threads, and the place where
-// the flow-control parts are wired together.
+// Dispatcher: the one component of billing-gateway that owns threads, and the
+// place where the flow-control parts are wired together.
 //
-//   Submit ──► AdmissionQueue (bounded FIFO, deadline-aware; rejects fast with a pushback)
+//   Submit ──► AdmissionQueue (bounded FIFO, deadline-aware; rejects fast with
+//   a pushback)
 //                   │
-//   scheduler thread: pops the head job when a worker is free (concurrency cap), the
-//                   │ TokenBucket has its expected Kill Bill calls, and the CircuitBreaker
-//                   │ gives a permit; expired/cancelled jobs are answered unrun
-//                   ▼
-//   worker threads (max_in_flight): run the job's Kill Bill calls; outcomes feed the
-//                   breaker, the rate controller, the queue's latency estimate, metrics
+//   scheduler thread: pops the head job when a worker is free (concurrency
+//   cap), the
+//                   │ TokenBucket has its expected Kill Bill calls, and the
+//                   CircuitBreaker │ gives a permit; expired/cancelled jobs are
+//                   answered unrun ▼
+//   worker threads (max_in_flight): run the job's Kill Bill calls; outcomes
+//   feed the
+//                   breaker, the rate controller, the queue's latency estimate,
+//                   metrics
 //
-//   health thread: polls GET /1.0/healthcheck every poll_interval → breaker + controller
-//   the scheduler also ticks the rate controller and the breaker every adjust_interval.
+//   health thread: polls GET /1.0/healthcheck every poll_interval → breaker +
+//   controller the scheduler also ticks the rate controller and the breaker
+//   every adjust_interval.
 //
-// Every Job is answered exactly once: by its own run, or here (rejected at admission,
-// dropped because its deadline passed or its caller cancelled while queued, or refused at
-// shutdown).
+// Every Job is answered exactly once: by its own run, or here (rejected at
+// admission, dropped because its deadline passed or its caller cancelled while
+// queued, or refused at shutdown).
 //
-// Waiting is real time (condition variables with timeouts computed from the injected
-// clock), so the dispatcher itself runs on SteadyClock; its parts are tested alone under
-// FakeClock.
+// Waiting is real time (condition variables with timeouts computed from the
+// injected clock), so the dispatcher itself runs on SteadyClock; its parts are
+// tested alone under FakeClock.
 //
-// Thread-safety: Submit() may be called from any thread (gRPC's); it never blocks on Kill
-// Bill. Shutdown() from one thread.
+// Thread-safety: Submit() may be called from any thread (gRPC's); it never
+// blocks on Kill Bill. Shutdown() from one thread.
 #pragma once
 
 #include <atomic>
@@ -51,7 +56,8 @@ struct DispatcherOptions {
   CircuitBreaker::Options breaker;
   RateController::Options rate;
   RetryOptions retry;
-  // Worker threads, hence the most jobs (and Kill Bill calls) in flight at once.
+  // Worker threads, hence the most jobs (and Kill Bill calls) in flight at
+  // once.
   int max_in_flight = 8;
   // How often the rate controller and breaker are ticked and the queue swept.
   Clock::Duration adjust_interval = std::chrono::seconds(1);
@@ -75,12 +81,14 @@ class Dispatcher {
   // Admits `job` or answers it at once with a rejection.
   void Submit(Job job) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // This replica's share of the Kill Bill rate, in (0, 1]: with N live replicas on one
-  // database each paces Kill Bill at rate / N. Takes effect at the next tick.
+  // This replica's share of the Kill Bill rate, in (0, 1]: with N live replicas
+  // on one database each paces Kill Bill at rate / N. Takes effect at the next
+  // tick.
   void SetRateShare(double fraction);
 
-  // Stops admission (shutting_down), lets the queue drain for up to `grace`, answers what
-  // is still queued with UNAVAILABLE/shutting_down, waits for running jobs, joins threads.
+  // Stops admission (shutting_down), lets the queue drain for up to `grace`,
+  // answers what is still queued with UNAVAILABLE/shutting_down, waits for
+  // running jobs, joins threads.
   void Shutdown(Clock::Duration grace) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -117,16 +125,20 @@ class Dispatcher {
 
   absl::Mutex mu_;
   absl::CondVar cv_;  // Signalled on submit, job completion, shutdown.
-  std::deque<Running> ready_ ABSL_GUARDED_BY(mu_);  // Handed from scheduler to workers.
+  std::deque<Running> ready_
+      ABSL_GUARDED_BY(mu_);                 // Handed from scheduler to workers.
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // Popped and not yet finished.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool bucket_ran_dry_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t retry_seed_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;  // Jobs admitted so far (wake-up check).
-  // Set by the breaker's transition callback, which may run under the queue's lock; the
-  // scheduler applies it to the queue. Atomic: written from any thread without mu_.
+  uint64_t submitted_ ABSL_GUARDED_BY(mu_) =
+      0;  // Jobs admitted so far (wake-up check).
+  // Set by the breaker's transition callback, which may run under the queue's
+  // lock; the scheduler applies it to the queue. Atomic: written from any
+  // thread without mu_.
   std::atomic<bool> breaker_changed_{true};
-  // Written by the replica heartbeat, read by the scheduler's tick; a lone double.
+  // Written by the replica heartbeat, read by the scheduler's tick; a lone
+  // double.
   std::atomic<double> rate_share_{1.0};
 
   std::thread scheduler_;

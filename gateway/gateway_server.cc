@@ -4,6 +4,8 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <fstream>
+#include <iterator>
 #include <type_traits>
 #include <utility>
 
@@ -34,6 +36,41 @@ killbill::ClientOptions ClientOptionsFrom(const config::KillBillConfig& c) {
   return o;
 }
 
+// Reads a whole PEM file; the error names the config key, never the contents.
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* key) {
+  std::ifstream in(path, std::ios::binary);
+  std::string pem((std::istreambuf_iterator<char>(in)),
+                  std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(key, ": cannot read ", path));
+  }
+  if (pem.empty())
+    return absl::FailedPreconditionError(
+        absl::StrCat(key, ": ", path, " is empty"));
+  return pem;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFrom(
+    const config::ServerConfig& server) {
+  if (server.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  auto cert = ReadPem(server.tls_cert_file, "server.tls_cert_file");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(server.tls_key_file, "server.tls_key_file");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!server.tls_client_ca_file.empty()) {
+    auto ca = ReadPem(server.tls_client_ca_file, "server.tls_client_ca_file");
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
 DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& c) {
   DispatcherOptions o;
   o.max_in_flight = c.concurrency.max_in_flight;
@@ -43,13 +80,15 @@ DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& c) {
 
   o.queue.capacity = static_cast<size_t>(c.queue.capacity);
 
-  o.rate.mode = c.rate.mode == config::RateMode::kStatic ? RateController::Mode::kStatic
-                                                         : RateController::Mode::kAdaptive;
+  o.rate.mode = c.rate.mode == config::RateMode::kStatic
+                    ? RateController::Mode::kStatic
+                    : RateController::Mode::kAdaptive;
   o.rate.initial = c.rate.initial;
   o.rate.min = c.rate.min;
   o.rate.max = c.rate.max;
   o.rate.burst = c.rate.burst;
-  o.rate.increase_step_per_s = c.rate.increase_step / ToSeconds(c.rate.adjust_interval);
+  o.rate.increase_step_per_s =
+      c.rate.increase_step / ToSeconds(c.rate.adjust_interval);
   o.rate.fast_cooldown = c.rate.cooldown;
 
   o.breaker.failure_rate_threshold = c.breaker.failure_rate_threshold;
@@ -71,14 +110,16 @@ DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& c) {
 
 namespace {
 
-// Dispatcher::SetRateShare(double fraction) scales the token bucket's rate (static or
-// adaptive) to `fraction` of what it would be alone, so N replicas together stay within
-// the configured rate. Called through this detector so the gateway builds with or without
-// that hook; without it each replica paces at the full rate (logged at start).
+// Dispatcher::SetRateShare(double fraction) scales the token bucket's rate
+// (static or adaptive) to `fraction` of what it would be alone, so N replicas
+// together stay within the configured rate. Called through this detector so the
+// gateway builds with or without that hook; without it each replica paces at
+// the full rate (logged at start).
 template <typename D, typename = void>
 struct HasRateShare : std::false_type {};
 template <typename D>
-struct HasRateShare<D, std::void_t<decltype(std::declval<D&>().SetRateShare(0.5))>>
+struct HasRateShare<D,
+                    std::void_t<decltype(std::declval<D&>().SetRateShare(0.5))>>
     : std::true_type {};
 
 template <typename D>
@@ -86,7 +127,8 @@ void ApplyRateShare(D* dispatcher, double fraction) {
   if constexpr (HasRateShare<D>::value) {
     dispatcher->SetRateShare(fraction);
   } else {
-    // TODO(lead): Dispatcher::SetRateShare; until then replicas do not share the rate.
+    // TODO(lead): Dispatcher::SetRateShare; until then replicas do not share
+    // the rate.
     (void)dispatcher;
     (void)fraction;
   }
@@ -125,17 +167,19 @@ absl::Status GatewayServer::Start() {
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics.listen);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("metrics.listen ", config_.metrics.listen, ": cannot listen: ", e.what()));
+    return absl::UnavailableError(absl::StrCat("metrics.listen ",
+                                               config_.metrics.listen,
+                                               ": cannot listen: ", e.what()));
   }
   exposer_->RegisterCollectable(metrics_->shared_registry());
   metrics_port_ = exposer_->GetListeningPorts().front();
 
-  auto client = killbill::KillBillClient::Create(ClientOptionsFrom(config_.killbill));
+  auto client =
+      killbill::KillBillClient::Create(ClientOptionsFrom(config_.killbill));
   if (!client.ok()) return client.status();
   client_ = std::move(*client);
-  // The healthcheck has its own connection and timeout, so a saturated pool of account
-  // calls never delays the signal that protects Kill Bill.
+  // The healthcheck has its own connection and timeout, so a saturated pool of
+  // account calls never delays the signal that protects Kill Bill.
   killbill::ClientOptions health_options = ClientOptionsFrom(config_.killbill);
   health_options.max_connections = 1;
   health_options.request_timeout = config_.health.timeout;
@@ -149,48 +193,59 @@ absl::Status GatewayServer::Start() {
       [client = health_client_.get()] { return client->Healthcheck(); });
   if (!config_.database.url.empty()) {
     durable::Executor executor;
-    executor.submit = [d = dispatcher_.get()](Job job) { d->Submit(std::move(job)); };
-    executor.create_account = [ops = operations_.get()](
-                                  const billing::v1::CreateAccountRequest& request,
-                                  KillBillCalls& calls) {
-      return ops->CreateAccount(request, calls);
+    executor.submit = [d = dispatcher_.get()](Job job) {
+      d->Submit(std::move(job));
     };
-    executor.expected_calls = [](const billing::v1::CreateAccountRequest& request) {
-      return AccountOperations::ExpectedCalls(request);
-    };
+    executor.create_account =
+        [ops = operations_.get()](
+            const billing::v1::CreateAccountRequest& request,
+            KillBillCalls& calls) {
+          return ops->CreateAccount(request, calls);
+        };
+    executor.expected_calls =
+        [](const billing::v1::CreateAccountRequest& request) {
+          return AccountOperations::ExpectedCalls(request);
+        };
     executor.killbill_code = [](const absl::Status& status) -> std::string {
       auto code = status.GetPayload(killbill::kKillBillCodePayload);
       return code ? std::string(*code) : std::string();
     };
     durable_ = std::make_unique<durable::DurableQueue>(
-        clock_, DurableOptionsFrom(config_.database), metrics_->registry(), std::move(executor),
-        [d = dispatcher_.get()](double fraction) { ApplyRateShare(d, fraction); });
+        clock_, DurableOptionsFrom(config_.database), metrics_->registry(),
+        std::move(executor), [d = dispatcher_.get()](double fraction) {
+          ApplyRateShare(d, fraction);
+        });
     if (!HasRateShare<Dispatcher>::value) {
-      spdlog::warn("rate share: unavailable (Dispatcher::SetRateShare missing); each replica "
-                   "paces Kill Bill at the full configured rate");
+      spdlog::warn(
+          "rate share: unavailable (Dispatcher::SetRateShare missing); each "
+          "replica "
+          "paces Kill Bill at the full configured rate");
     }
     if (absl::Status ready = durable_->Start(); !ready.ok()) {
-      // Not fatal: synchronous calls work, durable ones answer UNAVAILABLE until it connects.
-      spdlog::warn("database not ready at start (retrying in the background): {}",
-                   std::string(ready.message()));
+      // Not fatal: synchronous calls work, durable ones answer UNAVAILABLE
+      // until it connects.
+      spdlog::warn(
+          "database not ready at start (retrying in the background): {}",
+          std::string(ready.message()));
     }
   }
-  service_ = std::make_unique<BillingGatewayService>(clock_, dispatcher_.get(), operations_.get(),
-                                                     metrics_.get(),
-                                                     config_.server.default_deadline,
-                                                     durable_.get());
+  service_ = std::make_unique<BillingGatewayService>(
+      clock_, dispatcher_.get(), operations_.get(), metrics_.get(),
+      config_.server.default_deadline, durable_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config_.server.listen, grpc::InsecureServerCredentials(), &grpc_port_);
+  auto credentials = ServerCredentialsFrom(config_.server);
+  if (!credentials.ok()) return credentials.status();
+  builder.AddListeningPort(config_.server.listen, *credentials, &grpc_port_);
   builder.SetMaxReceiveMessageSize(config_.server.max_message_bytes);
   builder.SetMaxSendMessageSize(config_.server.max_message_bytes);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || grpc_port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("server.listen ", config_.server.listen, ": cannot listen"));
+    return absl::UnavailableError(absl::StrCat(
+        "server.listen ", config_.server.listen, ": cannot listen"));
   }
   return absl::OkStatus();
 }
@@ -199,9 +254,10 @@ void GatewayServer::Shutdown() {
   if (stopped_ || !server_) return;
   stopped_ = true;
   server_->GetHealthCheckService()->SetServingStatus(false);
-  // Durable work stops being claimed first (what is left stays in the database for the next
-  // start or another replica); admission stops next so nothing new is queued; the drain
-  // answers every queued call; then the durable outcomes of the drained jobs are recorded.
+  // Durable work stops being claimed first (what is left stays in the database
+  // for the next start or another replica); admission stops next so nothing new
+  // is queued; the drain answers every queued call; then the durable outcomes
+  // of the drained jobs are recorded.
   if (durable_) durable_->StopClaiming();
   dispatcher_->Shutdown(config_.server.shutdown_grace);
   if (durable_) durable_->Shutdown(std::chrono::seconds(5));
@@ -212,8 +268,8 @@ void GatewayServer::Shutdown() {
 
 std::string GatewayServer::QueueMode() const {
   if (!durable_) return "in-memory (no database configured)";
-  return absl::StrCat("durable (", config::DatabaseTarget(config_.database.url), ", replica ",
-                      durable_->replica_id(), ")");
+  return absl::StrCat("durable (", config::DatabaseTarget(config_.database.url),
+                      ", replica ", durable_->replica_id(), ")");
 }
 
 }  // namespace bg::gateway

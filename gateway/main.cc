@@ -10,6 +10,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "common/flags.h"
 #include "absl/flags/usage.h"
 #include "config/gateway_config.h"
 #include "gateway/gateway_server.h"
@@ -42,7 +43,8 @@ spdlog::level::level_enum ToSpdlog(bg::config::LogLevel level) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("billing-gateway --config FILE [--check-config]");
-  absl::ParseCommandLine(argc, argv);
+  bg::DashedFlags flags(argc, argv);
+  absl::ParseCommandLine(flags.argc(), flags.argv());
   const std::string path = absl::GetFlag(FLAGS_config);
   if (path.empty()) {
     std::fprintf(stderr, "billing-gateway: --config FILE is required\n");

@@ -2,10 +2,14 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <map>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "killbill_client/parse.h"
 #include "nlohmann/json.hpp"
 
@@ -37,6 +41,77 @@ absl::Status WithCode(absl::Status status, const std::optional<ErrorBody>& error
 }
 
 }  // namespace
+
+// Enforces whole-call deadlines that httplib cannot (its timeouts are per read/write): at
+// a call's deadline it shuts down the socket of that call's connection with
+// httplib::Client::stop(), which makes the blocked read or write fail at once.
+//
+// Thread-safety: Arm/Disarm from any thread. stop() is called outside mu_ (it may wait for
+// httplib's socket mutex, held while connecting); Disarm() waits for a stop() in progress on
+// its own connection, so the connection outlives every use the watchdog makes of it.
+class KillBillClient::Watchdog {
+ public:
+  Watchdog() : thread_([this] { Loop(); }) {}
+  ~Watchdog() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      cv_.SignalAll();
+    }
+    thread_.join();
+  }
+
+  // Watches `conn` until Disarm(id); stops it if still watched at `deadline`.
+  uint64_t Arm(httplib::Client* conn, Deadline deadline) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    const uint64_t id = ++next_id_;
+    timers_.emplace(std::pair{deadline, id}, conn);
+    cv_.SignalAll();
+    return id;
+  }
+
+  // Stops watching; true when the deadline had fired (the connection was shut down).
+  bool Disarm(uint64_t id, Deadline deadline) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    if (timers_.erase(std::pair{deadline, id}) > 0) return false;
+    while (firing_ == id) stopped_cv_.Wait(&mu_);
+    return true;
+  }
+
+ private:
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    while (!stopping_) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!timers_.empty() && timers_.begin()->first.first <= now) {
+        auto due = timers_.begin();
+        httplib::Client* conn = due->second;
+        firing_ = due->first.second;
+        timers_.erase(due);
+        mu_.Unlock();
+        conn->stop();
+        mu_.Lock();
+        firing_ = 0;
+        stopped_cv_.SignalAll();
+        continue;
+      }
+      if (timers_.empty()) {
+        cv_.Wait(&mu_);
+      } else {
+        cv_.WaitWithTimeout(&mu_, absl::FromChrono(timers_.begin()->first.first - now));
+      }
+    }
+  }
+
+  absl::Mutex mu_;
+  absl::CondVar cv_;          // Signalled on Arm and on shutdown.
+  absl::CondVar stopped_cv_;  // Signalled when a stop() has returned.
+  std::map<std::pair<Deadline, uint64_t>, httplib::Client*> timers_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t firing_ ABSL_GUARDED_BY(mu_) = 0;  // Timer whose stop() runs now, 0 for none.
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
 
 absl::Status StatusFromResponse(int http_status, absl::string_view body, absl::string_view what) {
   std::optional<ErrorBody> error = ParseErrorBody(body);
@@ -74,8 +149,11 @@ absl::StatusOr<std::unique_ptr<KillBillClient>> KillBillClient::Create(ClientOpt
 }
 
 KillBillClient::KillBillClient(ClientOptions options, std::string origin)
-    : options_(std::move(options)), origin_(std::move(origin)) {}
+    : options_(std::move(options)),
+      origin_(std::move(origin)),
+      watchdog_(std::make_unique<Watchdog>()) {}
 
+// No call may be running when the client is destroyed.
 KillBillClient::~KillBillClient() = default;
 
 std::unique_ptr<httplib::Client> KillBillClient::NewConnection() const {
@@ -92,20 +170,26 @@ std::unique_ptr<httplib::Client> KillBillClient::NewConnection() const {
   return conn;
 }
 
-std::unique_ptr<httplib::Client> KillBillClient::Acquire() {
+bool KillBillClient::Acquire(Deadline deadline, std::unique_ptr<httplib::Client>* conn,
+                             bool* open_new) {
   absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](KillBillClient* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-        return !self->idle_.empty() || self->open_ < self->options_.max_connections;
-      },
-      this));
+  const bool free = mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](KillBillClient* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
+            return !self->idle_.empty() || self->open_ < self->options_.max_connections;
+          },
+          this),
+      absl::FromChrono(deadline - std::chrono::steady_clock::now()));
+  if (!free) return false;
   if (!idle_.empty()) {
-    auto conn = std::move(idle_.back());
+    *conn = std::move(idle_.back());
     idle_.pop_back();
-    return conn;
+    *open_new = false;
+    return true;
   }
   ++open_;
-  return nullptr;  // The caller opens a new connection outside the lock.
+  *open_new = true;  // The caller opens the connection outside the lock.
+  return true;
 }
 
 void KillBillClient::Release(std::unique_ptr<httplib::Client> conn) {
@@ -120,9 +204,35 @@ void KillBillClient::Release(std::unique_ptr<httplib::Client> conn) {
 absl::StatusOr<KillBillClient::Response> KillBillClient::Send(const std::string& method,
                                                               const std::string& path,
                                                               const std::string& body,
-                                                              bool authenticated) {
-  std::unique_ptr<httplib::Client> conn = Acquire();
-  if (!conn) conn = NewConnection();
+                                                              bool authenticated,
+                                                              const CallOptions& call) {
+  using Ms = std::chrono::milliseconds;
+  const Ms timeout = call.timeout > Ms::zero() ? std::min(call.timeout, options_.request_timeout)
+                                               : options_.request_timeout;
+  const auto start = std::chrono::steady_clock::now();
+  const Deadline deadline = start + timeout;
+  auto what = [&] { return absl::StrCat("killbill: ", method, " ", path); };
+  auto timed_out = [&] {
+    return absl::UnavailableError(
+        absl::StrCat(what(), ": no complete answer within ", timeout.count(), " ms"));
+  };
+
+  std::unique_ptr<httplib::Client> conn;
+  bool open_new = false;
+  if (!Acquire(deadline, &conn, &open_new)) {
+    return absl::UnavailableError(absl::StrCat(what(), ": no free connection within ",
+                                               timeout.count(), " ms"));
+  }
+  if (open_new) conn = NewConnection();
+  // This call's share of its deadline, for httplib's per-operation timeouts; the watchdog
+  // enforces the total.
+  const auto left = std::max<std::chrono::microseconds>(
+      std::chrono::duration_cast<std::chrono::microseconds>(deadline -
+                                                            std::chrono::steady_clock::now()),
+      std::chrono::microseconds(1000));
+  conn->set_connection_timeout(std::min<std::chrono::microseconds>(options_.connect_timeout, left));
+  conn->set_read_timeout(left);
+  conn->set_write_timeout(left);
 
   httplib::Request req;
   req.method = method;
@@ -141,9 +251,15 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(const std::string&
   }
   Response out;
   bool too_large = false;
+  bool late = false;
   req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
     if (out.body.size() + len > options_.max_response_bytes) {
       too_large = true;
+      return false;
+    }
+    // Checked here too (not only by the watchdog) so a drip ends at the first byte late.
+    if (std::chrono::steady_clock::now() >= deadline) {
+      late = true;
       return false;
     }
     out.body.append(data, len);
@@ -151,26 +267,36 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(const std::string&
   };
   httplib::Response res;
   httplib::Error error = httplib::Error::Success;
+  const uint64_t timer = watchdog_->Arm(conn.get(), deadline);
   const bool sent = conn->send(req, res, error);
-  if (!sent) {
-    // A connection that failed mid-request is not reused: drop it and free its slot.
+  const bool stopped = watchdog_->Disarm(timer, deadline);
+  if (!sent || stopped) {
+    // A connection that failed mid-request, or that the watchdog shut, is not reused:
+    // drop it and free its slot.
     conn.reset();
     Release(nullptr);
+  } else {
+    Release(std::move(conn));
+  }
+  if (!sent) {
     if (too_large) {
-      return absl::InternalError(absl::StrCat("killbill: ", method, " ", path,
-                                              ": response larger than ",
+      return absl::InternalError(absl::StrCat(what(), ": response larger than ",
                                               options_.max_response_bytes, " bytes"));
     }
-    return absl::UnavailableError(absl::StrCat("killbill: ", method, " ", path, ": ",
-                                               httplib::to_string(error)));
+    // httplib's own per-read timeout was set to the time left, so it may fire a hair
+    // before the deadline: count that as the call's timeout too.
+    if (late || stopped || std::chrono::steady_clock::now() + Ms(20) >= deadline) {
+      return timed_out();
+    }
+    return absl::UnavailableError(absl::StrCat(what(), ": ", httplib::to_string(error)));
   }
-  Release(std::move(conn));
   out.status = res.status;
   out.location = res.get_header_value("Location");
   return out;
 }
 
-absl::StatusOr<std::string> KillBillClient::CreateAccount(const NewAccount& account) {
+absl::StatusOr<std::string> KillBillClient::CreateAccount(const NewAccount& account,
+                                                          const CallOptions& call) {
   Json body = Json::object();
   for (auto [key, value] : {std::pair{"externalKey", &account.external_key},
                             {"name", &account.name},
@@ -180,40 +306,43 @@ absl::StatusOr<std::string> KillBillClient::CreateAccount(const NewAccount& acco
                             {"notes", &account.notes}}) {
     if (!value->empty()) body[key] = *value;
   }
-  auto res = Send("POST", "/1.0/kb/accounts", body.dump(), true);
+  auto res = Send("POST", "/1.0/kb/accounts", body.dump(), true, call);
   if (!res.ok()) return res.status();
   if (res->status != 201) return StatusFromResponse(res->status, res->body, "create account");
   return AccountIdFromLocation(res->location, origin_);
 }
 
-absl::StatusOr<Account> KillBillClient::GetAccountByKey(const std::string& external_key) {
+absl::StatusOr<Account> KillBillClient::GetAccountByKey(const std::string& external_key,
+                                                        const CallOptions& call) {
   auto res = Send("GET", "/1.0/kb/accounts?externalKey=" + PercentEncode(external_key), "",
-                  true);
+                  true, call);
   if (!res.ok()) return res.status();
   if (res->status != 200) return StatusFromResponse(res->status, res->body, "get account");
   return ParseAccount(res->body);
 }
 
-absl::StatusOr<Account> KillBillClient::GetAccountById(const std::string& account_id) {
+absl::StatusOr<Account> KillBillClient::GetAccountById(const std::string& account_id,
+                                                       const CallOptions& call) {
   if (!IsUuid(account_id)) return absl::InvalidArgumentError("account_id is not a UUID");
-  auto res = Send("GET", "/1.0/kb/accounts/" + account_id, "", true);
+  auto res = Send("GET", "/1.0/kb/accounts/" + account_id, "", true, call);
   if (!res.ok()) return res.status();
   if (res->status != 200) return StatusFromResponse(res->status, res->body, "get account");
   return ParseAccount(res->body);
 }
 
 absl::Status KillBillClient::AddTags(const std::string& account_id,
-                                     const std::vector<std::string>& tag_ids) {
+                                     const std::vector<std::string>& tag_ids,
+                                     const CallOptions& call) {
   if (!IsUuid(account_id)) return absl::InvalidArgumentError("account_id is not a UUID");
   auto res = Send("POST", "/1.0/kb/accounts/" + account_id + "/tags", Json(tag_ids).dump(),
-                  true);
+                  true, call);
   if (!res.ok()) return res.status();
   if (res->status != 201) return StatusFromResponse(res->status, res->body, "add tags");
   return absl::OkStatus();
 }
 
-absl::StatusOr<HealthReport> KillBillClient::Healthcheck() {
-  auto res = Send("GET", "/1.0/healthcheck", "", false);
+absl::StatusOr<HealthReport> KillBillClient::Healthcheck(const CallOptions& call) {
+  auto res = Send("GET", "/1.0/healthcheck", "", false, call);
   if (!res.ok()) return res.status();
   return ParseHealthReport(res->status, res->body);
 }

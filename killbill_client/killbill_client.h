@@ -6,13 +6,19 @@
 //   409 / code 3000 -> ALREADY_EXISTS        404 -> NOT_FOUND
 //   401             -> UNAUTHENTICATED       403 -> PERMISSION_DENIED
 //   other 4xx       -> INVALID_ARGUMENT      5xx, timeout, refused, reset -> UNAVAILABLE
-//   a body or Location that cannot be understood -> INTERNAL
+//   a body or Location that cannot be understood, an answer over max_response_bytes -> INTERNAL
 // Kill Bill's numeric code and message are kept: in the status message and, for the code,
 // as the payload kKillBillCodePayload (decimal text).
 //
 // Connections: a pool of `max_connections` keep-alive connections; a call takes one for its
-// duration and blocks until one is free. Callers that cap their own concurrency at or below
-// the pool size never wait here.
+// duration and waits (within its timeout) until one is free. Callers that cap their own
+// concurrency at or below the pool size never wait here.
+//
+// Time: every call is bounded as a whole, from waiting for a connection to the last byte of
+// the answer, by `request_timeout` or the shorter CallOptions::timeout. httplib's own read
+// timeout is per read, so a peer that drips a byte now and then could stretch a call
+// without end; a watchdog thread shuts the socket of any call still running at its deadline
+// (the connection is then discarded, never reused). A call cut this way is UNAVAILABLE.
 //
 // Thread-safety: every method is safe to call from many threads at once.
 #pragma once
@@ -47,8 +53,10 @@ struct ClientOptions {
   std::string password = "password";
   // X-Killbill-CreatedBy on writes (Kill Bill's audit log).
   std::string created_by = "billing-gateway";
-  // TCP connect timeout, and the read/write timeout of one request.
+  // TCP (and TLS) connect timeout; also bounded by the call's own timeout.
   std::chrono::milliseconds connect_timeout{2000};
+  // Whole-call timeout: waiting for a pooled connection, connecting, sending the request and
+  // reading the entire answer. Enforced as a total, not per read (see "Time" above).
   std::chrono::milliseconds request_timeout{10000};
   // Keep-alive connections held open; also the most calls in flight at once.
   int max_connections = 16;
@@ -56,6 +64,14 @@ struct ClientOptions {
   std::string ca_file;
   // Responses larger than this are refused as INTERNAL (a broken or hostile peer).
   size_t max_response_bytes = 1 << 20;
+};
+
+// Per-call settings; the default-constructed value means "the client's options".
+struct CallOptions {
+  // Time limit of this call as a whole (see ClientOptions::request_timeout). Zero or
+  // negative means request_timeout; a longer value is capped at request_timeout. Callers
+  // with a deadline pass what is left of it, so no Kill Bill call outlives its caller.
+  std::chrono::milliseconds timeout{0};
 };
 
 class KillBillClient {
@@ -68,15 +84,19 @@ class KillBillClient {
   KillBillClient& operator=(const KillBillClient&) = delete;
 
   // POST /1.0/kb/accounts. Returns the new account id (from the Location header).
-  absl::StatusOr<std::string> CreateAccount(const NewAccount& account);
+  absl::StatusOr<std::string> CreateAccount(const NewAccount& account,
+                                            const CallOptions& call = {});
   // GET /1.0/kb/accounts?externalKey=.
-  absl::StatusOr<Account> GetAccountByKey(const std::string& external_key);
+  absl::StatusOr<Account> GetAccountByKey(const std::string& external_key,
+                                          const CallOptions& call = {});
   // GET /1.0/kb/accounts/{id}.
-  absl::StatusOr<Account> GetAccountById(const std::string& account_id);
+  absl::StatusOr<Account> GetAccountById(const std::string& account_id,
+                                         const CallOptions& call = {});
   // POST /1.0/kb/accounts/{id}/tags with tag definition ids.
-  absl::Status AddTags(const std::string& account_id, const std::vector<std::string>& tag_ids);
+  absl::Status AddTags(const std::string& account_id, const std::vector<std::string>& tag_ids,
+                       const CallOptions& call = {});
   // GET /1.0/healthcheck (no auth). A 500 answer is a report, not an error.
-  absl::StatusOr<HealthReport> Healthcheck();
+  absl::StatusOr<HealthReport> Healthcheck(const CallOptions& call = {});
 
   const std::string& origin() const { return origin_; }
 
@@ -86,18 +106,25 @@ class KillBillClient {
     std::string body;
     std::string location;
   };
-  class Lease;
+  class Watchdog;
+  using Deadline = std::chrono::steady_clock::time_point;
 
   KillBillClient(ClientOptions options, std::string origin);
   std::unique_ptr<httplib::Client> NewConnection() const;
-  std::unique_ptr<httplib::Client> Acquire();
-  void Release(std::unique_ptr<httplib::Client> conn);
-  // Sends one request on a pooled connection; transport failures become UNAVAILABLE.
+  // Takes an idle connection, or a slot to open one (sets *open_new), waiting until
+  // `deadline` at most; false when none freed up in time.
+  bool Acquire(Deadline deadline, std::unique_ptr<httplib::Client>* conn, bool* open_new)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Release(std::unique_ptr<httplib::Client> conn) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends one request on a pooled connection, all of it within the call's timeout;
+  // transport failures and timeouts become UNAVAILABLE, an oversized answer INTERNAL.
   absl::StatusOr<Response> Send(const std::string& method, const std::string& path,
-                                const std::string& body, bool authenticated);
+                                const std::string& body, bool authenticated,
+                                const CallOptions& call);
 
   const ClientOptions options_;
   const std::string origin_;  // Normalised scheme://host:port of options_.url.
+  const std::unique_ptr<Watchdog> watchdog_;
 
   absl::Mutex mu_;
   std::vector<std::unique_ptr<httplib::Client>> idle_ ABSL_GUARDED_BY(mu_);

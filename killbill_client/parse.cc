@@ -1,6 +1,7 @@
 #include "killbill_client/parse.h"
 
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 
 #include "absl/strings/ascii.h"
@@ -124,7 +125,9 @@ std::map<std::string, double> ParseGrowingQueues(absl::string_view message) {
     if (open == absl::string_view::npos || !absl::EndsWith(entry, ")")) continue;
     absl::string_view number = entry.substr(open + 2, entry.size() - open - 3);
     double value = 0;
-    if (!absl::SimpleAtod(number, &value)) continue;
+    // SimpleAtod also reads "nan" and "inf", which Java never prints for a slope; a
+    // non-finite growth would poison the breaker's and the rate controller's arithmetic.
+    if (!absl::SimpleAtod(number, &value) || !std::isfinite(value)) continue;
     out[std::string(entry.substr(0, open))] = value;
   }
   return out;

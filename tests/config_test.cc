@@ -171,6 +171,9 @@ TEST(ConfigExampleTest, ReferenceFileNamesEveryKey) {
   GatewayConfig with_optional_keys;
   with_optional_keys.killbill.url = "https://kb:8443";
   with_optional_keys.killbill.ca_file = "/ca.pem";
+  with_optional_keys.server.tls_cert_file = "/tls.crt";
+  with_optional_keys.server.tls_key_file = "/tls.key";
+  with_optional_keys.server.tls_client_ca_file = "/ca.pem";
   with_optional_keys.database.url = "postgresql://db/x";
   std::string example;
   {
@@ -210,6 +213,9 @@ GatewayConfig EverythingChanged() {
   c.server.max_message_bytes = 1048576;
   c.server.shutdown_grace = milliseconds(0);
   c.server.default_deadline = seconds(90);
+  c.server.tls_cert_file = "/etc/bg/tls.crt";
+  c.server.tls_key_file = "/etc/bg/tls.key";
+  c.server.tls_client_ca_file = "/etc/bg/clients.pem";
   c.metrics.listen = "0.0.0.0:0";
   c.logging.level = LogLevel::kDebug;
   c.killbill.url = "https://killbill.internal:8443";
@@ -469,6 +475,10 @@ const std::vector<BrokenFile>& BrokenFiles() {
        "must be >= retry.initial_backoff (100ms), got 50ms"},
       {"bad_ca_file_with_http.yaml", 3, 12, "killbill.ca_file",
        "is only used with an https killbill.url"},
+      {"bad_tls_cert_without_key.yaml", 2, 18, "server.tls_cert_file",
+       "server.tls_cert_file and server.tls_key_file go together"},
+      {"bad_tls_client_ca_without_cert.yaml", 3, 23, "server.tls_client_ca_file",
+       "mutual TLS needs server.tls_cert_file and server.tls_key_file"},
       // Enums and strings.
       {"bad_enum_level.yaml", 2, 10, "logging.level",
        "must be one of trace, debug, info, warn, error; got \"verbose\""},

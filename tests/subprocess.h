@@ -1,8 +1,10 @@
-// Subprocess: starts a program for an end-to-end test, reads its stdout until it says which
-// port it bound, and kills it (SIGKILL if SIGTERM is ignored) when the test is done.
+// Subprocess: starts a program for an end-to-end test, reads its stdout until
+// it says which port it bound, and kills it (SIGKILL if SIGTERM is ignored)
+// when the test is done.
 //
-// Waiting is bounded and event-driven (poll on the child's stdout with a deadline): tests
-// never sleep. Not thread-safe; one test thread owns each Subprocess.
+// Waiting is bounded and event-driven (poll on the child's stdout with a
+// deadline): tests never sleep. Not thread-safe; one test thread owns each
+// Subprocess.
 #pragma once
 
 #include <fcntl.h>
@@ -21,12 +23,16 @@ namespace bg::testing {
 
 class Subprocess {
  public:
-  explicit Subprocess(std::vector<std::string> argv) {
+  // With `capture_stderr`, the child's stderr goes to the same pipe as its
+  // stdout.
+  explicit Subprocess(std::vector<std::string> argv,
+                      bool capture_stderr = false) {
     int out[2];
     if (pipe(out) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
+      if (capture_stderr) dup2(out[1], STDERR_FILENO);
       close(out[0]);
       close(out[1]);
       std::vector<char*> args;
@@ -44,8 +50,8 @@ class Subprocess {
 
   pid_t pid() const { return pid_; }
 
-  // Reads stdout until a line matches `pattern` (first capture group returned) or the
-  // timeout passes or the child closes stdout.
+  // Reads stdout until a line matches `pattern` (first capture group returned)
+  // or the timeout passes or the child closes stdout.
   std::optional<std::string> WaitForLine(const std::string& pattern,
                                          std::chrono::milliseconds timeout) {
     const std::regex re(pattern);
@@ -57,7 +63,8 @@ class Subprocess {
         buffer_.erase(0, nl + 1);
         output_ += line + "\n";
         std::smatch m;
-        if (std::regex_search(line, m, re)) return m.size() > 1 ? m[1].str() : line;
+        if (std::regex_search(line, m, re))
+          return m.size() > 1 ? m[1].str() : line;
       }
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           give_up - std::chrono::steady_clock::now());
@@ -71,14 +78,15 @@ class Subprocess {
     }
   }
 
-  // Sends SIGTERM and waits up to `timeout` for exit; returns the exit status, or nullopt
-  // if the child had to be killed.
+  // Sends SIGTERM and waits up to `timeout` for exit; returns the exit status,
+  // or nullopt if the child had to be killed.
   std::optional<int> Terminate(std::chrono::milliseconds timeout) {
     if (pid_ <= 0) return std::nullopt;
     kill(pid_, SIGTERM);
     const auto give_up = std::chrono::steady_clock::now() + timeout;
     int status = 0;
-    // waitpid has no timeout: poll the child's stdout for EOF (it closes on exit) instead.
+    // waitpid has no timeout: poll the child's stdout for EOF (it closes on
+    // exit) instead.
     while (std::chrono::steady_clock::now() < give_up) {
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
@@ -94,6 +102,14 @@ class Subprocess {
     }
     Stop();
     return std::nullopt;
+  }
+
+  // Everything read so far (complete lines) plus whatever is left until EOF or
+  // `timeout`.
+  std::string ReadAll(std::chrono::milliseconds timeout) {
+    WaitForLine("(?!)",
+                timeout);  // A pattern that never matches: reads until EOF.
+    return output_ + buffer_;
   }
 
   const std::string& output() const { return output_; }

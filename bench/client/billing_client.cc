@@ -13,6 +13,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "common/flags.h"
 #include "absl/flags/usage.h"
 #include "billing/v1/billing_gateway.grpc.pb.h"
 
@@ -37,7 +38,8 @@ int Report(const grpc::Status& status, const grpc::ClientContext& ctx) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "billing-client [--target HOST:PORT] create KEY [NAME] [EMAIL] | get KEY");
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  bg::DashedFlags flags(argc, argv);
+  std::vector<char*> args = absl::ParseCommandLine(flags.argc(), flags.argv());
   if (args.size() < 3) {
     std::fprintf(stderr, "usage: billing-client [--target HOST:PORT] create KEY [NAME] [EMAIL] "
                          "| get KEY\n");

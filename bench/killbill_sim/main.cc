@@ -14,6 +14,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "common/flags.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
@@ -132,7 +133,8 @@ nlohmann::json ChangedFlags() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "killbill-sim: a Kill Bill stand-in for billing-gateway");
-  absl::ParseCommandLine(argc, argv);
+  bg::DashedFlags flags(argc, argv);
+  absl::ParseCommandLine(flags.argc(), flags.argv());
 
   bg::sim::SimOptions options;
   const std::string config = absl::GetFlag(FLAGS_config);

@@ -13,6 +13,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "common/flags.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -86,30 +87,6 @@ ABSL_FLAG(std::string, progress, "auto",
 namespace bg::loadgen {
 namespace {
 
-// absl flags spell names with underscores and negate booleans with --no: accept
-// the documented dashed spellings (--max-outstanding, --no-honor-pushback) too.
-std::vector<std::string> NormalizeArgs(int argc, char** argv) {
-  std::vector<std::string> out;
-  out.emplace_back(argv[0]);
-  bool after_double_dash = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (after_double_dash || !absl::StartsWith(arg, "--") || arg == "--") {
-      after_double_dash |= arg == "--";
-      out.push_back(arg);
-      continue;
-    }
-    const size_t eq = arg.find('=');
-    std::string name =
-        arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-    std::string rest = eq == std::string::npos ? "" : arg.substr(eq);
-    name = absl::StrReplaceAll(name, {{"-", "_"}});
-    if (absl::StartsWith(name, "no_")) name = "no" + name.substr(3);
-    out.push_back(absl::StrCat("--", name, rest));
-  }
-  return out;
-}
-
 [[noreturn]] void Fail(const std::string& message) {
   std::fprintf(stderr, "billing-loadgen: %s\n", message.c_str());
   std::exit(2);
@@ -152,10 +129,8 @@ int Main(int argc, char** argv) {
       "--duration 60\n"
       "  spike:       billing-loadgen --target grpc://127.0.0.1:50051 --spike "
       "2000");
-  std::vector<std::string> args = NormalizeArgs(argc, argv);
-  std::vector<char*> arg_ptrs;
-  for (auto& a : args) arg_ptrs.push_back(a.data());
-  absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+  bg::DashedFlags flags(argc, argv);
+  absl::ParseCommandLine(flags.argc(), flags.argv());
 
   const std::string target_url = absl::GetFlag(FLAGS_target);
   if (target_url.empty()) Fail("--target is required (see --help)");

@@ -1,0 +1,22 @@
+# Reliability (issue 6): the gateway in front of every killbill-sim fault mode, SIGTERM with
+# hundreds of queued calls, a table of malformed gRPC requests, and the Kill Bill client
+# against an impostor that answers badly. The first three start billing-gateway as a process
+# and embed the sim in the test (bg_sim), so faults are injected without HTTP round trips.
+# Single labels: bg_test passes LABELS unquoted.
+bg_test(bad_killbill_answer_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/bad_killbill_answer_test.cc
+  LIBS bg_killbill_client PkgConfig::HTTPLIB Threads::Threads
+  LABELS integration)
+
+if(TARGET billing-gateway AND TARGET bg_sim)
+  foreach(test fault_test shutdown_test bad_request_test)
+    bg_test(${test}
+      SOURCES ${CMAKE_CURRENT_LIST_DIR}/${test}.cc
+      LIBS bg_sim bg_proto bg_health_proto PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
+           absl::strings
+      LABELS e2e)
+    target_compile_definitions(${test} PRIVATE
+      BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
+    add_dependencies(${test} billing-gateway)
+  endforeach()
+endif()

@@ -1,0 +1,191 @@
+// TLS: the gateway's gRPC server with TLS and mutual TLS, and the Kill Bill
+// client over HTTPS with CA verification. Certificates are made at test time
+// with openssl.
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "billing/v1/billing_gateway.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "killbill_client/killbill_client.h"
+#include "tests/subprocess.h"
+
+namespace bg {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A CA, a server certificate for 127.0.0.1/localhost and a client certificate,
+// both signed by the CA, plus an unrelated CA. Made once for the whole test
+// binary.
+class Pki : public ::testing::Environment {
+ public:
+  static std::string dir;
+  void SetUp() override {
+    // One directory per process: ctest runs each test case as its own process,
+    // in parallel.
+    dir = ::testing::TempDir() + "/bg_tls_pki." + std::to_string(getpid());
+    const std::string script =
+        "set -e; rm -rf " + dir + "; mkdir -p " + dir + "; cd " + dir +
+        "; exec >/dev/null 2>&1"
+        "; openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca "
+        "-keyout ca.key -out ca.crt"
+        "; openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "
+        "/CN=other-ca "
+        "-keyout other.key -out other.crt"
+        "; printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext"
+        "; openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "
+        "server.key "
+        "-out server.csr"
+        "; openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+        "-CAcreateserial -days 2 "
+        "-extfile san.ext -out server.crt"
+        "; openssl req -newkey rsa:2048 -nodes -subj /CN=user-service -keyout "
+        "client.key "
+        "-out client.csr"
+        "; openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
+        "-CAcreateserial -days 2 "
+        "-out client.crt";
+    ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0)
+        << "openssl failed";
+  }
+};
+std::string Pki::dir;
+
+class GatewayTls : public ::testing::Test {
+ protected:
+  // Starts the gateway with TLS (and mutual TLS when `mutual`); Kill Bill is
+  // not needed to answer the health service.
+  void Start(bool mutual) {
+    const std::string config = ::testing::TempDir() + "/tls_gateway.yaml";
+    std::ofstream(config) << "server:\n  listen: 127.0.0.1:0\n"
+                          << "  tls_cert_file: " << Pki::dir << "/server.crt\n"
+                          << "  tls_key_file: " << Pki::dir << "/server.key\n"
+                          << (mutual ? "  tls_client_ca_file: " + Pki::dir +
+                                           "/ca.crt\n"
+                                     : "")
+                          << "metrics:\n  listen: 127.0.0.1:0\n"
+                          << "killbill:\n  url: http://127.0.0.1:9\n";
+    gateway_ = std::make_unique<testing::Subprocess>(
+        std::vector<std::string>{BG_GATEWAY_BINARY, "--config", config});
+    auto port = gateway_->WaitForLine(R"(grpc listening on port (\d+))", 20s);
+    ASSERT_TRUE(port.has_value()) << gateway_->output();
+    target_ = "localhost:" + *port;
+  }
+
+  grpc::Status Check(std::shared_ptr<grpc::ChannelCredentials> creds) {
+    auto stub =
+        grpc::health::v1::Health::NewStub(grpc::CreateChannel(target_, creds));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    return stub->Check(&ctx, req, &resp);
+  }
+
+  grpc::SslCredentialsOptions Options(bool with_client_cert,
+                                      const char* ca = "ca.crt") {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = ReadFile(Pki::dir + "/" + ca);
+    if (with_client_cert) {
+      o.pem_private_key = ReadFile(Pki::dir + "/client.key");
+      o.pem_cert_chain = ReadFile(Pki::dir + "/client.crt");
+    }
+    return o;
+  }
+
+  std::unique_ptr<testing::Subprocess> gateway_;
+  std::string target_;
+};
+
+TEST_F(GatewayTls, ServesTlsAndRefusesPlaintextAndUnknownCa) {
+  Start(/*mutual=*/false);
+  EXPECT_TRUE(Check(grpc::SslCredentials(Options(false))).ok());
+  EXPECT_EQ(Check(grpc::InsecureChannelCredentials()).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(
+      Check(grpc::SslCredentials(Options(false, "other.crt"))).error_code(),
+      grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(GatewayTls, MutualTlsNeedsAClientCertificateFromTheCa) {
+  Start(/*mutual=*/true);
+  EXPECT_TRUE(Check(grpc::SslCredentials(Options(true))).ok());
+  EXPECT_EQ(Check(grpc::SslCredentials(Options(false))).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST(GatewayTlsConfig, UnreadableCertificateIsRefusedAtStart) {
+  const std::string config = ::testing::TempDir() + "/tls_missing.yaml";
+  std::ofstream(config) << "server:\n  listen: 127.0.0.1:0\n"
+                        << "  tls_cert_file: /nonexistent/server.crt\n"
+                        << "  tls_key_file: /nonexistent/server.key\n"
+                        << "metrics:\n  listen: 127.0.0.1:0\n";
+  testing::Subprocess gateway({BG_GATEWAY_BINARY, "--config", config});
+  EXPECT_FALSE(gateway.WaitForLine("grpc listening", 10s).has_value());
+  EXPECT_NE(gateway.Terminate(10s), std::optional<int>(0));
+}
+
+// The Kill Bill client over HTTPS verifies the server against killbill.ca_file.
+class KillBillHttps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<httplib::SSLServer>(
+        (Pki::dir + "/server.crt").c_str(), (Pki::dir + "/server.key").c_str());
+    server_->Get("/1.0/healthcheck", [](const httplib::Request&,
+                                        httplib::Response& res) {
+      res.set_content(
+          R"({"KillbillHealthcheck":{"healthy":true,"message":"OK"}})",
+          "application/json");
+    });
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+  }
+  void TearDown() override {
+    server_->stop();
+    thread_.join();
+  }
+  absl::StatusOr<killbill::HealthReport> Poll(const std::string& ca) {
+    killbill::ClientOptions o;
+    o.url = "https://localhost:" + std::to_string(port_);
+    o.ca_file = Pki::dir + "/" + ca;
+    auto client = killbill::KillBillClient::Create(o);
+    EXPECT_TRUE(client.ok());
+    return (*client)->Healthcheck();
+  }
+  std::unique_ptr<httplib::SSLServer> server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST_F(KillBillHttps, TrustedCaVerifies) {
+  auto report = Poll("ca.crt");
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->healthy);
+}
+
+TEST_F(KillBillHttps, UnknownCaIsRefused) {
+  EXPECT_EQ(Poll("other.crt").status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace bg
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new bg::Pki);
+  return RUN_ALL_TESTS();
+}
