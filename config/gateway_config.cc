@@ -14,6 +14,7 @@
 // input characters (bad escape, bad unicode).
 #include "config/gateway_config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <sstream>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -502,6 +504,57 @@ absl::string_view NodeKind(const YAML::Node& node) {
 // --- The walk
 // --------------------------------------------------------------------------
 
+// yaml-cpp 0.7 (Debian 12) loops forever, allocating until the process is killed, when
+// YAML::LoadAll meets some malformed streams such as a lone "," (jbeder/yaml-cpp#1040, fixed
+// upstream by #1319 after 0.8.0): the parser keeps reporting a new empty document without
+// consuming the token. Found by fuzz/config_fuzzer.cc. So documents are walked with the event
+// parser and the walk stops at the second one; only then is the (single) document loaded.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  // Documents in `text`, counted up to 2, and the mark of the second one's root node.
+  // Throws YAML::ParserException like YAML::LoadAll.
+  static DocumentCounter Count(const std::string& text) {
+    std::stringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    while (counter.documents_ < 2 && parser.HandleNextDocument(counter)) {
+    }
+    return counter;
+  }
+  int documents() const { return documents_; }
+  const YAML::Mark& second_root() const { return second_root_; }
+
+  void OnDocumentStart(const YAML::Mark&) override { ++documents_; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { Node(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { Node(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(m);
+  }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(m);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Node(const YAML::Mark& m) {
+    if (documents_ == 2 && !seen_second_root_) {
+      second_root_ = m;
+      seen_second_root_ = true;
+    }
+  }
+  int documents_ = 0;
+  bool seen_second_root_ = false;
+  YAML::Mark second_root_ = YAML::Mark::null_mark();
+};
+
 class ConfigReader {
  public:
   explicit ConfigReader(absl::string_view file_name) : file_name_(file_name) {}
@@ -510,7 +563,13 @@ class ConfigReader {
                                      const Environment& env) {
     std::vector<YAML::Node> documents;
     try {
-      documents = YAML::LoadAll(std::string(yaml_text));
+      const std::string text(yaml_text);
+      const DocumentCounter counter = DocumentCounter::Count(text);
+      if (counter.documents() > 1) {
+        return Error(counter.second_root(), "",
+                     "expected one YAML document, found several");
+      }
+      if (counter.documents() == 1) documents.push_back(YAML::Load(text));
     } catch (const YAML::ParserException& e) {
       // Cut at ": ", after which yaml-cpp appends input characters (maybe a
       // secret's).

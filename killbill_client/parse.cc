@@ -158,6 +158,9 @@ absl::StatusOr<HealthReport> ParseHealthReport(int http_status, absl::string_vie
           absl::StrCat("killbill: healthcheck entry '", name, "' has no boolean 'healthy'"));
     }
     result.healthy = healthy->get<bool>();
+    // Kill Bill answers 500 when any check is unhealthy; a 200 that lists one anyway is
+    // believed on the side of caution.
+    if (!result.healthy) report.healthy = false;
     if (auto m = check.find("message"); m != check.end() && m->is_string()) {
       result.message = m->get<std::string>();
     }

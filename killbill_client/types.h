@@ -43,7 +43,7 @@ struct HealthCheckResult {
 // GET /1.0/healthcheck, parsed.
 struct HealthReport {
   int http_status = 0;
-  bool healthy = false;           // Every check healthy (HTTP 200).
+  bool healthy = false;  // HTTP 200 and every check listed healthy.
   bool out_of_rotation = false;   // KillbillHealthcheck says "Out of rotation".
   std::vector<HealthCheckResult> checks;
   // Queue name -> {"growing": bool} detail of KillbillQueuesHealthcheck.

@@ -1,0 +1,35 @@
+// Fuzzes GET /1.0/healthcheck parsing: ParseHealthReport (the health monitor feeds its result
+// to the breaker and the rate controller) and ParseGrowingQueues on the message.
+//
+// Input: one selector byte (HTTP status: 200, 500 or another status), then the body.
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "fuzz/fuzzed_input.h"
+#include "killbill_client/parse.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  bg::fuzz::FuzzedInput in(data, size);
+  const uint8_t selector = in.TakeByte();
+  static constexpr int kStatuses[] = {200, 500, 200, 500, 503, 404, 0, 999};
+  const int status = kStatuses[selector % 8];
+  const std::string body(in.Rest());
+
+  auto report = bg::killbill::ParseHealthReport(status, body);
+  if (report.ok()) {
+    // Invariants the health monitor relies on.
+    if (report->http_status != status) std::abort();
+    // parse.h: healthy = "every check healthy (HTTP 200)".
+    if (report->healthy && report->out_of_rotation) std::abort();
+    // A growth number reaches the rate controller's arithmetic: never NaN or infinite.
+    for (const auto& [queue, growth] : report->queue_growth) {
+      if (!std::isfinite(growth)) std::abort();
+    }
+  }
+  for (const auto& [queue, growth] : bg::killbill::ParseGrowingQueues(body)) {
+    if (!std::isfinite(growth)) std::abort();
+  }
+  return 0;
+}
