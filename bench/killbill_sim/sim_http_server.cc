@@ -153,12 +153,12 @@ void ConnectionWorkers::enqueue(std::function<void()> fn) {
       return;
     }
   }
-  // Over the limits: run the task with the reject flag, which closes the socket
-  // at once.
+  // Over the limits: count it first (a client that sees the close may read the count at
+  // once), then run the task with the reject flag, which closes the socket.
+  if (on_reject_) on_reject_();
   t_reject_connection = true;
   fn();
   t_reject_connection = false;
-  if (on_reject_) on_reject_();
 }
 
 void ConnectionWorkers::Work() {
