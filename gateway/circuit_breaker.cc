@@ -44,6 +44,8 @@ const char* CircuitBreaker::ReasonName(Reason r) {
       return "probe_timeout";
     case Reason::kProbesSucceeded:
       return "probes_succeeded";
+    case Reason::kHealthRecovered:
+      return "health_recovered";
   }
   return "unknown";
 }
@@ -194,7 +196,13 @@ void CircuitBreaker::OnHealth(const Health& h) {
     const bool runaway = opt_.growth_open_threshold > 0 && h.queues_growing &&
                          h.growth >= opt_.growth_open_threshold;
     health_failures_ = down ? health_failures_ + 1 : 0;
+    const bool was_red = health_red_;
     health_red_ = down || runaway;
+    // Kill Bill says it is back (red -> green): probe now rather than wait out an open
+    // period that repeated trips may have stretched to a minute. The probes still decide.
+    if (state_ == State::kOpen && was_red && !health_red_) {
+      TransitionLocked(State::kHalfOpen, Reason::kHealthRecovered, now, &ts);
+    }
     if (state_ == State::kClosed &&
         (runaway ||
          (down && health_failures_ >= opt_.health_failures_to_open))) {

@@ -61,7 +61,8 @@ class CircuitBreaker {
     kOpenElapsed,  // open → half-open
     kProbeFailed,
     kProbeTimeout,
-    kProbesSucceeded  // half-open → closed
+    kProbesSucceeded,  // half-open → closed
+    kHealthRecovered   // open → half-open early: the healthcheck turned green again
   };
 
   // Maps 1:1 to the `breaker.*` YAML keys.

@@ -210,6 +210,26 @@ TEST_F(CircuitBreakerTest, UnreachableHealthOpensAfterConsecutivePolls) {
   EXPECT_EQ(log_.back(), "closed>open:health");
 }
 
+TEST_F(CircuitBreakerTest, HealthTurningGreenProbesBeforeTheOpenPeriodEnds) {
+  CircuitBreaker::Health down;
+  down.reachable = false;
+  breaker_.OnHealth(down);
+  breaker_.OnHealth(down);
+  ASSERT_EQ(breaker_.state(), State::kOpen);
+  breaker_.OnHealth(down);  // Still red: stays open.
+  EXPECT_EQ(breaker_.state(), State::kOpen);
+  breaker_.OnHealth(CircuitBreaker::Health{});
+  EXPECT_EQ(breaker_.state(), State::kHalfOpen);
+  EXPECT_EQ(log_.back(), "open>half_open:health_recovered");
+}
+
+TEST_F(CircuitBreakerTest, GreenHealthDoesNotShortenAnOpenCausedByFailures) {
+  breaker_.OnHealth(CircuitBreaker::Health{});
+  TripByFailures();
+  breaker_.OnHealth(CircuitBreaker::Health{});  // Green all along: no edge, no probe.
+  EXPECT_EQ(breaker_.state(), State::kOpen);
+}
+
 TEST_F(CircuitBreakerTest, OutOfRotationOpens) {
   CircuitBreaker::Health h;
   h.healthy_except_queues = false;
