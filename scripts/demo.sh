@@ -57,11 +57,13 @@ curl -s "http://127.0.0.1:$metrics_port/metrics" | grep -E '^billing_gateway_' |
 cleanup
 trap - EXIT
 
-# A short version of benchmark scenarios S1 (registration storm) and S2 (Kill Bill capacity
-# drop), about 3 minutes: the full runs and their figures are in bench/RESULTS.md.
-echo; echo "== Short S1 + S2: direct to Kill Bill vs nginx vs billing-gateway (about 3 minutes)"
+# A short version of benchmark scenarios S1 (registration storm, 500 clients) and S2 (Kill Bill
+# capacity drop), about 3 minutes, direct to Kill Bill vs the gateway. Results go to
+# bench/results/demo/; the full runs (nginx and HAProxy too) are in bench/RESULTS.md.
+echo; echo "== Short S1 + S2: direct to Kill Bill vs billing-gateway (about 3 minutes)"
 export SIM_BIN="$build/bench/killbill_sim/killbill-sim" GATEWAY_BIN="$build/gateway/billing-gateway" \
-       LOADGEN_BIN="$build/bench/loadgen/billing-loadgen"
-CONTENDERS="${CONTENDERS:-direct nginx gateway-adaptive}" S1_POINTS="${S1_POINTS:-50 500}" \
-  S1_DURATION="${S1_DURATION:-15}" S2_PHASE="${S2_PHASE:-15}" "$root/bench/scenarios/run_all.sh" --quick
-echo; echo "Plots: $root/bench/results/s1/*.png and $root/bench/results/s2/*.png"
+       LOADGEN_BIN="$build/bench/loadgen/billing-loadgen" RESULTS="$root/bench/results/demo"
+export CONTENDERS="${CONTENDERS:-direct gateway-adaptive}"
+S1_POINTS="${S1_POINTS:-500}" S1_DURATION="${S1_DURATION:-15}" "$root/bench/scenarios/s1_storm.sh"
+S2_PHASE="${S2_PHASE:-10}" "$root/bench/scenarios/s2_capacity_drop.sh"
+echo; echo "Plots: $RESULTS/s1/*.png and $RESULTS/s2/*.png"
