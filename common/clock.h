@@ -1,9 +1,10 @@
 // Clock: the one source of time for every component of billing-gateway.
 //
-// Flow-control parts (queue, bucket, breaker, rate controller), the Kill Bill stand-in's
-// capacity model and the dispatcher never read time on their own: they receive a `Clock*`
-// in their constructor. Production code passes `SteadyClock::Instance()`; tests pass a
-// `FakeClock` and advance it explicitly, so no test ever sleeps to let time pass.
+// Flow-control parts (queue, bucket, breaker, rate controller), the Kill Bill
+// stand-in's capacity model and the dispatcher never read time on their own:
+// they receive a `Clock*` in their constructor. Production code passes
+// `SteadyClock::Instance()`; tests pass a `FakeClock` and advance it
+// explicitly, so no test ever sleeps to let time pass.
 //
 // Time is steady (monotonic) time: it never jumps with the wall clock.
 //
@@ -34,23 +35,27 @@ class SteadyClock final : public Clock {
   TimePoint Now() const override { return std::chrono::steady_clock::now(); }
 };
 
-// Time that moves only when a test says so. Starts at an arbitrary non-zero point so that
-// code which treats the epoch as "never" is exercised honestly.
+// Time that moves only when a test says so. Starts at an arbitrary non-zero
+// point so that code which treats the epoch as "never" is exercised honestly.
 class FakeClock final : public Clock {
  public:
   FakeClock()
-      : ticks_(std::chrono::duration_cast<Duration>(std::chrono::hours(1)).count()) {}
+      : ticks_(std::chrono::duration_cast<Duration>(std::chrono::hours(1))
+                   .count()) {}
   TimePoint Now() const override {
     return TimePoint(Duration(ticks_.load(std::memory_order_acquire)));
   }
-  void Advance(Duration d) { ticks_.fetch_add(d.count(), std::memory_order_acq_rel); }
+  void Advance(Duration d) {
+    ticks_.fetch_add(d.count(), std::memory_order_acq_rel);
+  }
   template <typename Rep, typename Period>
   void Advance(std::chrono::duration<Rep, Period> d) {
     Advance(std::chrono::duration_cast<Duration>(d));
   }
 
  private:
-  // Atomic rather than a mutex: a single integer read/written from test and worker threads.
+  // Atomic rather than a mutex: a single integer read/written from test and
+  // worker threads.
   std::atomic<Duration::rep> ticks_;
 };
 
@@ -59,7 +64,8 @@ inline double ToSeconds(Clock::Duration d) {
   return std::chrono::duration<double>(d).count();
 }
 inline Clock::Duration FromSeconds(double s) {
-  return std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(s));
+  return std::chrono::duration_cast<Clock::Duration>(
+      std::chrono::duration<double>(s));
 }
 
 }  // namespace bg

@@ -504,15 +504,16 @@ absl::string_view NodeKind(const YAML::Node& node) {
 // --- The walk
 // --------------------------------------------------------------------------
 
-// yaml-cpp 0.7 (Debian 12) loops forever, allocating until the process is killed, when
-// YAML::LoadAll meets some malformed streams such as a lone "," (jbeder/yaml-cpp#1040, fixed
-// upstream by #1319 after 0.8.0): the parser keeps reporting a new empty document without
-// consuming the token. Found by fuzz/config_fuzzer.cc. So documents are walked with the event
-// parser and the walk stops at the second one; only then is the (single) document loaded.
+// yaml-cpp 0.7 (Debian 12) loops forever, allocating until the process is
+// killed, when YAML::LoadAll meets some malformed streams such as a lone ","
+// (jbeder/yaml-cpp#1040, fixed upstream by #1319 after 0.8.0): the parser keeps
+// reporting a new empty document without consuming the token. Found by
+// fuzz/config_fuzzer.cc. So documents are walked with the event parser and the
+// walk stops at the second one; only then is the (single) document loaded.
 class DocumentCounter : public YAML::EventHandler {
  public:
-  // Documents in `text`, counted up to 2, and the mark of the second one's root node.
-  // Throws YAML::ParserException like YAML::LoadAll.
+  // Documents in `text`, counted up to 2, and the mark of the second one's root
+  // node. Throws YAML::ParserException like YAML::LoadAll.
   static DocumentCounter Count(const std::string& text) {
     std::stringstream in(text);
     YAML::Parser parser(in);

@@ -1,21 +1,29 @@
-// DurableMetrics: the Prometheus series of the durable queue, registered on the gateway's
-// registry (GatewayMetrics::registry()). Families and children are built once here.
+// DurableMetrics: the Prometheus series of the durable queue, registered on the
+// gateway's registry (GatewayMetrics::registry()). Families and children are
+// built once here.
 //
-//   billing_gateway_durable_requests_total{method,code}    SubmitCreateAccount|GetOperation calls
-//   billing_gateway_durable_queue_depth{state}             unfinished operations (pending|running)
-//   billing_gateway_durable_oldest_pending_age_seconds     age of the oldest PENDING operation
-//   billing_gateway_durable_claims_total                   operations claimed by this replica
-//   billing_gateway_durable_lease_expiries_total           claims that took over an expired lease
-//   billing_gateway_durable_submissions_total{outcome}     accepted|existing|unavailable|overloaded|error
-//   billing_gateway_durable_completions_total{outcome}     succeeded|failed|retry|released|lease_lost
-//   billing_gateway_durable_submit_commit_seconds          one group-commit batch, histogram
-//   billing_gateway_durable_database_up                    1 when the last statement reached PostgreSQL
-//   billing_gateway_durable_live_replicas                  replicas with a fresh heartbeat
-//   billing_gateway_durable_rate_share                     this replica's share of the global rate
+//   billing_gateway_durable_requests_total{method,code}
+//   SubmitCreateAccount|GetOperation calls
+//   billing_gateway_durable_queue_depth{state}             unfinished
+//   operations (pending|running)
+//   billing_gateway_durable_oldest_pending_age_seconds     age of the oldest
+//   PENDING operation billing_gateway_durable_claims_total operations claimed
+//   by this replica billing_gateway_durable_lease_expiries_total claims that
+//   took over an expired lease
+//   billing_gateway_durable_submissions_total{outcome}
+//   accepted|existing|unavailable|overloaded|error
+//   billing_gateway_durable_completions_total{outcome}
+//   succeeded|failed|retry|released|lease_lost
+//   billing_gateway_durable_submit_commit_seconds          one group-commit
+//   batch, histogram billing_gateway_durable_database_up                    1
+//   when the last statement reached PostgreSQL
+//   billing_gateway_durable_live_replicas                  replicas with a
+//   fresh heartbeat billing_gateway_durable_rate_share                     this
+//   replica's share of the global rate
 //
-// Depth and age are read from the database by the replica coordinator (every heartbeat), so
-// every replica reports the same global queue.
-// Thread-safety: prometheus-cpp metrics are thread-safe.
+// Depth and age are read from the database by the replica coordinator (every
+// heartbeat), so every replica reports the same global queue. Thread-safety:
+// prometheus-cpp metrics are thread-safe.
 #pragma once
 
 #include <array>
@@ -34,7 +42,8 @@ class DurableMetrics {
  public:
   explicit DurableMetrics(prometheus::Registry& registry);
 
-  // billing_gateway_durable_requests_total{method, code}: the asynchronous API's calls.
+  // billing_gateway_durable_requests_total{method, code}: the asynchronous
+  // API's calls.
   void RecordRequest(DurableMethod method, absl::StatusCode code) {
     const int c = static_cast<int>(code);
     if (c >= 0 && c < 17) requests_[static_cast<int>(method)][c]->Increment();

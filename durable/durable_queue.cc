@@ -20,8 +20,9 @@ std::string NewReplicaId() {
                       absl::Hex(static_cast<uint32_t>(rd()), absl::kZeroPad8));
 }
 
-DurableQueue::DurableQueue(Clock* clock, DurableOptions options, prometheus::Registry& registry,
-                           Executor executor, std::function<void(double)> set_rate_share)
+DurableQueue::DurableQueue(Clock* clock, DurableOptions options,
+                           prometheus::Registry& registry, Executor executor,
+                           std::function<void(double)> set_rate_share)
     : clock_(clock),
       options_(std::move(options)),
       replica_id_(NewReplicaId()),
@@ -32,12 +33,12 @@ DurableQueue::DurableQueue(Clock* clock, DurableOptions options, prometheus::Reg
   c.heartbeat_interval = options_.heartbeat_interval;
   c.heartbeat_timeout = options_.heartbeat_timeout;
   c.retention = options_.retention;
-  coordinator_ = std::make_unique<ReplicaCoordinator>(clock_, options_.session, c, &metrics_,
-                                                      std::move(set_rate_share));
+  coordinator_ = std::make_unique<ReplicaCoordinator>(
+      clock_, options_.session, c, &metrics_, std::move(set_rate_share));
   auto ready = [this] { return coordinator_->ready(); };
-  worker_ = std::make_unique<DurableWorker>(clock_, options_.session, options_.worker,
-                                            std::move(executor), &metrics_, ready,
-                                            [this] { waiter_->Notify(); });
+  worker_ = std::make_unique<DurableWorker>(
+      clock_, options_.session, options_.worker, std::move(executor), &metrics_,
+      ready, [this] { waiter_->Notify(); });
 }
 
 DurableQueue::~DurableQueue() { Shutdown(Clock::Duration(0)); }
@@ -59,7 +60,8 @@ absl::Status DurableQueue::Start() {
 
 bool DurableQueue::ready() const { return coordinator_->ready(); }
 
-void DurableQueue::Submit(const billing::v1::CreateAccountRequest& request, Done done) {
+void DurableQueue::Submit(const billing::v1::CreateAccountRequest& request,
+                          Done done) {
   Submission s;
   s.external_key = request.external_key();
   if (!request.SerializeToString(&s.request)) {
@@ -69,8 +71,8 @@ void DurableQueue::Submit(const billing::v1::CreateAccountRequest& request, Done
   batcher_->Submit(std::move(s), std::move(done));
 }
 
-void DurableQueue::Get(int64_t id, Clock::TimePoint wait_until, std::function<bool()> cancelled,
-                       Done done) {
+void DurableQueue::Get(int64_t id, Clock::TimePoint wait_until,
+                       std::function<bool()> cancelled, Done done) {
   waiter_->Wait(id, wait_until, std::move(cancelled), std::move(done));
 }
 

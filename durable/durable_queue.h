@@ -1,17 +1,21 @@
-// DurableQueue: asynchronous, durable account creation on PostgreSQL, and the coordination
-// of several gateway replicas on one database. The gRPC service talks to this class only.
+// DurableQueue: asynchronous, durable account creation on PostgreSQL, and the
+// coordination of several gateway replicas on one database. The gRPC service
+// talks to this class only.
 //
-//   SubmitCreateAccount ─► SubmitBatcher (group commit) ─► operations row committed ─► answer
-//   DurableWorker: claim (SKIP LOCKED, lease) ─► Dispatcher::Submit(Job) ─► outcome (fenced)
-//   GetOperation ─► OperationWaiter (one query per round for every waiting call)
-//   ReplicaCoordinator: migrations, heartbeat ─► rate share = 1 / live replicas, gauges,
+//   SubmitCreateAccount ─► SubmitBatcher (group commit) ─► operations row
+//   committed ─► answer DurableWorker: claim (SKIP LOCKED, lease) ─►
+//   Dispatcher::Submit(Job) ─► outcome (fenced) GetOperation ─► OperationWaiter
+//   (one query per round for every waiting call) ReplicaCoordinator:
+//   migrations, heartbeat ─► rate share = 1 / live replicas, gauges,
 //                       retention
 //
-// Each part runs its own thread(s) with its own connection; gRPC threads never wait on the
-// database. See the headers of the parts for the details; `durable/README.md` for the
-// design as a whole (schema, leases, replicas, failure modes).
+// Each part runs its own thread(s) with its own connection; gRPC threads never
+// wait on the database. See the headers of the parts for the details;
+// `durable/README.md` for the design as a whole (schema, leases, replicas,
+// failure modes).
 //
-// Thread-safety: Submit()/Get() from any thread; Start/Shutdown from one thread.
+// Thread-safety: Submit()/Get() from any thread; Start/Shutdown from one
+// thread.
 #pragma once
 
 #include <memory>
@@ -44,28 +48,31 @@ struct DurableOptions {
   int max_waiters = 100000;
 };
 
-// host-pid-random: unique per process start, so a restarted gateway never mistakes its
-// predecessor's leases for its own.
+// host-pid-random: unique per process start, so a restarted gateway never
+// mistakes its predecessor's leases for its own.
 std::string NewReplicaId();
 
 class DurableQueue {
  public:
   using Done = std::function<void(absl::StatusOr<OperationRecord>)>;
 
-  DurableQueue(Clock* clock, DurableOptions options, prometheus::Registry& registry,
-               Executor executor, std::function<void(double)> set_rate_share);
+  DurableQueue(Clock* clock, DurableOptions options,
+               prometheus::Registry& registry, Executor executor,
+               std::function<void(double)> set_rate_share);
   ~DurableQueue();
 
-  // Starts every thread. A database that cannot be reached or migrated now is not fatal:
-  // the coordinator keeps trying, and durable calls answer UNAVAILABLE meanwhile. The
-  // returned status says whether the database was ready at start.
+  // Starts every thread. A database that cannot be reached or migrated now is
+  // not fatal: the coordinator keeps trying, and durable calls answer
+  // UNAVAILABLE meanwhile. The returned status says whether the database was
+  // ready at start.
   absl::Status Start();
 
-  // Answers after the operation is committed (or UNAVAILABLE / RESOURCE_EXHAUSTED).
-  // `request` must be valid (the service validates).
+  // Answers after the operation is committed (or UNAVAILABLE /
+  // RESOURCE_EXHAUSTED). `request` must be valid (the service validates).
   void Submit(const billing::v1::CreateAccountRequest& request, Done done);
   // See OperationWaiter::Wait.
-  void Get(int64_t id, Clock::TimePoint wait_until, std::function<bool()> cancelled, Done done);
+  void Get(int64_t id, Clock::TimePoint wait_until,
+           std::function<bool()> cancelled, Done done);
 
   // Stop claiming (before the dispatcher drains), then Shutdown (after it has).
   void StopClaiming();

@@ -22,25 +22,31 @@ Outcome MakeOutcome(int64_t id, int attempts, Outcome::Kind kind) {
 
 bool IsRetryable(const absl::Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kUnavailable:        // Kill Bill down, breaker open, shutting down
-    case absl::StatusCode::kDeadlineExceeded:   // no capacity before the attempt's deadline
+    case absl::StatusCode::kUnavailable:        // Kill Bill down, breaker open,
+                                                // shutting down
+    case absl::StatusCode::kDeadlineExceeded:   // no capacity before the
+                                                // attempt's deadline
     case absl::StatusCode::kResourceExhausted:  // admission queue full
     case absl::StatusCode::kAborted:
     case absl::StatusCode::kCancelled:
     case absl::StatusCode::kInternal:  // Kill Bill 5xx
     case absl::StatusCode::kUnknown:
-    // A gateway misconfiguration (credentials) must not fail accepted work for good.
+    // A gateway misconfiguration (credentials) must not fail accepted work for
+    // good.
     case absl::StatusCode::kUnauthenticated:
     case absl::StatusCode::kPermissionDenied:
       return true;
-    default:  // Kill Bill refused the request itself (4xx): trying again cannot help.
+    default:  // Kill Bill refused the request itself (4xx): trying again cannot
+              // help.
       return false;
   }
 }
 
-DurableWorker::DurableWorker(Clock* clock, PgSessionOptions session, WorkerOptions options,
-                             Executor executor, DurableMetrics* metrics,
-                             std::function<bool()> ready, std::function<void()> on_finished)
+DurableWorker::DurableWorker(Clock* clock, PgSessionOptions session,
+                             WorkerOptions options, Executor executor,
+                             DurableMetrics* metrics,
+                             std::function<bool()> ready,
+                             std::function<void()> on_finished)
     : clock_(clock),
       session_options_(std::move(session)),
       options_(std::move(options)),
@@ -51,7 +57,9 @@ DurableWorker::DurableWorker(Clock* clock, PgSessionOptions session, WorkerOptio
 
 DurableWorker::~DurableWorker() { Shutdown(Clock::Duration(0)); }
 
-void DurableWorker::Start() { thread_ = std::thread([this] { Loop(); }); }
+void DurableWorker::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void DurableWorker::StopClaiming() {
   absl::MutexLock lock(&mu_);
@@ -113,7 +121,8 @@ void DurableWorker::Dispatch(ClaimedOperation op) {
   const int64_t id = op.id;
   const int attempts = op.attempts;
   job.run = [this, request, id, attempts](gateway::KillBillCalls& calls) {
-    absl::StatusOr<v1::CreateAccountResponse> result = executor_.create_account(*request, calls);
+    absl::StatusOr<v1::CreateAccountResponse> result =
+        executor_.create_account(*request, calls);
     Outcome o = MakeOutcome(id, attempts, Outcome::Kind::kSucceeded);
     if (result.ok()) {
       o.kind = Outcome::Kind::kSucceeded;
@@ -133,14 +142,16 @@ void DurableWorker::Dispatch(ClaimedOperation op) {
     }
     Complete(std::move(o));
   };
-  job.answer = [this, id, attempts](const absl::Status& status, const char* reason,
+  job.answer = [this, id, attempts](const absl::Status& status,
+                                    const char* reason,
                                     Clock::Duration pushback) {
-    // Refused or dropped unrun (queue full, breaker open, shutting down): not an attempt.
+    // Refused or dropped unrun (queue full, breaker open, shutting down): not
+    // an attempt.
     Outcome o = MakeOutcome(id, attempts, Outcome::Kind::kRelease);
     o.error_code = static_cast<int>(status.code());
     o.error_message = std::string(status.message());
-    o.backoff = std::clamp<Clock::Duration>(pushback, std::chrono::milliseconds(50),
-                                            std::chrono::seconds(30));
+    o.backoff = std::clamp<Clock::Duration>(
+        pushback, std::chrono::milliseconds(50), std::chrono::seconds(30));
     Complete(std::move(o));
   };
   executor_.submit(std::move(job));
@@ -171,17 +182,26 @@ void DurableWorker::Loop() {
         int succeeded = 0, failed = 0, retried = 0, released = 0;
         for (const Outcome& o : unwritten) {
           switch (o.kind) {
-            case Outcome::Kind::kSucceeded: ++succeeded; break;
-            case Outcome::Kind::kFailed: ++failed; break;
-            case Outcome::Kind::kRetry: ++retried; break;
-            case Outcome::Kind::kRelease: ++released; break;
+            case Outcome::Kind::kSucceeded:
+              ++succeeded;
+              break;
+            case Outcome::Kind::kFailed:
+              ++failed;
+              break;
+            case Outcome::Kind::kRetry:
+              ++retried;
+              break;
+            case Outcome::Kind::kRelease:
+              ++released;
+              break;
           }
         }
         metrics_->succeeded().Increment(succeeded);
         metrics_->failed().Increment(failed);
         metrics_->retried().Increment(retried);
         metrics_->released().Increment(released);
-        metrics_->lease_lost().Increment(static_cast<double>(unwritten.size()) - *applied);
+        metrics_->lease_lost().Increment(static_cast<double>(unwritten.size()) -
+                                         *applied);
         metrics_->database_up().Set(1);
         const int n = static_cast<int>(unwritten.size());
         unwritten.clear();
@@ -193,9 +213,10 @@ void DurableWorker::Loop() {
         }
         if (on_finished_) on_finished_();
       } else {
-        metrics_->database_up().Set(absl::IsUnavailable(applied.status()) ? 0 : 1);
-        spdlog::warn("durable worker: cannot record {} outcomes (kept): {}", unwritten.size(),
-                     std::string(applied.status().message()));
+        metrics_->database_up().Set(absl::IsUnavailable(applied.status()) ? 0
+                                                                          : 1);
+        spdlog::warn("durable worker: cannot record {} outcomes (kept): {}",
+                     unwritten.size(), std::string(applied.status().message()));
       }
     }
     if (stopping) return;
@@ -215,10 +236,12 @@ void DurableWorker::Loop() {
     bool claimed_any = false;
     if (claiming && ready_() && unwritten.empty() && now >= next_claim &&
         outstanding < options_.max_outstanding) {
-      const int want = std::min(options_.claim_batch, options_.max_outstanding - outstanding);
+      const int want = std::min(options_.claim_batch,
+                                options_.max_outstanding - outstanding);
       auto claimed = store.Claim(options_.owner, want, options_.lease);
       if (!claimed.ok()) {
-        metrics_->database_up().Set(absl::IsUnavailable(claimed.status()) ? 0 : 1);
+        metrics_->database_up().Set(absl::IsUnavailable(claimed.status()) ? 0
+                                                                          : 1);
         if (!claim_failing) {  // Once per episode, not every poll.
           spdlog::warn("durable worker: cannot claim (retrying): {}",
                        std::string(claimed.status().message()));
@@ -241,8 +264,10 @@ void DurableWorker::Loop() {
         for (ClaimedOperation& op : *claimed) {
           if (op.lease_expired) {
             metrics_->lease_expiries().Increment();
-            spdlog::info("durable worker: took over operation {} (lease expired, attempt {})",
-                         op.id, op.attempts);
+            spdlog::info(
+                "durable worker: took over operation {} (lease expired, "
+                "attempt {})",
+                op.id, op.attempts);
           }
           Dispatch(std::move(op));
         }
@@ -252,10 +277,14 @@ void DurableWorker::Loop() {
     // Sleep until an outcome arrives, a claim or renewal is due, or shutdown.
     absl::MutexLock lock(&mu_);
     Clock::TimePoint wake = next_renew;
-    if (claiming_ && outstanding_ < options_.max_outstanding) wake = std::min(wake, next_claim);
-    if (!unwritten.empty()) wake = std::min(wake, clock_->Now() + options_.poll_interval);
+    if (claiming_ && outstanding_ < options_.max_outstanding)
+      wake = std::min(wake, next_claim);
+    if (!unwritten.empty())
+      wake = std::min(wake, clock_->Now() + options_.poll_interval);
     while (done_.empty() && !stopping_ && clock_->Now() < wake) {
-      cv_.WaitWithTimeout(&mu_, absl::FromChrono(std::chrono::nanoseconds(wake - clock_->Now())));
+      cv_.WaitWithTimeout(
+          &mu_,
+          absl::FromChrono(std::chrono::nanoseconds(wake - clock_->Now())));
     }
   }
 }

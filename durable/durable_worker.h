@@ -1,27 +1,34 @@
-// DurableWorker: runs claimed durable operations through the Dispatcher, and records their
-// outcomes.
+// DurableWorker: runs claimed durable operations through the Dispatcher, and
+// records their outcomes.
 //
 // One thread with its own PostgreSQL connection loops over three duties:
-//   1. Claim (OperationStore::Claim, FOR UPDATE SKIP LOCKED, lease = `lease`) while fewer than
-//      `max_outstanding` claimed operations are unfinished, and hand each one to the
-//      Dispatcher as a Job (same admission queue, token bucket, breaker and retry budget as a
-//      synchronous call) with deadline now + attempt_deadline.
-//   2. Record outcomes in batches (one transaction): success, permanent failure, retryable
-//      failure (PENDING again after exponential backoff, FAILED after max_attempts), or
-//      release (the dispatcher refused or dropped the job without running it: PENDING again
-//      after its retry pushback, the attempt not counted). Each update is fenced on
-//      (owner, attempts), so an outcome whose lease was taken over is discarded. An outcome
-//      that cannot be written (database down) is kept and written on reconnect; if the lease
-//      expires meanwhile another replica repeats the operation, which Kill Bill's external
-//      key makes harmless (409 -> lookup -> same account, created = false).
+//   1. Claim (OperationStore::Claim, FOR UPDATE SKIP LOCKED, lease = `lease`)
+//   while fewer than
+//      `max_outstanding` claimed operations are unfinished, and hand each one
+//      to the Dispatcher as a Job (same admission queue, token bucket, breaker
+//      and retry budget as a synchronous call) with deadline now +
+//      attempt_deadline.
+//   2. Record outcomes in batches (one transaction): success, permanent
+//   failure, retryable
+//      failure (PENDING again after exponential backoff, FAILED after
+//      max_attempts), or release (the dispatcher refused or dropped the job
+//      without running it: PENDING again after its retry pushback, the attempt
+//      not counted). Each update is fenced on (owner, attempts), so an outcome
+//      whose lease was taken over is discarded. An outcome that cannot be
+//      written (database down) is kept and written on reconnect; if the lease
+//      expires meanwhile another replica repeats the operation, which Kill
+//      Bill's external key makes harmless (409 -> lookup -> same account,
+//      created = false).
 //   3. Renew the leases of everything this replica runs, every lease/3.
 // Claiming is woken by completions and otherwise polls every `poll_interval`.
 //
-// Exactly-once effect: the worker never creates an account without the external key, and an
-// operation is marked SUCCEEDED only with the account id Kill Bill returned or looked up, so
-// whatever crashes when, the operation ends with exactly one account for its key.
+// Exactly-once effect: the worker never creates an account without the external
+// key, and an operation is marked SUCCEEDED only with the account id Kill Bill
+// returned or looked up, so whatever crashes when, the operation ends with
+// exactly one account for its key.
 //
-// Thread-safety: Start/StopClaiming/Shutdown from one thread; job callbacks from any.
+// Thread-safety: Start/StopClaiming/Shutdown from one thread; job callbacks
+// from any.
 #pragma once
 
 #include <functional>
@@ -41,8 +48,9 @@
 
 namespace bg::durable {
 
-// How durable work reaches Kill Bill: supplied by the gateway (dispatcher + account
-// operations), so this library does not depend on the gateway's implementation.
+// How durable work reaches Kill Bill: supplied by the gateway (dispatcher +
+// account operations), so this library does not depend on the gateway's
+// implementation.
 struct Executor {
   // Dispatcher::Submit.
   std::function<void(gateway::Job)> submit;
@@ -68,21 +76,22 @@ struct WorkerOptions {
   Clock::Duration retry_max_backoff = std::chrono::minutes(1);
 };
 
-// Whether a failed attempt may be tried again (the external key makes every retry safe).
+// Whether a failed attempt may be tried again (the external key makes every
+// retry safe).
 bool IsRetryable(const absl::Status& status);
 
 class DurableWorker {
  public:
-  DurableWorker(Clock* clock, PgSessionOptions session, WorkerOptions options, Executor executor,
-                DurableMetrics* metrics, std::function<bool()> ready,
-                std::function<void()> on_finished);
+  DurableWorker(Clock* clock, PgSessionOptions session, WorkerOptions options,
+                Executor executor, DurableMetrics* metrics,
+                std::function<bool()> ready, std::function<void()> on_finished);
   ~DurableWorker();
 
   void Start();
   // No more claims; outstanding jobs still finish and are recorded.
   void StopClaiming() ABSL_LOCKS_EXCLUDED(mu_);
-  // Waits up to `grace` for outstanding jobs to be recorded, then stops. Unrecorded
-  // operations keep their lease and are taken over when it expires.
+  // Waits up to `grace` for outstanding jobs to be recorded, then stops.
+  // Unrecorded operations keep their lease and are taken over when it expires.
   void Shutdown(Clock::Duration grace) ABSL_LOCKS_EXCLUDED(mu_);
 
   int outstanding() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -103,8 +112,9 @@ class DurableWorker {
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;
-  std::vector<Outcome> done_ ABSL_GUARDED_BY(mu_);  // Outcomes waiting to be written.
-  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;        // Claimed, not yet written.
+  std::vector<Outcome> done_
+      ABSL_GUARDED_BY(mu_);                   // Outcomes waiting to be written.
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // Claimed, not yet written.
   bool claiming_ ABSL_GUARDED_BY(mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t jitter_ ABSL_GUARDED_BY(mu_) = 0x9E3779B97F4A7C15ull;

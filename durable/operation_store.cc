@@ -53,7 +53,8 @@ CREATE TABLE replicas (
 };
 
 constexpr char kColumns[] =
-    "id, external_key, state, attempts, account_id, created, error_code, killbill_code, "
+    "id, external_key, state, attempts, account_id, created, error_code, "
+    "killbill_code, "
     "error_message, (extract(epoch from created_at) * 1000)::bigint, "
     "(extract(epoch from updated_at) * 1000)::bigint, "
     "(extract(epoch from finished_at) * 1000)::bigint, "
@@ -85,7 +86,8 @@ OperationRecord RecordAt(const PgResult& r, int row) {
 }
 
 std::string Millis(Clock::Duration d) {
-  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  return std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
 
 // "$first, $first+1, ..." for `n` parameters.
@@ -118,7 +120,8 @@ int OperationStore::LatestVersion() {
 absl::Status OperationStore::Migrate() {
   return session_->InTransaction([&]() -> absl::Status {
     // Serializes concurrent starters; released at COMMIT/ROLLBACK.
-    auto lock = session_->Exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrationLockKey, ")"));
+    auto lock = session_->Exec(
+        absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrationLockKey, ")"));
     if (!lock.ok()) return lock.status();
     auto table = session_->Exec(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -133,12 +136,13 @@ absl::Status OperationStore::Migrate() {
       if (done.count(m.version)) continue;
       auto run = session_->Exec(m.sql);
       if (!run.ok()) {
-        return absl::Status(run.status().code(), absl::StrCat("migration ", m.version, " (",
-                                                              m.name, "): ",
-                                                              run.status().message()));
+        return absl::Status(run.status().code(),
+                            absl::StrCat("migration ", m.version, " (", m.name,
+                                         "): ", run.status().message()));
       }
-      auto record = session_->Exec("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                                   {PgParam::Int(m.version), PgParam::Text(m.name)});
+      auto record = session_->Exec(
+          "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+          {PgParam::Int(m.version), PgParam::Text(m.name)});
       if (!record.ok()) return record.status();
     }
     return absl::OkStatus();
@@ -149,7 +153,8 @@ absl::StatusOr<std::vector<OperationRecord>> OperationStore::SubmitBatch(
     const std::vector<Submission>& submissions) {
   std::vector<OperationRecord> out(submissions.size());
   if (submissions.empty()) return out;
-  // Distinct keys (a batch may hold the same key twice: both get the same operation).
+  // Distinct keys (a batch may hold the same key twice: both get the same
+  // operation).
   std::vector<std::string> keys;
   std::unordered_map<std::string, size_t> first_of_key;
   std::vector<PgParam> params;
@@ -158,8 +163,8 @@ absl::StatusOr<std::vector<OperationRecord>> OperationStore::SubmitBatch(
     if (!first_of_key.emplace(submissions[i].external_key, i).second) continue;
     keys.push_back(submissions[i].external_key);
     const int p = static_cast<int>(params.size()) + 1;
-    absl::StrAppend(&values, values.empty() ? "" : ", ", "($", p, "::text, $", p + 1,
-                    "::bytea)");
+    absl::StrAppend(&values, values.empty() ? "" : ", ", "($", p, "::text, $",
+                    p + 1, "::bytea)");
     params.push_back(PgParam::Text(submissions[i].external_key));
     params.push_back(PgParam::Bytes(submissions[i].request));
   }
@@ -167,16 +172,22 @@ absl::StatusOr<std::vector<OperationRecord>> OperationStore::SubmitBatch(
   for (const std::string& k : keys) key_params.push_back(PgParam::Text(k));
   const std::string key_list = Placeholders(1, static_cast<int>(keys.size()));
 
-  // One statement, one commit: rows inserted now come back from the CTE, rows that existed
-  // before the statement's snapshot from the SELECT.
-  const std::string sql = absl::StrCat(
-      "WITH input (external_key, request) AS (VALUES ", values, "), "
-      "ins AS (INSERT INTO operations (external_key, request) "
-      "SELECT external_key, request FROM input ON CONFLICT (external_key) DO NOTHING "
-      "RETURNING ", kColumns, ") "
-      "SELECT * FROM ins UNION ALL SELECT ", kColumns, " FROM operations "
-      "WHERE external_key IN (SELECT external_key FROM input) "
-      "AND external_key NOT IN (SELECT external_key FROM ins)");
+  // One statement, one commit: rows inserted now come back from the CTE, rows
+  // that existed before the statement's snapshot from the SELECT.
+  const std::string sql =
+      absl::StrCat("WITH input (external_key, request) AS (VALUES ", values,
+                   "), "
+                   "ins AS (INSERT INTO operations (external_key, request) "
+                   "SELECT external_key, request FROM input ON CONFLICT "
+                   "(external_key) DO NOTHING "
+                   "RETURNING ",
+                   kColumns,
+                   ") "
+                   "SELECT * FROM ins UNION ALL SELECT ",
+                   kColumns,
+                   " FROM operations "
+                   "WHERE external_key IN (SELECT external_key FROM input) "
+                   "AND external_key NOT IN (SELECT external_key FROM ins)");
   auto result = session_->Exec(sql, params);
   if (!result.ok()) return result.status();
   std::unordered_map<std::string, OperationRecord> by_key;
@@ -185,10 +196,11 @@ absl::StatusOr<std::vector<OperationRecord>> OperationStore::SubmitBatch(
     by_key[op.external_key] = std::move(op);
   }
   if (by_key.size() < keys.size()) {
-    // A concurrent transaction inserted a key after our snapshot began: read it now.
+    // A concurrent transaction inserted a key after our snapshot began: read it
+    // now.
     auto again = session_->Exec(
-        absl::StrCat("SELECT ", kColumns, " FROM operations WHERE external_key IN (", key_list,
-                     ")"),
+        absl::StrCat("SELECT ", kColumns,
+                     " FROM operations WHERE external_key IN (", key_list, ")"),
         key_params);
     if (!again.ok()) return again.status();
     for (int r = 0; r < again->rows(); ++r) {
@@ -199,8 +211,10 @@ absl::StatusOr<std::vector<OperationRecord>> OperationStore::SubmitBatch(
   for (size_t i = 0; i < submissions.size(); ++i) {
     auto it = by_key.find(submissions[i].external_key);
     if (it == by_key.end()) {
-      // Deleted by retention between insert and read: vanishingly rare; let the caller retry.
-      return absl::AbortedError("operation vanished while being submitted; retry");
+      // Deleted by retention between insert and read: vanishingly rare; let the
+      // caller retry.
+      return absl::AbortedError(
+          "operation vanished while being submitted; retry");
     }
     out[i] = it->second;
   }
@@ -231,18 +245,19 @@ absl::StatusOr<std::optional<OperationRecord>> OperationStore::Get(int64_t id) {
 
 absl::StatusOr<std::optional<OperationRecord>> OperationStore::GetByKey(
     const std::string& external_key) {
-  auto result = session_->Exec(
-      absl::StrCat("SELECT ", kColumns, " FROM operations WHERE external_key = $1"),
-      {PgParam::Text(external_key)});
+  auto result =
+      session_->Exec(absl::StrCat("SELECT ", kColumns,
+                                  " FROM operations WHERE external_key = $1"),
+                     {PgParam::Text(external_key)});
   if (!result.ok()) return result.status();
   if (result->rows() == 0) return std::optional<OperationRecord>();
   return std::optional<OperationRecord>(RecordAt(*result, 0));
 }
 
-absl::StatusOr<std::vector<ClaimedOperation>> OperationStore::Claim(const std::string& owner,
-                                                                   int limit,
-                                                                   Clock::Duration lease) {
-  // MATERIALIZED: the locking subquery runs once, so LIMIT and SKIP LOCKED mean what they say.
+absl::StatusOr<std::vector<ClaimedOperation>> OperationStore::Claim(
+    const std::string& owner, int limit, Clock::Duration lease) {
+  // MATERIALIZED: the locking subquery runs once, so LIMIT and SKIP LOCKED mean
+  // what they say.
   auto result = session_->Exec(
       "WITH c AS MATERIALIZED ("
       "  SELECT id, state FROM operations"
@@ -255,7 +270,8 @@ absl::StatusOr<std::vector<ClaimedOperation>> OperationStore::Claim(const std::s
       "  attempts = o.attempts + 1, updated_at = now() "
       "FROM c WHERE o.id = c.id "
       "RETURNING o.id, o.external_key, o.request, o.attempts, c.state",
-      {PgParam::Text(owner), PgParam::Int(limit), PgParam::Text(Millis(lease))});
+      {PgParam::Text(owner), PgParam::Int(limit),
+       PgParam::Text(Millis(lease))});
   if (!result.ok()) return result.status();
   std::vector<ClaimedOperation> out;
   out.reserve(result->rows());
@@ -269,43 +285,58 @@ absl::StatusOr<std::vector<ClaimedOperation>> OperationStore::Claim(const std::s
     out.push_back(std::move(c));
   }
   std::sort(out.begin(), out.end(),
-            [](const ClaimedOperation& a, const ClaimedOperation& b) { return a.id < b.id; });
+            [](const ClaimedOperation& a, const ClaimedOperation& b) {
+              return a.id < b.id;
+            });
   return out;
 }
 
-absl::StatusOr<int> OperationStore::Finish(const std::string& owner,
-                                           const std::vector<Outcome>& outcomes) {
+absl::StatusOr<int> OperationStore::Finish(
+    const std::string& owner, const std::vector<Outcome>& outcomes) {
   int applied = 0;
   absl::Status status = session_->InTransaction([&]() -> absl::Status {
     for (const Outcome& o : outcomes) {
-      const char* fence = " WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND state = 'RUNNING'";
-      std::vector<PgParam> p = {PgParam::Int(o.id), PgParam::Text(owner), PgParam::Int(o.attempts)};
+      const char* fence =
+          " WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND state = "
+          "'RUNNING'";
+      std::vector<PgParam> p = {PgParam::Int(o.id), PgParam::Text(owner),
+                                PgParam::Int(o.attempts)};
       std::string sql;
       switch (o.kind) {
         case Outcome::Kind::kSucceeded:
-          sql = "UPDATE operations SET state = 'SUCCEEDED', account_id = $4, created = $5,"
-                " error_code = NULL, killbill_code = NULL, error_message = NULL,"
-                " lease_owner = NULL, lease_until = NULL, finished_at = now(), updated_at = now()";
+          sql =
+              "UPDATE operations SET state = 'SUCCEEDED', account_id = $4, "
+              "created = $5,"
+              " error_code = NULL, killbill_code = NULL, error_message = NULL,"
+              " lease_owner = NULL, lease_until = NULL, finished_at = now(), "
+              "updated_at = now()";
           p.push_back(PgParam::Text(o.account_id));
           p.push_back(PgParam::Text(o.created ? "true" : "false"));
           break;
         case Outcome::Kind::kFailed:
-          sql = "UPDATE operations SET state = 'FAILED', error_code = $4, killbill_code = $5,"
-                " error_message = $6, lease_owner = NULL, lease_until = NULL,"
-                " finished_at = now(), updated_at = now()";
+          sql =
+              "UPDATE operations SET state = 'FAILED', error_code = $4, "
+              "killbill_code = $5,"
+              " error_message = $6, lease_owner = NULL, lease_until = NULL,"
+              " finished_at = now(), updated_at = now()";
           p.push_back(PgParam::Int(o.error_code));
-          p.push_back(o.killbill_code.empty() ? PgParam::Null() : PgParam::Text(o.killbill_code));
+          p.push_back(o.killbill_code.empty() ? PgParam::Null()
+                                              : PgParam::Text(o.killbill_code));
           p.push_back(PgParam::Text(o.error_message));
           break;
         case Outcome::Kind::kRetry:
         case Outcome::Kind::kRelease:
           sql = absl::StrCat(
-              "UPDATE operations SET state = 'PENDING', error_code = $4, killbill_code = $5,"
+              "UPDATE operations SET state = 'PENDING', error_code = $4, "
+              "killbill_code = $5,"
               " error_message = $6, lease_owner = NULL, lease_until = NULL,"
-              " not_before = now() + $7 * interval '1 millisecond', updated_at = now()",
-              o.kind == Outcome::Kind::kRelease ? ", attempts = attempts - 1" : "");
+              " not_before = now() + $7 * interval '1 millisecond', updated_at "
+              "= now()",
+              o.kind == Outcome::Kind::kRelease ? ", attempts = attempts - 1"
+                                                : "");
           p.push_back(PgParam::Int(o.error_code));
-          p.push_back(o.killbill_code.empty() ? PgParam::Null() : PgParam::Text(o.killbill_code));
+          p.push_back(o.killbill_code.empty() ? PgParam::Null()
+                                              : PgParam::Text(o.killbill_code));
           p.push_back(PgParam::Text(o.error_message));
           p.push_back(PgParam::Text(Millis(o.backoff)));
           break;
@@ -323,36 +354,43 @@ absl::StatusOr<int> OperationStore::Finish(const std::string& owner,
 absl::StatusOr<int64_t> OperationStore::RenewLeases(const std::string& owner,
                                                     Clock::Duration lease) {
   auto r = session_->Exec(
-      "UPDATE operations SET lease_until = now() + $2 * interval '1 millisecond' "
+      "UPDATE operations SET lease_until = now() + $2 * interval '1 "
+      "millisecond' "
       "WHERE lease_owner = $1 AND state = 'RUNNING'",
       {PgParam::Text(owner), PgParam::Text(Millis(lease))});
   if (!r.ok()) return r.status();
   return r->affected();
 }
 
-absl::StatusOr<int> OperationStore::Heartbeat(const std::string& replica, Clock::Duration timeout,
+absl::StatusOr<int> OperationStore::Heartbeat(const std::string& replica,
+                                              Clock::Duration timeout,
                                               Clock::Duration forget_after) {
   auto up = session_->Exec(
-      "INSERT INTO replicas (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET last_seen = now()",
+      "INSERT INTO replicas (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET "
+      "last_seen = now()",
       {PgParam::Text(replica)});
   if (!up.ok()) return up.status();
   auto count = session_->Exec(
-      "SELECT count(*) FROM replicas WHERE last_seen > now() - $1 * interval '1 millisecond'",
+      "SELECT count(*) FROM replicas WHERE last_seen > now() - $1 * interval "
+      "'1 millisecond'",
       {PgParam::Text(Millis(timeout))});
   if (!count.ok()) return count.status();
   auto forget = session_->Exec(
-      "DELETE FROM replicas WHERE last_seen < now() - $1 * interval '1 millisecond'",
+      "DELETE FROM replicas WHERE last_seen < now() - $1 * interval '1 "
+      "millisecond'",
       {PgParam::Text(Millis(forget_after))});
   if (!forget.ok()) return forget.status();
   return static_cast<int>(std::max<int64_t>(1, count->Int(0, 0)));
 }
 
 absl::Status OperationStore::RemoveReplica(const std::string& replica) {
-  auto r = session_->Exec("DELETE FROM replicas WHERE id = $1", {PgParam::Text(replica)});
+  auto r = session_->Exec("DELETE FROM replicas WHERE id = $1",
+                          {PgParam::Text(replica)});
   return r.status();
 }
 
-absl::StatusOr<int64_t> OperationStore::PurgeFinished(Clock::Duration retention, int batch) {
+absl::StatusOr<int64_t> OperationStore::PurgeFinished(Clock::Duration retention,
+                                                      int batch) {
   auto r = session_->Exec(
       "DELETE FROM operations WHERE id IN (SELECT id FROM operations"
       " WHERE state IN ('SUCCEEDED', 'FAILED')"

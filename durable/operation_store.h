@@ -1,23 +1,29 @@
 // OperationStore: every SQL statement of the durable queue, over one PgSession.
 //
-// Schema (versioned migrations, applied by Migrate() in one transaction that holds
-// pg_advisory_xact_lock(kMigrationLockKey), so replicas starting together apply each
-// migration exactly once; schema_migrations records what was applied):
+// Schema (versioned migrations, applied by Migrate() in one transaction that
+// holds pg_advisory_xact_lock(kMigrationLockKey), so replicas starting together
+// apply each migration exactly once; schema_migrations records what was
+// applied):
 //
-//   operations   one row per accepted asynchronous operation, unique on external_key.
-//                state PENDING -> RUNNING (claimed: lease_owner + lease_until, attempts+1)
-//                -> SUCCEEDED (account_id, created) | FAILED (error_*) | PENDING again
-//                (retryable failure, not_before = now + backoff). A RUNNING row whose
-//                lease_until has passed is claimable again: its replica died or lost the
-//                database. Finished rows are deleted after the retention period.
+//   operations   one row per accepted asynchronous operation, unique on
+//   external_key.
+//                state PENDING -> RUNNING (claimed: lease_owner + lease_until,
+//                attempts+1)
+//                -> SUCCEEDED (account_id, created) | FAILED (error_*) |
+//                PENDING again (retryable failure, not_before = now + backoff).
+//                A RUNNING row whose lease_until has passed is claimable again:
+//                its replica died or lost the database. Finished rows are
+//                deleted after the retention period.
 //   replicas     heartbeat table: replica id, started_at, last_seen.
 //
-// Claiming uses FOR UPDATE SKIP LOCKED, so concurrent claimers never get the same row.
-// Completions are fenced: they apply only while (lease_owner, attempts) still match the
-// claim, so a replica whose lease expired and was taken over cannot overwrite the new
-// owner's result. All times are the database's now(): replicas' clocks never meet.
+// Claiming uses FOR UPDATE SKIP LOCKED, so concurrent claimers never get the
+// same row. Completions are fenced: they apply only while (lease_owner,
+// attempts) still match the claim, so a replica whose lease expired and was
+// taken over cannot overwrite the new owner's result. All times are the
+// database's now(): replicas' clocks never meet.
 //
-// Thread-safety: thread-compatible, like the PgSession it wraps (one per thread).
+// Thread-safety: thread-compatible, like the PgSession it wraps (one per
+// thread).
 #pragma once
 
 #include <cstdint>
@@ -43,7 +49,7 @@ struct OperationRecord {
   OperationState state = OperationState::kPending;
   int attempts = 0;
   std::string account_id;  // SUCCEEDED only.
-  bool created = false;    // SUCCEEDED only: this operation created the account.
+  bool created = false;  // SUCCEEDED only: this operation created the account.
   // FAILED: the final error; PENDING after a retryable failure: the last one.
   int error_code = 0;  // canonical (gRPC) code, 0 = none
   std::string killbill_code;
@@ -55,7 +61,8 @@ struct OperationRecord {
   int64_t not_before_ms = 0;
 
   bool finished() const {
-    return state == OperationState::kSucceeded || state == OperationState::kFailed;
+    return state == OperationState::kSucceeded ||
+           state == OperationState::kFailed;
   }
 };
 
@@ -68,8 +75,8 @@ struct ClaimedOperation {
   int64_t id = 0;
   std::string external_key;
   std::string request;
-  int attempts = 0;             // after this claim: the completion fence
-  bool lease_expired = false;   // taken over from a replica whose lease ran out
+  int attempts = 0;            // after this claim: the completion fence
+  bool lease_expired = false;  // taken over from a replica whose lease ran out
 };
 
 // The result of one claimed attempt.
@@ -77,8 +84,10 @@ struct Outcome {
   enum class Kind {
     kSucceeded,  // account_id, created
     kFailed,     // permanent: error_*
-    kRetry,      // retryable: back to PENDING after `backoff`, error_* kept as last error
-    kRelease,    // never attempted (dispatcher refused it): PENDING, attempt not counted
+    kRetry,  // retryable: back to PENDING after `backoff`, error_* kept as last
+             // error
+    kRelease,  // never attempted (dispatcher refused it): PENDING, attempt not
+               // counted
   };
   int64_t id = 0;
   int attempts = 0;  // fence from the claim
@@ -101,39 +110,48 @@ class OperationStore {
  public:
   explicit OperationStore(PgSession* session) : session_(session) {}
 
-  // Applies every migration not yet recorded in schema_migrations. Idempotent, safe to run
-  // concurrently from several processes.
+  // Applies every migration not yet recorded in schema_migrations. Idempotent,
+  // safe to run concurrently from several processes.
   absl::Status Migrate();
   // Latest schema version this binary knows.
   static int LatestVersion();
 
-  // Inserts each submission unless its external key exists, and returns the operation of
-  // every submission (new or existing) in input order. Durable when it returns: the insert
-  // is committed (synchronous_commit as configured on the server).
+  // Inserts each submission unless its external key exists, and returns the
+  // operation of every submission (new or existing) in input order. Durable
+  // when it returns: the insert is committed (synchronous_commit as configured
+  // on the server).
   absl::StatusOr<std::vector<OperationRecord>> SubmitBatch(
       const std::vector<Submission>& submissions);
 
-  absl::StatusOr<std::vector<OperationRecord>> GetMany(const std::vector<int64_t>& ids);
+  absl::StatusOr<std::vector<OperationRecord>> GetMany(
+      const std::vector<int64_t>& ids);
   absl::StatusOr<std::optional<OperationRecord>> Get(int64_t id);
-  absl::StatusOr<std::optional<OperationRecord>> GetByKey(const std::string& external_key);
+  absl::StatusOr<std::optional<OperationRecord>> GetByKey(
+      const std::string& external_key);
 
-  // Claims up to `limit` claimable operations (PENDING and due, or RUNNING with an expired
-  // lease) for `owner`, oldest first.
-  absl::StatusOr<std::vector<ClaimedOperation>> Claim(const std::string& owner, int limit,
+  // Claims up to `limit` claimable operations (PENDING and due, or RUNNING with
+  // an expired lease) for `owner`, oldest first.
+  absl::StatusOr<std::vector<ClaimedOperation>> Claim(const std::string& owner,
+                                                      int limit,
                                                       Clock::Duration lease);
-  // Applies outcomes in one transaction; returns how many still held their lease (the
-  // others were taken over and are left to their new owner).
-  absl::StatusOr<int> Finish(const std::string& owner, const std::vector<Outcome>& outcomes);
-  // Pushes lease_until of every operation `owner` runs to now + lease; returns the count.
-  absl::StatusOr<int64_t> RenewLeases(const std::string& owner, Clock::Duration lease);
+  // Applies outcomes in one transaction; returns how many still held their
+  // lease (the others were taken over and are left to their new owner).
+  absl::StatusOr<int> Finish(const std::string& owner,
+                             const std::vector<Outcome>& outcomes);
+  // Pushes lease_until of every operation `owner` runs to now + lease; returns
+  // the count.
+  absl::StatusOr<int64_t> RenewLeases(const std::string& owner,
+                                      Clock::Duration lease);
 
-  // Records `replica` as alive now; returns the replicas seen within `timeout` (itself
-  // included) and forgets replicas silent for more than `forget_after`.
-  absl::StatusOr<int> Heartbeat(const std::string& replica, Clock::Duration timeout,
+  // Records `replica` as alive now; returns the replicas seen within `timeout`
+  // (itself included) and forgets replicas silent for more than `forget_after`.
+  absl::StatusOr<int> Heartbeat(const std::string& replica,
+                                Clock::Duration timeout,
                                 Clock::Duration forget_after);
   absl::Status RemoveReplica(const std::string& replica);
 
-  // Deletes up to `batch` operations finished more than `retention` ago; returns how many.
+  // Deletes up to `batch` operations finished more than `retention` ago;
+  // returns how many.
   absl::StatusOr<int64_t> PurgeFinished(Clock::Duration retention, int batch);
 
   absl::StatusOr<QueueStats> Stats();

@@ -25,13 +25,15 @@ void OperationWaiter::Wait(int64_t id, Clock::TimePoint wait_until,
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_ && static_cast<int>(waiters_.size()) < max_waiters_) {
-      waiters_.push_back(Waiter{id, wait_until, std::move(cancelled), std::move(done)});
+      waiters_.push_back(
+          Waiter{id, wait_until, std::move(cancelled), std::move(done)});
       poke_ = true;
       cv_.Signal();
       return;
     }
   }
-  done(absl::ResourceExhaustedError("rejected: too many GetOperation calls waiting"));
+  done(absl::ResourceExhaustedError(
+      "rejected: too many GetOperation calls waiting"));
 }
 
 void OperationWaiter::Notify() {
@@ -53,7 +55,8 @@ void OperationWaiter::Shutdown() {
     absl::MutexLock lock(&mu_);
     left.swap(waiters_);
   }
-  for (Waiter& w : left) w.done(absl::UnavailableError("rejected: shutting_down"));
+  for (Waiter& w : left)
+    w.done(absl::UnavailableError("rejected: shutting_down"));
 }
 
 void OperationWaiter::Loop() {
@@ -67,7 +70,9 @@ void OperationWaiter::Loop() {
       Clock::TimePoint wake = clock_->Now() + poll_interval_;
       for (const Waiter& w : waiters_) wake = std::min(wake, w.wait_until);
       while (!stopping_ && !poke_ && clock_->Now() < wake) {
-        cv_.WaitWithTimeout(&mu_, absl::FromChrono(std::chrono::nanoseconds(wake - clock_->Now())));
+        cv_.WaitWithTimeout(
+            &mu_,
+            absl::FromChrono(std::chrono::nanoseconds(wake - clock_->Now())));
       }
       if (stopping_) return;
       poke_ = false;
@@ -79,10 +84,12 @@ void OperationWaiter::Loop() {
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     std::unordered_map<int64_t, OperationRecord> found;
-    absl::Status read = ready_() ? absl::OkStatus()
-                                 : absl::UnavailableError("database schema is not ready yet");
+    absl::Status read =
+        ready_() ? absl::OkStatus()
+                 : absl::UnavailableError("database schema is not ready yet");
     for (size_t i = 0; read.ok() && i < ids.size(); i += kChunk) {
-      std::vector<int64_t> chunk(ids.begin() + i, ids.begin() + std::min(ids.size(), i + kChunk));
+      std::vector<int64_t> chunk(
+          ids.begin() + i, ids.begin() + std::min(ids.size(), i + kChunk));
       auto got = store.GetMany(chunk);
       if (!got.ok()) {
         read = got.status();
@@ -100,7 +107,8 @@ void OperationWaiter::Loop() {
       if (!read.ok()) {
         if (now >= w.wait_until) {
           w.done(absl::UnavailableError(
-              absl::StrCat("database_unavailable: cannot read the operation: ", read.message())));
+              absl::StrCat("database_unavailable: cannot read the operation: ",
+                           read.message())));
         } else {
           keep.push_back(std::move(w));
         }
@@ -108,8 +116,9 @@ void OperationWaiter::Loop() {
       }
       auto it = found.find(w.id);
       if (it == found.end()) {
-        w.done(absl::NotFoundError(absl::StrCat(
-            "operation_id: no operation ", w.id, " (unknown, or deleted after retention)")));
+        w.done(absl::NotFoundError(
+            absl::StrCat("operation_id: no operation ", w.id,
+                         " (unknown, or deleted after retention)")));
       } else if (it->second.finished() || now >= w.wait_until) {
         w.done(it->second);
       } else {

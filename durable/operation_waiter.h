@@ -1,10 +1,12 @@
-// OperationWaiter: answers GetOperation, waiting (bounded) for an operation to finish.
+// OperationWaiter: answers GetOperation, waiting (bounded) for an operation to
+// finish.
 //
-// One thread with its own connection serves every waiting call: each round it reads all
-// watched operations with one query, answers those that are finished, missing, cancelled or
-// past their wait deadline, and keeps the rest. A round runs at once when a call arrives or
-// when this replica finishes an operation (Notify), and otherwise every `poll_interval`, which
-// bounds how late a completion by another replica is seen. gRPC threads never block on the
+// One thread with its own connection serves every waiting call: each round it
+// reads all watched operations with one query, answers those that are finished,
+// missing, cancelled or past their wait deadline, and keeps the rest. A round
+// runs at once when a call arrives or when this replica finishes an operation
+// (Notify), and otherwise every `poll_interval`, which bounds how late a
+// completion by another replica is seen. gRPC threads never block on the
 // database.
 //
 // Thread-safety: Wait()/Notify() from any thread; Shutdown() once.
@@ -27,14 +29,17 @@ class OperationWaiter {
  public:
   using Done = std::function<void(absl::StatusOr<OperationRecord>)>;
 
-  OperationWaiter(Clock* clock, PgSessionOptions session, Clock::Duration poll_interval,
-                  int max_waiters, std::function<bool()> ready);
+  OperationWaiter(Clock* clock, PgSessionOptions session,
+                  Clock::Duration poll_interval, int max_waiters,
+                  std::function<bool()> ready);
   ~OperationWaiter();
 
-  // Answers with the operation once it is finished or `wait_until` passes (a past
-  // `wait_until` = read once), NOT_FOUND for an unknown id, CANCELLED when `cancelled()`,
-  // UNAVAILABLE when the database cannot be read by `wait_until`.
-  void Wait(int64_t id, Clock::TimePoint wait_until, std::function<bool()> cancelled, Done done)
+  // Answers with the operation once it is finished or `wait_until` passes (a
+  // past `wait_until` = read once), NOT_FOUND for an unknown id, CANCELLED when
+  // `cancelled()`, UNAVAILABLE when the database cannot be read by
+  // `wait_until`.
+  void Wait(int64_t id, Clock::TimePoint wait_until,
+            std::function<bool()> cancelled, Done done)
       ABSL_LOCKS_EXCLUDED(mu_);
   void Notify() ABSL_LOCKS_EXCLUDED(mu_);
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);

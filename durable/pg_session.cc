@@ -11,8 +11,8 @@
 namespace bg::durable {
 namespace {
 
-// libpq messages span lines ("...failed: Connection refused\n\tIs the server running...");
-// one line reads better in logs and in status messages.
+// libpq messages span lines ("...failed: Connection refused\n\tIs the server
+// running..."); one line reads better in logs and in status messages.
 std::string OneLine(std::string text) {
   std::string out;
   bool space = false;
@@ -32,7 +32,8 @@ std::string OneLine(std::string text) {
 
 std::string PgResult::Text(int row, int col) const {
   const char* v = PQgetvalue(result_.get(), row, col);
-  return std::string(v, static_cast<size_t>(PQgetlength(result_.get(), row, col)));
+  return std::string(v,
+                     static_cast<size_t>(PQgetlength(result_.get(), row, col)));
 }
 
 int64_t PgResult::Int(int row, int col) const {
@@ -51,8 +52,9 @@ double PgResult::Double(int row, int col) const {
 
 std::string PgResult::Bytes(int row, int col) const {
   size_t n = 0;
-  unsigned char* raw = PQunescapeBytea(
-      reinterpret_cast<const unsigned char*>(PQgetvalue(result_.get(), row, col)), &n);
+  unsigned char* raw = PQunescapeBytea(reinterpret_cast<const unsigned char*>(
+                                           PQgetvalue(result_.get(), row, col)),
+                                       &n);
   if (raw == nullptr) return std::string();
   std::string out(reinterpret_cast<char*>(raw), n);
   PQfreemem(raw);
@@ -83,19 +85,25 @@ absl::Status PgSession::EnsureConnected() {
   if (conn_ != nullptr) return absl::OkStatus();
   const Clock::TimePoint now = clock_->Now();
   if (now < next_attempt_) {
-    return absl::UnavailableError("database unreachable; reconnecting with backoff");
+    return absl::UnavailableError(
+        "database unreachable; reconnecting with backoff");
   }
   const auto timeout_s = std::max<int64_t>(
-      1, std::chrono::duration_cast<std::chrono::seconds>(options_.connect_timeout).count());
+      1,
+      std::chrono::duration_cast<std::chrono::seconds>(options_.connect_timeout)
+          .count());
   const std::string timeout = std::to_string(timeout_s);
-  // dbname first: with expand_dbname the URI is expanded there, and later keywords override.
-  const char* keywords[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  // dbname first: with expand_dbname the URI is expanded there, and later
+  // keywords override.
+  const char* keywords[] = {"dbname", "connect_timeout", "application_name",
+                            nullptr};
   const char* values[] = {options_.url.c_str(), timeout.c_str(),
                           options_.application_name.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
     // libpq's message names host and port, never the password.
-    const std::string why = OneLine(conn ? PQerrorMessage(conn) : "out of memory");
+    const std::string why =
+        OneLine(conn ? PQerrorMessage(conn) : "out of memory");
     if (conn) PQfinish(conn);
     backoff_ = backoff_.count() == 0
                    ? options_.min_reconnect_backoff
@@ -104,14 +112,18 @@ absl::Status PgSession::EnsureConnected() {
     jitter_state_ ^= jitter_state_ << 13;
     jitter_state_ ^= jitter_state_ >> 7;
     jitter_state_ ^= jitter_state_ << 17;
-    const double f = 0.5 + 0.5 * static_cast<double>(jitter_state_ % 1000) / 1000.0;
-    next_attempt_ = now + std::chrono::duration_cast<Clock::Duration>(backoff_ * f);
-    return absl::UnavailableError(absl::StrCat("cannot connect to the database: ", why));
+    const double f =
+        0.5 + 0.5 * static_cast<double>(jitter_state_ % 1000) / 1000.0;
+    next_attempt_ =
+        now + std::chrono::duration_cast<Clock::Duration>(backoff_ * f);
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to the database: ", why));
   }
   conn_ = conn;
   backoff_ = Clock::Duration(0);
-  const auto stmt_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(options_.statement_timeout).count();
+  const auto stmt_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           options_.statement_timeout)
+                           .count();
   auto set = Exec(absl::StrCat("SET statement_timeout = ", stmt_ms,
                                "; SET client_min_messages = warning"));
   if (!set.ok()) return set.status();
@@ -119,27 +131,32 @@ absl::Status PgSession::EnsureConnected() {
 }
 
 absl::Status PgSession::ErrorFrom(const PGresult* result, const char* what) {
-  const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  const char* state =
+      result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   std::string message = result ? PQresultErrorMessage(result) : "";
   if (message.empty() && conn_) message = PQerrorMessage(conn_);
   message = OneLine(message);
   const std::string sqlstate = state ? state : "";
   const bool connection_lost =
-      conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD || sqlstate.rfind("08", 0) == 0 ||
-      sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03";
+      conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD ||
+      sqlstate.rfind("08", 0) == 0 || sqlstate == "57P01" ||
+      sqlstate == "57P02" || sqlstate == "57P03";
   if (connection_lost) {
     Disconnect();
-    return absl::UnavailableError(absl::StrCat("database connection lost (", what, "): ", message));
+    return absl::UnavailableError(
+        absl::StrCat("database connection lost (", what, "): ", message));
   }
-  const std::string text = absl::StrCat(what, ": ", message, " [", sqlstate, "]");
-  if (sqlstate == "40001" || sqlstate == "40P01") return absl::AbortedError(text);
+  const std::string text =
+      absl::StrCat(what, ": ", message, " [", sqlstate, "]");
+  if (sqlstate == "40001" || sqlstate == "40P01")
+    return absl::AbortedError(text);
   if (sqlstate == "23505") return absl::AlreadyExistsError(text);
   if (sqlstate == "57014") return absl::DeadlineExceededError(text);
   return absl::InternalError(text);
 }
 
 absl::StatusOr<PgResult> PgSession::Exec(const std::string& sql,
-                                        const std::vector<PgParam>& params) {
+                                         const std::vector<PgParam>& params) {
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
   PGresult* raw;
   if (params.empty()) {
@@ -153,8 +170,9 @@ absl::StatusOr<PgResult> PgSession::Exec(const std::string& sql,
       lengths[i] = static_cast<int>(params[i].value.size());
       formats[i] = params[i].binary ? 1 : 0;
     }
-    raw = PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                       values.data(), lengths.data(), formats.data(), /*resultFormat=*/0);
+    raw = PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()),
+                       nullptr, values.data(), lengths.data(), formats.data(),
+                       /*resultFormat=*/0);
   }
   PgResult result(raw);
   const ExecStatusType status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;

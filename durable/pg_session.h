@@ -1,16 +1,20 @@
-// PgSession: one libpq connection that reconnects by itself, and PgResult, its RAII result.
+// PgSession: one libpq connection that reconnects by itself, and PgResult, its
+// RAII result.
 //
-// Every durable component owns its own PgSession (no pool, no sharing): the submit writers,
-// the claim worker, the operation waiter and the replica coordinator each run on one thread
-// and talk to PostgreSQL over their own connection. A session connects lazily on the first
-// Exec(); when the server goes away (CONNECTION_BAD, SQLSTATE class 08, admin shutdown) the
-// call fails with UNAVAILABLE, the connection is dropped, and the next Exec() reconnects,
-// but not before a jittered exponential backoff (100 ms doubling to 5 s) has passed, so a
-// dead database is not hammered; calls in the backoff window fail fast with UNAVAILABLE.
+// Every durable component owns its own PgSession (no pool, no sharing): the
+// submit writers, the claim worker, the operation waiter and the replica
+// coordinator each run on one thread and talk to PostgreSQL over their own
+// connection. A session connects lazily on the first Exec(); when the server
+// goes away (CONNECTION_BAD, SQLSTATE class 08, admin shutdown) the call fails
+// with UNAVAILABLE, the connection is dropped, and the next Exec() reconnects,
+// but not before a jittered exponential backoff (100 ms doubling to 5 s) has
+// passed, so a dead database is not hammered; calls in the backoff window fail
+// fast with UNAVAILABLE.
 //
-// Errors map to canonical codes: connection trouble UNAVAILABLE, serialization failure and
-// deadlock ABORTED, unique violation ALREADY_EXISTS, anything else INTERNAL. Messages never
-// contain the connection URL (it may carry a password).
+// Errors map to canonical codes: connection trouble UNAVAILABLE, serialization
+// failure and deadlock ABORTED, unique violation ALREADY_EXISTS, anything else
+// INTERNAL. Messages never contain the connection URL (it may carry a
+// password).
 //
 // Thread-safety: thread-compatible; one thread uses a session at a time.
 #pragma once
@@ -35,9 +39,15 @@ struct PgParam {
   bool binary = false;
   bool null = false;
 
-  static PgParam Text(std::string v) { return PgParam{std::move(v), false, false}; }
-  static PgParam Int(int64_t v) { return PgParam{std::to_string(v), false, false}; }
-  static PgParam Bytes(std::string v) { return PgParam{std::move(v), true, false}; }
+  static PgParam Text(std::string v) {
+    return PgParam{std::move(v), false, false};
+  }
+  static PgParam Int(int64_t v) {
+    return PgParam{std::to_string(v), false, false};
+  }
+  static PgParam Bytes(std::string v) {
+    return PgParam{std::move(v), true, false};
+  }
   static PgParam Null() { return PgParam{std::string(), false, true}; }
 };
 
@@ -46,7 +56,9 @@ class PgResult {
   explicit PgResult(PGresult* result) : result_(result, &PQclear) {}
 
   int rows() const { return PQntuples(result_.get()); }
-  bool IsNull(int row, int col) const { return PQgetisnull(result_.get(), row, col) != 0; }
+  bool IsNull(int row, int col) const {
+    return PQgetisnull(result_.get(), row, col) != 0;
+  }
   std::string Text(int row, int col) const;
   int64_t Int(int row, int col) const;  // 0 for NULL.
   double Double(int row, int col) const;
@@ -66,7 +78,8 @@ struct PgSessionOptions {
   std::string application_name = "billing-gateway";
   Clock::Duration min_reconnect_backoff = std::chrono::milliseconds(100);
   Clock::Duration max_reconnect_backoff = std::chrono::seconds(5);
-  // statement_timeout set on every new connection: no query waits forever on a lock.
+  // statement_timeout set on every new connection: no query waits forever on a
+  // lock.
   Clock::Duration statement_timeout = std::chrono::seconds(30);
 };
 
@@ -77,8 +90,10 @@ class PgSession {
   PgSession(const PgSession&) = delete;
   PgSession& operator=(const PgSession&) = delete;
 
-  // Runs one statement (several only when `params` is empty: simple query protocol).
-  absl::StatusOr<PgResult> Exec(const std::string& sql, const std::vector<PgParam>& params = {});
+  // Runs one statement (several only when `params` is empty: simple query
+  // protocol).
+  absl::StatusOr<PgResult> Exec(const std::string& sql,
+                                const std::vector<PgParam>& params = {});
   // BEGIN; fn(); COMMIT, or ROLLBACK when fn or COMMIT fails.
   template <typename Fn>
   absl::Status InTransaction(Fn fn) {
@@ -96,7 +111,8 @@ class PgSession {
   // Connects now if not connected (subject to the backoff).
   absl::Status EnsureConnected();
   bool connected() const { return conn_ != nullptr; }
-  // Drops the connection (tests; or after an error that leaves the session unusable).
+  // Drops the connection (tests; or after an error that leaves the session
+  // unusable).
   void Disconnect();
 
  private:

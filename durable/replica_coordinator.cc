@@ -6,9 +6,9 @@
 
 namespace bg::durable {
 
-ReplicaCoordinator::ReplicaCoordinator(Clock* clock, PgSessionOptions session,
-                                       CoordinatorOptions options, DurableMetrics* metrics,
-                                       std::function<void(double)> set_rate_share)
+ReplicaCoordinator::ReplicaCoordinator(
+    Clock* clock, PgSessionOptions session, CoordinatorOptions options,
+    DurableMetrics* metrics, std::function<void(double)> set_rate_share)
     : clock_(clock),
       options_(std::move(options)),
       metrics_(metrics),
@@ -38,7 +38,8 @@ void ReplicaCoordinator::Shutdown() {
   }
   if (thread_.joinable()) thread_.join();
   if (ready()) {
-    // Leave at once so the other replicas take this share at their next heartbeat.
+    // Leave at once so the other replicas take this share at their next
+    // heartbeat.
     OperationStore store(&session_);
     (void)store.RemoveReplica(options_.replica_id);
   }
@@ -56,17 +57,20 @@ void ReplicaCoordinator::Beat() {
                    std::string(migrated.message()));
       return;
     }
-    spdlog::info("durable: schema at version {}", OperationStore::LatestVersion());
+    spdlog::info("durable: schema at version {}",
+                 OperationStore::LatestVersion());
     ready_.store(true, std::memory_order_release);
   }
-  auto live = store.Heartbeat(options_.replica_id, options_.heartbeat_timeout,
-                              std::max<Clock::Duration>(options_.heartbeat_timeout * 10,
-                                                        std::chrono::minutes(1)));
+  auto live =
+      store.Heartbeat(options_.replica_id, options_.heartbeat_timeout,
+                      std::max<Clock::Duration>(options_.heartbeat_timeout * 10,
+                                                std::chrono::minutes(1)));
   if (!live.ok()) {
     metrics_->database_up().Set(absl::IsUnavailable(live.status()) ? 0 : 1);
     if (!beat_failing_) {  // Once per episode.
       spdlog::warn("durable: heartbeat failed (keeping rate share {:.3f}): {}",
-                   last_live_ > 0 ? 1.0 / last_live_ : 1.0, std::string(live.status().message()));
+                   last_live_ > 0 ? 1.0 / last_live_ : 1.0,
+                   std::string(live.status().message()));
     }
     beat_failing_ = true;
     return;
@@ -77,7 +81,8 @@ void ReplicaCoordinator::Beat() {
   live_.store(*live, std::memory_order_relaxed);
   metrics_->live_replicas().Set(*live);
   if (*live != last_live_) {
-    spdlog::info("durable: {} live replica(s); rate share {:.3f}", *live, 1.0 / *live);
+    spdlog::info("durable: {} live replica(s); rate share {:.3f}", *live,
+                 1.0 / *live);
     last_live_ = *live;
     metrics_->rate_share().Set(1.0 / *live);
     if (set_rate_share_) set_rate_share_(1.0 / *live);
@@ -89,7 +94,8 @@ void ReplicaCoordinator::Beat() {
   }
   if (beats_++ % options_.purge_every == 0) {
     for (int i = 0; i < options_.purge_max_batches; ++i) {
-      auto purged = store.PurgeFinished(options_.retention, options_.purge_batch);
+      auto purged =
+          store.PurgeFinished(options_.retention, options_.purge_batch);
       if (!purged.ok() || *purged < options_.purge_batch) break;
     }
   }
@@ -101,7 +107,9 @@ void ReplicaCoordinator::Loop() {
       absl::MutexLock lock(&mu_);
       const Clock::TimePoint wake = clock_->Now() + options_.heartbeat_interval;
       while (!stopping_ && clock_->Now() < wake) {
-        cv_.WaitWithTimeout(&mu_, absl::FromChrono(std::chrono::nanoseconds(wake - clock_->Now())));
+        cv_.WaitWithTimeout(
+            &mu_,
+            absl::FromChrono(std::chrono::nanoseconds(wake - clock_->Now())));
       }
       if (stopping_) return;
     }

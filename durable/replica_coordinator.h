@@ -1,18 +1,24 @@
-// ReplicaCoordinator: the housekeeping thread of one gateway replica on the shared database.
+// ReplicaCoordinator: the housekeeping thread of one gateway replica on the
+// shared database.
 //
 // Every `heartbeat_interval` it:
-//   * applies the schema migrations until they succeed once (a gateway may start while the
-//     database is down; durable calls answer UNAVAILABLE until then), then reports ready();
+//   * applies the schema migrations until they succeed once (a gateway may
+//   start while the
+//     database is down; durable calls answer UNAVAILABLE until then), then
+//     reports ready();
 //   * writes this replica's heartbeat and counts the replicas heard from within
-//     `heartbeat_timeout`; this replica's share of the global Kill Bill rate is 1 / that
-//     count, handed to `set_rate_share` whenever it changes. A dead replica stops beating,
-//     so within heartbeat_timeout + heartbeat_interval the others raise their shares; a
-//     replica that stops cleanly deletes its row, so the others react at their next beat.
-//     While the database is unreachable the last share is kept (the replicas cannot see
-//     each other, and keeping the share is what keeps their sum within the global rate);
+//     `heartbeat_timeout`; this replica's share of the global Kill Bill rate is
+//     1 / that count, handed to `set_rate_share` whenever it changes. A dead
+//     replica stops beating, so within heartbeat_timeout + heartbeat_interval
+//     the others raise their shares; a replica that stops cleanly deletes its
+//     row, so the others react at their next beat. While the database is
+//     unreachable the last share is kept (the replicas cannot see each other,
+//     and keeping the share is what keeps their sum within the global rate);
 //   * refreshes the queue gauges (depth, oldest pending age) from the database;
-//   * every `purge_every` beats, deletes finished operations older than `retention`, in
-//     batches, at most `purge_max_batches` batches a round so one round stays short.
+//   * every `purge_every` beats, deletes finished operations older than
+//   `retention`, in
+//     batches, at most `purge_max_batches` batches a round so one round stays
+//     short.
 //
 // Thread-safety: ready() from any thread; Start/Shutdown from one.
 #pragma once
@@ -42,12 +48,14 @@ struct CoordinatorOptions {
 
 class ReplicaCoordinator {
  public:
-  ReplicaCoordinator(Clock* clock, PgSessionOptions session, CoordinatorOptions options,
-                     DurableMetrics* metrics, std::function<void(double)> set_rate_share);
+  ReplicaCoordinator(Clock* clock, PgSessionOptions session,
+                     CoordinatorOptions options, DurableMetrics* metrics,
+                     std::function<void(double)> set_rate_share);
   ~ReplicaCoordinator();
 
-  // Migrates once synchronously (so a healthy start is ready at once), then starts the
-  // thread. Returns the migration status; the thread keeps retrying when it failed.
+  // Migrates once synchronously (so a healthy start is ready at once), then
+  // starts the thread. Returns the migration status; the thread keeps retrying
+  // when it failed.
   absl::Status Start();
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -62,13 +70,15 @@ class ReplicaCoordinator {
   const CoordinatorOptions options_;
   DurableMetrics* const metrics_;
   const std::function<void(double)> set_rate_share_;
-  PgSession session_;  // Used by Start() before the thread exists, then by the thread only.
+  PgSession session_;  // Used by Start() before the thread exists, then by the
+                       // thread only.
 
-  // Atomics: read on gRPC and worker threads without a lock; each is a lone value.
+  // Atomics: read on gRPC and worker threads without a lock; each is a lone
+  // value.
   std::atomic<bool> ready_{false};
   std::atomic<int> live_{1};
-  int last_live_ = 0;  // Thread only.
-  int beats_ = 0;      // Thread only.
+  int last_live_ = 0;          // Thread only.
+  int beats_ = 0;              // Thread only.
   bool beat_failing_ = false;  // Thread only: log failures once per episode.
 
   absl::Mutex mu_;

@@ -5,14 +5,16 @@
 
 namespace bg::durable {
 
-SubmitBatcher::SubmitBatcher(Clock* clock, PgSessionOptions session, Options options,
-                             DurableMetrics* metrics, std::function<bool()> ready)
+SubmitBatcher::SubmitBatcher(Clock* clock, PgSessionOptions session,
+                             Options options, DurableMetrics* metrics,
+                             std::function<bool()> ready)
     : clock_(clock),
       session_options_(std::move(session)),
       options_(options),
       metrics_(metrics),
       ready_(std::move(ready)) {
-  for (int i = 0; i < options_.writers; ++i) writers_.emplace_back([this, i] { WriterLoop(i); });
+  for (int i = 0; i < options_.writers; ++i)
+    writers_.emplace_back([this, i] { WriterLoop(i); });
 }
 
 SubmitBatcher::~SubmitBatcher() { Shutdown(); }
@@ -20,7 +22,8 @@ SubmitBatcher::~SubmitBatcher() { Shutdown(); }
 void SubmitBatcher::Submit(Submission submission, Done done) {
   {
     absl::MutexLock lock(&mu_);
-    if (!stopping_ && static_cast<int>(queue_.size()) < options_.queue_capacity) {
+    if (!stopping_ &&
+        static_cast<int>(queue_.size()) < options_.queue_capacity) {
       queue_.push_back(Pending{std::move(submission), std::move(done)});
       return;
     }
@@ -30,8 +33,9 @@ void SubmitBatcher::Submit(Submission submission, Done done) {
       metrics_->overloaded().Increment();
     }
   }
-  done(absl::ResourceExhaustedError(
-      "rejected: durable submissions are arriving faster than the database commits them"));
+  done(
+      absl::ResourceExhaustedError("rejected: durable submissions are arriving "
+                                   "faster than the database commits them"));
 }
 
 void SubmitBatcher::Shutdown() {
@@ -46,7 +50,8 @@ void SubmitBatcher::Shutdown() {
     absl::MutexLock lock(&mu_);
     left.swap(queue_);
   }
-  for (Pending& p : left) p.done(absl::UnavailableError("rejected: shutting_down"));
+  for (Pending& p : left)
+    p.done(absl::UnavailableError("rejected: shutting_down"));
 }
 
 void SubmitBatcher::WriterLoop(int index) {
@@ -62,7 +67,8 @@ void SubmitBatcher::WriterLoop(int index) {
       };
       mu_.Await(absl::Condition(&has_work));
       if (stopping_) return;
-      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.batch) {
+      while (!queue_.empty() &&
+             static_cast<int>(batch.size()) < options_.batch) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
@@ -76,38 +82,49 @@ void SubmitBatcher::WriterLoop(int index) {
       const Clock::TimePoint start = clock_->Now();
       written = store.SubmitBatch(submissions);
       if (!written.ok() && absl::IsAborted(written.status())) {
-        written = store.SubmitBatch(submissions);  // One retry for a serialization hiccup.
+        written = store.SubmitBatch(
+            submissions);  // One retry for a serialization hiccup.
       }
       metrics_->submit_commit().Observe(ToSeconds(clock_->Now() - start));
-      metrics_->database_up().Set(written.ok() || !absl::IsUnavailable(written.status()) ? 1 : 0);
+      metrics_->database_up().Set(
+          written.ok() || !absl::IsUnavailable(written.status()) ? 1 : 0);
     }
     if (!written.ok()) {
       const absl::Status& s = written.status();
       if (!failing) {  // Once per episode: an outage must not flood the log.
-        spdlog::warn("durable submit writer {}: submissions refused until the database is "
-                     "back: {}",
-                     index, std::string(s.message()));
+        spdlog::warn(
+            "durable submit writer {}: submissions refused until the database "
+            "is "
+            "back: {}",
+            index, std::string(s.message()));
       }
       failing = true;
       const absl::Status answer =
           absl::IsUnavailable(s)
-              ? absl::UnavailableError(absl::StrCat(
-                    "rejected: database_unavailable; the submission was not accepted: ",
-                    s.message()))
-              : absl::InternalError(absl::StrCat("submission not accepted: ", s.message()));
+              ? absl::UnavailableError(
+                    absl::StrCat("rejected: database_unavailable; the "
+                                 "submission was not accepted: ",
+                                 s.message()))
+              : absl::InternalError(
+                    absl::StrCat("submission not accepted: ", s.message()));
       for (Pending& p : batch) {
-        (absl::IsUnavailable(s) ? metrics_->unavailable() : metrics_->submit_errors()).Increment();
+        (absl::IsUnavailable(s) ? metrics_->unavailable()
+                                : metrics_->submit_errors())
+            .Increment();
         p.done(answer);
       }
       continue;
     }
-    if (failing) spdlog::info("durable submit writer {}: accepting again", index);
+    if (failing)
+      spdlog::info("durable submit writer {}: accepting again", index);
     failing = false;
     for (size_t i = 0; i < batch.size(); ++i) {
       OperationRecord& op = (*written)[i];
-      // A new row has updated_at == created_at and attempts == 0 and is PENDING; anything
-      // else existed already. (Exactness does not matter: the metric only.)
-      const bool is_new = op.state == OperationState::kPending && op.attempts == 0 &&
+      // A new row has updated_at == created_at and attempts == 0 and is
+      // PENDING; anything else existed already. (Exactness does not matter: the
+      // metric only.)
+      const bool is_new = op.state == OperationState::kPending &&
+                          op.attempts == 0 &&
                           op.updated_at_ms == op.created_at_ms;
       (is_new ? metrics_->accepted() : metrics_->existing()).Increment();
       batch[i].done(std::move(op));

@@ -1,15 +1,17 @@
 // SubmitBatcher: group commit of asynchronous submissions.
 //
-// gRPC handlers call Submit() and return; `writers` threads, each with its own PostgreSQL
-// connection, take whatever has queued up (at most `batch`) and write it with one INSERT
-// statement (one commit, one WAL flush), then answer every submission of the batch with its
-// operation. Under load the batches grow by themselves (whatever arrived during the previous
-// commit), so throughput scales with batch size while an isolated submission waits for one
-// commit only: no timer, no added latency.
+// gRPC handlers call Submit() and return; `writers` threads, each with its own
+// PostgreSQL connection, take whatever has queued up (at most `batch`) and
+// write it with one INSERT statement (one commit, one WAL flush), then answer
+// every submission of the batch with its operation. Under load the batches grow
+// by themselves (whatever arrived during the previous commit), so throughput
+// scales with batch size while an isolated submission waits for one commit
+// only: no timer, no added latency.
 //
-// A submission is answered only after its row is committed. When the database is
-// unreachable every waiting submission is answered UNAVAILABLE (never accepted without
-// durability); a full waiting list answers RESOURCE_EXHAUSTED at once.
+// A submission is answered only after its row is committed. When the database
+// is unreachable every waiting submission is answered UNAVAILABLE (never
+// accepted without durability); a full waiting list answers RESOURCE_EXHAUSTED
+// at once.
 //
 // Thread-safety: Submit() from any thread; Shutdown() once.
 #pragma once
@@ -38,10 +40,10 @@ class SubmitBatcher {
     int queue_capacity = 20000;
   };
 
-  // `ready` says whether the schema is migrated (submissions wait for nothing: before that
-  // they are answered UNAVAILABLE).
-  SubmitBatcher(Clock* clock, PgSessionOptions session, Options options, DurableMetrics* metrics,
-                std::function<bool()> ready);
+  // `ready` says whether the schema is migrated (submissions wait for nothing:
+  // before that they are answered UNAVAILABLE).
+  SubmitBatcher(Clock* clock, PgSessionOptions session, Options options,
+                DurableMetrics* metrics, std::function<bool()> ready);
   ~SubmitBatcher();
 
   void Submit(Submission submission, Done done) ABSL_LOCKS_EXCLUDED(mu_);

@@ -1,7 +1,8 @@
-// Fuzzes the YAML configuration: ParseConfig with an empty environment (yaml-cpp's
-// exceptions must all be caught in the adapter), and, for every accepted file, the
-// round trip DescribeForLog -> ParseConfig that --check-config promises (same values, secrets
-// redacted: the Kill Bill credentials and the database URL's password).
+// Fuzzes the YAML configuration: ParseConfig with an empty environment
+// (yaml-cpp's exceptions must all be caught in the adapter), and, for every
+// accepted file, the round trip DescribeForLog -> ParseConfig that
+// --check-config promises (same values, secrets redacted: the Kill Bill
+// credentials and the database URL's password).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Every refusal is InvalidArgument and starts with FILE:LINE:COLUMN.
     if (config.status().code() != absl::StatusCode::kInvalidArgument ||
         config.status().message().rfind("fuzz.yaml:", 0) != 0) {
-      std::fprintf(stderr, "unexpected status: %s\n", config.status().ToString().c_str());
+      std::fprintf(stderr, "unexpected status: %s\n",
+                   config.status().ToString().c_str());
       std::abort();
     }
     return 0;
@@ -44,7 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   expected.database.url = bg::config::RedactDatabaseUrl(expected.database.url);
   got.database.url = bg::config::RedactDatabaseUrl(got.database.url);
   if (expected != got) {
-    std::fprintf(stderr, "DescribeForLog round trip changed a value:\n---\n%s\n",
+    std::fprintf(stderr,
+                 "DescribeForLog round trip changed a value:\n---\n%s\n",
                  described.c_str());
     std::abort();
   }

@@ -1,8 +1,9 @@
-// FuzzedInput: splits one libFuzzer input into the few typed arguments a target needs.
+// FuzzedInput: splits one libFuzzer input into the few typed arguments a target
+// needs.
 //
-// Tiny on purpose (no FuzzedDataProvider dependency): the first bytes choose small integers,
-// the rest is handed over as text, so seed files stay readable JSON/YAML after a one-byte
-// selector. Not thread-safe; one per input.
+// Tiny on purpose (no FuzzedDataProvider dependency): the first bytes choose
+// small integers, the rest is handed over as text, so seed files stay readable
+// JSON/YAML after a one-byte selector. Not thread-safe; one per input.
 #pragma once
 
 #include <cstddef>
@@ -23,8 +24,8 @@ class FuzzedInput {
     rest_.remove_prefix(1);
     return b;
   }
-  // Text up to (not including) the first `separator`, consumed with the separator; the
-  // whole remainder when there is none.
+  // Text up to (not including) the first `separator`, consumed with the
+  // separator; the whole remainder when there is none.
   std::string_view TakeUntil(char separator) {
     const size_t at = rest_.find(separator);
     std::string_view head = rest_.substr(0, at);

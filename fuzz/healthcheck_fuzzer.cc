@@ -1,7 +1,9 @@
-// Fuzzes GET /1.0/healthcheck parsing: ParseHealthReport (the health monitor feeds its result
-// to the breaker and the rate controller) and ParseGrowingQueues on the message.
+// Fuzzes GET /1.0/healthcheck parsing: ParseHealthReport (the health monitor
+// feeds its result to the breaker and the rate controller) and
+// ParseGrowingQueues on the message.
 //
-// Input: one selector byte (HTTP status: 200, 500 or another status), then the body.
+// Input: one selector byte (HTTP status: 200, 500 or another status), then the
+// body.
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -23,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (report->http_status != status) std::abort();
     // parse.h: healthy = "every check healthy (HTTP 200)".
     if (report->healthy && report->out_of_rotation) std::abort();
-    // A growth number reaches the rate controller's arithmetic: never NaN or infinite.
+    // A growth number reaches the rate controller's arithmetic: never NaN or
+    // infinite.
     for (const auto& [queue, growth] : report->queue_growth) {
       if (!std::isfinite(growth)) std::abort();
     }

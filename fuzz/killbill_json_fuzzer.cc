@@ -1,5 +1,6 @@
-// Fuzzes what Kill Bill's account endpoints send back: ParseAccount (GET answers),
-// ParseErrorBody and StatusFromResponse (every non-2xx answer), on the same bytes.
+// Fuzzes what Kill Bill's account endpoints send back: ParseAccount (GET
+// answers), ParseErrorBody and StatusFromResponse (every non-2xx answer), on
+// the same bytes.
 //
 // Input: one selector byte (HTTP status for StatusFromResponse), then the body.
 #include <cstdint>
@@ -18,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto account = bg::killbill::ParseAccount(body);
   if (account.ok() && !bg::killbill::IsUuid(account->account_id)) std::abort();
-  if (!account.ok() && account.status().code() != absl::StatusCode::kInternal) std::abort();
+  if (!account.ok() && account.status().code() != absl::StatusCode::kInternal)
+    std::abort();
 
   (void)bg::killbill::ParseErrorBody(body);
   absl::Status s = bg::killbill::StatusFromResponse(status, body, "fuzz");

@@ -1,6 +1,7 @@
-// Fuzzes request validation at the service edge: the bytes are parsed as a protobuf
-// CreateAccountRequest (as gRPC would) and handed to ValidateCreateAccount; the same bytes as
-// a GetAccountRequest to ValidateGetAccount.
+// Fuzzes request validation at the service edge: the bytes are parsed as a
+// protobuf CreateAccountRequest (as gRPC would) and handed to
+// ValidateCreateAccount; the same bytes as a GetAccountRequest to
+// ValidateGetAccount.
 #include <cstdint>
 #include <cstdlib>
 

@@ -1,32 +1,40 @@
-// AccountOperations: the Kill Bill work behind each gRPC method, written as sequences of
-// Kill Bill calls that each pass through KillBillCalls (tokens, deadline, metrics, breaker).
+// AccountOperations: the Kill Bill work behind each gRPC method, written as
+// sequences of Kill Bill calls that each pass through KillBillCalls (tokens,
+// deadline, metrics, breaker).
 //
-// CreateAccount is "optimistic create" as SaaSOdoo's billing-service does it, made safe:
-//   POST account -> 201: created; 409/3000: look the account up by key (created = false);
-//   then POST tags when asked. A create that failed with UNAVAILABLE is retried (the external
-//   key makes it idempotent: a retry that meets 409 finds the first attempt's account),
-//   within the retry budget and the caller's deadline.
+// CreateAccount is "optimistic create" as SaaSOdoo's billing-service does it,
+// made safe:
+//   POST account -> 201: created; 409/3000: look the account up by key (created
+//   = false); then POST tags when asked. A create that failed with UNAVAILABLE
+//   is retried (the external key makes it idempotent: a retry that meets 409
+//   finds the first attempt's account), within the retry budget and the
+//   caller's deadline.
 //
-// Thread-safety: stateless apart from the client, which is thread-safe; call from any thread.
+// Thread-safety: stateless apart from the client, which is thread-safe; call
+// from any thread.
 #pragma once
 
 #include "absl/status/statusor.h"
+#include "billing/v1/billing_gateway.pb.h"
 #include "gateway/job.h"
 #include "killbill_client/killbill_client.h"
-#include "billing/v1/billing_gateway.pb.h"
 
 namespace bg::gateway {
 
 class AccountOperations {
  public:
-  explicit AccountOperations(killbill::KillBillClient* client) : client_(client) {}
+  explicit AccountOperations(killbill::KillBillClient* client)
+      : client_(client) {}
 
   absl::StatusOr<billing::v1::CreateAccountResponse> CreateAccount(
-      const billing::v1::CreateAccountRequest& request, KillBillCalls& calls) const;
-  absl::StatusOr<billing::v1::Account> GetAccount(const billing::v1::GetAccountRequest& request,
-                                                  KillBillCalls& calls) const;
+      const billing::v1::CreateAccountRequest& request,
+      KillBillCalls& calls) const;
+  absl::StatusOr<billing::v1::Account> GetAccount(
+      const billing::v1::GetAccountRequest& request,
+      KillBillCalls& calls) const;
 
-  // Kill Bill calls a valid request is expected to make (the tokens taken at dispatch).
+  // Kill Bill calls a valid request is expected to make (the tokens taken at
+  // dispatch).
   static int ExpectedCalls(const billing::v1::CreateAccountRequest& request) {
     return 1 + (request.tags_size() > 0 ? 1 : 0);
   }

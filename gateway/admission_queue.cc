@@ -54,7 +54,8 @@ Admission AdmissionPolicy::Decide(Clock::TimePoint now,
   }
   a.predicted_wait = PredictedWait(ahead);
   const Clock::Duration padded =
-      RoundSeconds(opt_.wait_safety_factor * static_cast<double>(ahead) / drain_.PerSecond()) +
+      RoundSeconds(opt_.wait_safety_factor * static_cast<double>(ahead) /
+                   drain_.PerSecond()) +
       expected_latency();
   if (now + padded + opt_.deadline_margin <= deadline) {
     a.admitted = true;

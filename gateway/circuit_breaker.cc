@@ -198,8 +198,9 @@ void CircuitBreaker::OnHealth(const Health& h) {
     health_failures_ = down ? health_failures_ + 1 : 0;
     const bool was_red = health_red_;
     health_red_ = down || runaway;
-    // Kill Bill says it is back (red -> green): probe now rather than wait out an open
-    // period that repeated trips may have stretched to a minute. The probes still decide.
+    // Kill Bill says it is back (red -> green): probe now rather than wait out
+    // an open period that repeated trips may have stretched to a minute. The
+    // probes still decide.
     if (state_ == State::kOpen && was_red && !health_red_) {
       TransitionLocked(State::kHalfOpen, Reason::kHealthRecovered, now, &ts);
     }

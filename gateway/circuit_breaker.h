@@ -62,7 +62,8 @@ class CircuitBreaker {
     kProbeFailed,
     kProbeTimeout,
     kProbesSucceeded,  // half-open → closed
-    kHealthRecovered   // open → half-open early: the healthcheck turned green again
+    kHealthRecovered   // open → half-open early: the healthcheck turned green
+                       // again
   };
 
   // Maps 1:1 to the `breaker.*` YAML keys.

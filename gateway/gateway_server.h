@@ -1,11 +1,12 @@
 // GatewayServer: builds and owns every running part of billing-gateway from a
-// GatewayConfig: Kill Bill client, metrics registry and its HTTP exposer, dispatcher, the
-// durable queue when `database.url` is set, and the gRPC server (callback service,
-// grpc.health.v1, reflection).
+// GatewayConfig: Kill Bill client, metrics registry and its HTTP exposer,
+// dispatcher, the durable queue when `database.url` is set, and the gRPC server
+// (callback service, grpc.health.v1, reflection).
 //
-// Lifetime: Start() once, then Shutdown() once (also done by the destructor). Ports given
-// as 0 in the config are chosen by the OS; grpc_port()/metrics_port() tell which.
-// Thread-safety: Start/Shutdown from one thread; the parts it owns are thread-safe.
+// Lifetime: Start() once, then Shutdown() once (also done by the destructor).
+// Ports given as 0 in the config are chosen by the OS;
+// grpc_port()/metrics_port() tell which. Thread-safety: Start/Shutdown from one
+// thread; the parts it owns are thread-safe.
 #pragma once
 
 #include <memory>
@@ -47,13 +48,15 @@ class GatewayServer {
   ~GatewayServer();
 
   absl::Status Start();
-  // Stops admission (new calls get UNAVAILABLE/shutting_down), drains for the configured
-  // grace, answers the rest, then stops the gRPC server and the metrics page.
+  // Stops admission (new calls get UNAVAILABLE/shutting_down), drains for the
+  // configured grace, answers the rest, then stops the gRPC server and the
+  // metrics page.
   void Shutdown();
 
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
-  // "in-memory" or "durable (postgresql://host:port/db, replica ID)": never a password.
+  // "in-memory" or "durable (postgresql://host:port/db, replica ID)": never a
+  // password.
   std::string QueueMode() const;
 
  private:
@@ -65,7 +68,8 @@ class GatewayServer {
   std::unique_ptr<killbill::KillBillClient> health_client_;
   std::unique_ptr<AccountOperations> operations_;
   std::unique_ptr<Dispatcher> dispatcher_;
-  std::unique_ptr<durable::DurableQueue> durable_;  // Null without database.url.
+  std::unique_ptr<durable::DurableQueue>
+      durable_;  // Null without database.url.
   std::unique_ptr<BillingGatewayService> service_;
   std::unique_ptr<grpc::Server> server_;
   int grpc_port_ = 0;

@@ -15,15 +15,17 @@ using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 using prometheus::Histogram;
 
-// Latency buckets from 1 ms to 60 s: rejections live at the bottom, Kill Bill under
-// saturation (seconds) at the top.
+// Latency buckets from 1 ms to 60 s: rejections live at the bottom, Kill Bill
+// under saturation (seconds) at the top.
 Histogram::BucketBoundaries LatencyBuckets() {
-  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+          0.5,   1,      2.5,   5,    10,    30,   60};
 }
 
-constexpr const char* kEndpointNames[kEndpointCount] = {"create_account", "get_account",
-                                                        "add_tags", "healthcheck"};
-constexpr const char* kDropNames[kDropReasonCount] = {"deadline", "cancelled", "shutdown"};
+constexpr const char* kEndpointNames[kEndpointCount] = {
+    "create_account", "get_account", "add_tags", "healthcheck"};
+constexpr const char* kDropNames[kDropReasonCount] = {"deadline", "cancelled",
+                                                      "shutdown"};
 constexpr const char* kBreakerStates[3] = {"closed", "open", "half_open"};
 
 }  // namespace
@@ -32,40 +34,50 @@ const char* MethodName(Method m) {
   return m == Method::kCreateAccount ? "CreateAccount" : "GetAccount";
 }
 
-GatewayMetrics::GatewayMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
-  auto& requests = BuildCounter()
-                       .Name("billing_gateway_requests_total")
-                       .Help("gRPC requests answered, by method and gRPC status code")
-                       .Register(*registry_);
-  auto& request_duration = BuildHistogram()
-                               .Name("billing_gateway_request_duration_seconds")
-                               .Help("Time from receiving a gRPC request to answering it")
-                               .Register(*registry_);
+GatewayMetrics::GatewayMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& requests =
+      BuildCounter()
+          .Name("billing_gateway_requests_total")
+          .Help("gRPC requests answered, by method and gRPC status code")
+          .Register(*registry_);
+  auto& request_duration =
+      BuildHistogram()
+          .Name("billing_gateway_request_duration_seconds")
+          .Help("Time from receiving a gRPC request to answering it")
+          .Register(*registry_);
   for (int m = 0; m < kMethodCount; ++m) {
     const char* method = MethodName(static_cast<Method>(m));
     for (int c = 0; c < kStatusCodeCount; ++c) {
       requests_[m][c] = &requests.Add(
           {{"method", method},
-           {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
+           {"code",
+            absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
     }
-    request_duration_[m] = &request_duration.Add({{"method", method}}, LatencyBuckets());
+    request_duration_[m] =
+        &request_duration.Add({{"method", method}}, LatencyBuckets());
   }
 
-  auto& kb_calls = BuildCounter()
-                       .Name("billing_gateway_killbill_calls_total")
-                       .Help("Calls made to Kill Bill, by endpoint and outcome (status code)")
-                       .Register(*registry_);
-  auto& kb_duration = BuildHistogram()
-                          .Name("billing_gateway_killbill_call_duration_seconds")
-                          .Help("Latency of Kill Bill calls, by endpoint")
-                          .Register(*registry_);
+  auto& kb_calls =
+      BuildCounter()
+          .Name("billing_gateway_killbill_calls_total")
+          .Help(
+              "Calls made to Kill Bill, by endpoint and outcome (status code)")
+          .Register(*registry_);
+  auto& kb_duration =
+      BuildHistogram()
+          .Name("billing_gateway_killbill_call_duration_seconds")
+          .Help("Latency of Kill Bill calls, by endpoint")
+          .Register(*registry_);
   for (int e = 0; e < kEndpointCount; ++e) {
     for (int c = 0; c < kStatusCodeCount; ++c) {
       kb_calls_[e][c] = &kb_calls.Add(
           {{"endpoint", kEndpointNames[e]},
-           {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
+           {"code",
+            absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
     }
-    kb_duration_[e] = &kb_duration.Add({{"endpoint", kEndpointNames[e]}}, LatencyBuckets());
+    kb_duration_[e] =
+        &kb_duration.Add({{"endpoint", kEndpointNames[e]}}, LatencyBuckets());
   }
 
   auto& rejections = BuildCounter()
@@ -73,26 +85,32 @@ GatewayMetrics::GatewayMetrics() : registry_(std::make_shared<prometheus::Regist
                          .Help("Requests refused at admission, by reason")
                          .Register(*registry_);
   for (int r = 0; r < kRejectReasonCount; ++r) {
-    rejections_[r] =
-        &rejections.Add({{"reason", RejectReasonName(static_cast<RejectReason>(r))}});
+    rejections_[r] = &rejections.Add(
+        {{"reason", RejectReasonName(static_cast<RejectReason>(r))}});
   }
   auto& drops = BuildCounter()
                     .Name("billing_gateway_queue_dropped_total")
-                    .Help("Admitted jobs that left the queue without a Kill Bill call, by reason")
+                    .Help(
+                        "Admitted jobs that left the queue without a Kill Bill "
+                        "call, by reason")
                     .Register(*registry_);
-  for (int d = 0; d < kDropReasonCount; ++d) drops_[d] = &drops.Add({{"reason", kDropNames[d]}});
+  for (int d = 0; d < kDropReasonCount; ++d)
+    drops_[d] = &drops.Add({{"reason", kDropNames[d]}});
 
-  auto& breaker_state = BuildGauge()
-                            .Name("billing_gateway_breaker_state")
-                            .Help("1 for the circuit breaker's current state, 0 for the others")
-                            .Register(*registry_);
-  auto& breaker_transitions = BuildCounter()
-                                  .Name("billing_gateway_breaker_transitions_total")
-                                  .Help("Circuit breaker transitions, by state entered")
-                                  .Register(*registry_);
+  auto& breaker_state =
+      BuildGauge()
+          .Name("billing_gateway_breaker_state")
+          .Help("1 for the circuit breaker's current state, 0 for the others")
+          .Register(*registry_);
+  auto& breaker_transitions =
+      BuildCounter()
+          .Name("billing_gateway_breaker_transitions_total")
+          .Help("Circuit breaker transitions, by state entered")
+          .Register(*registry_);
   for (int s = 0; s < 3; ++s) {
     breaker_state_[s] = &breaker_state.Add({{"state", kBreakerStates[s]}});
-    breaker_transitions_[s] = &breaker_transitions.Add({{"to", kBreakerStates[s]}});
+    breaker_transitions_[s] =
+        &breaker_transitions.Add({{"to", kBreakerStates[s]}});
   }
   breaker_state_[0]->Set(1);
 
@@ -113,7 +131,9 @@ GatewayMetrics::GatewayMetrics() : registry_(std::make_shared<prometheus::Regist
                          .Add({});
   queue_wait_ = &BuildHistogram()
                      .Name("billing_gateway_queue_wait_seconds")
-                     .Help("Time admitted jobs spent queued before their first Kill Bill call")
+                     .Help(
+                         "Time admitted jobs spent queued before their first "
+                         "Kill Bill call")
                      .Register(*registry_)
                      .Add({}, LatencyBuckets());
   rate_limit_ = &BuildGauge()
@@ -126,38 +146,45 @@ GatewayMetrics::GatewayMetrics() : registry_(std::make_shared<prometheus::Regist
                     .Help("Kill Bill calls in flight now")
                     .Register(*registry_)
                     .Add({});
-  killbill_healthy_ = &BuildGauge()
-                           .Name("billing_gateway_killbill_healthy")
-                           .Help("1 when Kill Bill's last healthcheck was healthy, else 0")
-                           .Register(*registry_)
-                           .Add({});
+  killbill_healthy_ =
+      &BuildGauge()
+           .Name("billing_gateway_killbill_healthy")
+           .Help("1 when Kill Bill's last healthcheck was healthy, else 0")
+           .Register(*registry_)
+           .Add({});
   retries_ = &BuildCounter()
                   .Name("billing_gateway_retries_total")
                   .Help("Kill Bill calls retried")
                   .Register(*registry_)
                   .Add({});
-  retries_denied_ = &BuildCounter()
-                         .Name("billing_gateway_retries_denied_total")
-                         .Help("Retries not made because the retry budget was spent")
-                         .Register(*registry_)
-                         .Add({});
-  queue_growth_family_ = &BuildGauge()
-                              .Name("billing_gateway_killbill_queue_growth")
-                              .Help("Kill Bill healthcheck growth number per queue "
-                                    "(0.51 = backlog growing ~5.1 entries/s; 0 when not growing)")
-                              .Register(*registry_);
+  retries_denied_ =
+      &BuildCounter()
+           .Name("billing_gateway_retries_denied_total")
+           .Help("Retries not made because the retry budget was spent")
+           .Register(*registry_)
+           .Add({});
+  queue_growth_family_ =
+      &BuildGauge()
+           .Name("billing_gateway_killbill_queue_growth")
+           .Help(
+               "Kill Bill healthcheck growth number per queue "
+               "(0.51 = backlog growing ~5.1 entries/s; 0 when not growing)")
+           .Register(*registry_);
 }
 
-void GatewayMetrics::RecordRequest(Method method, absl::StatusCode code, double seconds) {
+void GatewayMetrics::RecordRequest(Method method, absl::StatusCode code,
+                                   double seconds) {
   const int c = static_cast<int>(code);
-  if (c >= 0 && c < kStatusCodeCount) requests_[static_cast<int>(method)][c]->Increment();
+  if (c >= 0 && c < kStatusCodeCount)
+    requests_[static_cast<int>(method)][c]->Increment();
   request_duration_[static_cast<int>(method)]->Observe(seconds);
 }
 
-void GatewayMetrics::RecordKillBillCall(KillBillEndpoint endpoint, absl::StatusCode code,
-                                        double seconds) {
+void GatewayMetrics::RecordKillBillCall(KillBillEndpoint endpoint,
+                                        absl::StatusCode code, double seconds) {
   const int c = static_cast<int>(code);
-  if (c >= 0 && c < kStatusCodeCount) kb_calls_[static_cast<int>(endpoint)][c]->Increment();
+  if (c >= 0 && c < kStatusCodeCount)
+    kb_calls_[static_cast<int>(endpoint)][c]->Increment();
   kb_duration_[static_cast<int>(endpoint)]->Observe(seconds);
 }
 
@@ -174,7 +201,9 @@ void GatewayMetrics::SetQueueGrowth(const std::string& queue, double growth) {
   absl::MutexLock lock(&mu_);
   auto it = queue_growth_.find(queue);
   if (it == queue_growth_.end()) {
-    it = queue_growth_.emplace(queue, &queue_growth_family_->Add({{"queue", queue}})).first;
+    it = queue_growth_
+             .emplace(queue, &queue_growth_family_->Add({{"queue", queue}}))
+             .first;
   }
   it->second->Set(growth);
 }

@@ -1,13 +1,16 @@
-// GatewayMetrics: every Prometheus series billing-gateway exports, declared in one place.
+// GatewayMetrics: every Prometheus series billing-gateway exports, declared in
+// one place.
 //
-// Families are built once in the constructor and every child whose labels are known up front
-// (methods x gRPC codes, rejection reasons, Kill Bill endpoints x outcomes, breaker states) is
-// Add()ed there too, so hot paths only touch pre-built counters. The only label that is not
-// fixed by the code is the Kill Bill queue name of `killbill_queue_growth`; those names come
-// from Kill Bill's own configuration (bus, externalBus, service:queue), a small fixed set.
+// Families are built once in the constructor and every child whose labels are
+// known up front (methods x gRPC codes, rejection reasons, Kill Bill endpoints
+// x outcomes, breaker states) is Add()ed there too, so hot paths only touch
+// pre-built counters. The only label that is not fixed by the code is the Kill
+// Bill queue name of `killbill_queue_growth`; those names come from Kill Bill's
+// own configuration (bus, externalBus, service:queue), a small fixed set.
 //
 // Naming: prefix billing_gateway_, base units, _total on counters.
-// Thread-safety: prometheus-cpp metrics are thread-safe; QueueGrowth() takes a mutex.
+// Thread-safety: prometheus-cpp metrics are thread-safe; QueueGrowth() takes a
+// mutex.
 #pragma once
 
 #include <array>
@@ -31,10 +34,16 @@ enum class Method { kCreateAccount = 0, kGetAccount = 1 };
 inline constexpr int kMethodCount = 2;
 const char* MethodName(Method m);
 
-enum class KillBillEndpoint { kCreateAccount = 0, kGetAccount, kAddTags, kHealthcheck };
+enum class KillBillEndpoint {
+  kCreateAccount = 0,
+  kGetAccount,
+  kAddTags,
+  kHealthcheck
+};
 inline constexpr int kEndpointCount = 4;
 
-// Why a request was refused before reaching Kill Bill: bg::RejectReason (admission_queue.h).
+// Why a request was refused before reaching Kill Bill: bg::RejectReason
+// (admission_queue.h).
 inline constexpr int kRejectReasonCount = 4;
 
 // Why a queued job left the queue without running.
@@ -48,15 +57,23 @@ class GatewayMetrics {
   GatewayMetrics();
 
   prometheus::Registry& registry() { return *registry_; }
-  std::shared_ptr<prometheus::Registry> shared_registry() const { return registry_; }
+  std::shared_ptr<prometheus::Registry> shared_registry() const {
+    return registry_;
+  }
 
   void RecordRequest(Method method, absl::StatusCode code, double seconds);
-  void RecordKillBillCall(KillBillEndpoint endpoint, absl::StatusCode code, double seconds);
-  void RecordRejection(RejectReason reason) { rejections_[static_cast<int>(reason)]->Increment(); }
-  void RecordDrop(DropReason reason) { drops_[static_cast<int>(reason)]->Increment(); }
+  void RecordKillBillCall(KillBillEndpoint endpoint, absl::StatusCode code,
+                          double seconds);
+  void RecordRejection(RejectReason reason) {
+    rejections_[static_cast<int>(reason)]->Increment();
+  }
+  void RecordDrop(DropReason reason) {
+    drops_[static_cast<int>(reason)]->Increment();
+  }
   void SetBreakerState(int state_index);  // 0 closed, 1 open, 2 half-open
   void RecordBreakerTransition(int to_state_index);
-  void SetQueueGrowth(const std::string& queue, double growth) ABSL_LOCKS_EXCLUDED(mu_);
+  void SetQueueGrowth(const std::string& queue, double growth)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   prometheus::Counter& admissions() { return *admissions_; }
   prometheus::Gauge& queue_depth() { return *queue_depth_; }
@@ -70,9 +87,11 @@ class GatewayMetrics {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
-  std::array<std::array<prometheus::Counter*, kStatusCodeCount>, kMethodCount> requests_{};
+  std::array<std::array<prometheus::Counter*, kStatusCodeCount>, kMethodCount>
+      requests_{};
   std::array<prometheus::Histogram*, kMethodCount> request_duration_{};
-  std::array<std::array<prometheus::Counter*, kStatusCodeCount>, kEndpointCount> kb_calls_{};
+  std::array<std::array<prometheus::Counter*, kStatusCodeCount>, kEndpointCount>
+      kb_calls_{};
   std::array<prometheus::Histogram*, kEndpointCount> kb_duration_{};
   std::array<prometheus::Counter*, kRejectReasonCount> rejections_{};
   std::array<prometheus::Counter*, kDropReasonCount> drops_{};

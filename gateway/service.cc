@@ -17,34 +17,49 @@ grpc::Status ToGrpc(const absl::Status& status) {
                       std::string(status.message()));
 }
 
+// The reason and retry pushback of a rejection, as trailing metadata (none for
+// other answers).
+void AddRejectionMetadata(grpc::CallbackServerContext* context,
+                          const char* reject_reason,
+                          Clock::Duration retry_pushback) {
+  if (reject_reason == nullptr) return;
+  context->AddTrailingMetadata(kRejectReasonKey, reject_reason);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(retry_pushback)
+          .count();
+  context->AddTrailingMetadata(kRetryPushbackKey,
+                               std::to_string(ms > 0 ? ms : 1));
+}
+
 }  // namespace
 
-// One unary call: owns nothing of the request/response (gRPC does) and deletes itself in
-// OnDone, after Finish.
+// One unary call: owns nothing of the request/response (gRPC does) and deletes
+// itself in OnDone, after Finish.
 class BillingGatewayService::Call final : public grpc::ServerUnaryReactor {
  public:
-  Call(grpc::CallbackServerContext* context, GatewayMetrics* metrics, Method method,
-       Clock* clock)
-      : context_(context), metrics_(metrics), method_(method), clock_(clock),
+  Call(grpc::CallbackServerContext* context, GatewayMetrics* metrics,
+       Method method, Clock* clock)
+      : context_(context),
+        metrics_(metrics),
+        method_(method),
+        clock_(clock),
         start_(clock->Now()) {}
 
-  void OnCancel() override { cancelled_.store(true, std::memory_order_release); }
+  void OnCancel() override {
+    cancelled_.store(true, std::memory_order_release);
+  }
   void OnDone() override { delete this; }
 
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
 
   void Answer(const absl::Status& status, const char* reject_reason,
               Clock::Duration retry_pushback) {
-    if (reject_reason != nullptr) {
-      context_->AddTrailingMetadata(kRejectReasonKey, reject_reason);
-      const auto ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(retry_pushback).count();
-      context_->AddTrailingMetadata(kRetryPushbackKey, std::to_string(ms > 0 ? ms : 1));
-    }
+    AddRejectionMetadata(context_, reject_reason, retry_pushback);
     if (auto code = status.GetPayload(killbill::kKillBillCodePayload)) {
       context_->AddTrailingMetadata(kKillBillCodeKey, std::string(*code));
     }
-    metrics_->RecordRequest(method_, status.code(), ToSeconds(clock_->Now() - start_));
+    metrics_->RecordRequest(method_, status.code(),
+                            ToSeconds(clock_->Now() - start_));
     Finish(ToGrpc(status));
   }
 
@@ -54,32 +69,30 @@ class BillingGatewayService::Call final : public grpc::ServerUnaryReactor {
   const Method method_;
   Clock* const clock_;
   const Clock::TimePoint start_;
-  // Set by gRPC's thread in OnCancel, read by dispatcher threads: a lone flag, no ordering
-  // with other data needed beyond acquire/release.
+  // Set by gRPC's thread in OnCancel, read by dispatcher threads: a lone flag,
+  // no ordering with other data needed beyond acquire/release.
   std::atomic<bool> cancelled_{false};
 };
 
-// One SubmitCreateAccount / GetOperation call, answered by a durable queue thread. Counted
-// in the durable queue's own request metrics (GatewayMetrics' method label covers the
-// synchronous methods only). Deletes itself in OnDone.
-class BillingGatewayService::OperationCall final : public grpc::ServerUnaryReactor {
+// One SubmitCreateAccount / GetOperation call, answered by a durable queue
+// thread. Counted in the durable queue's own request metrics (GatewayMetrics'
+// method label covers the synchronous methods only). Deletes itself in OnDone.
+class BillingGatewayService::OperationCall final
+    : public grpc::ServerUnaryReactor {
  public:
-  OperationCall(grpc::CallbackServerContext* context, durable::DurableMetrics* metrics,
-                durable::DurableMethod method)
+  OperationCall(grpc::CallbackServerContext* context,
+                durable::DurableMetrics* metrics, durable::DurableMethod method)
       : context_(context), metrics_(metrics), method_(method) {}
 
-  void OnCancel() override { cancelled_.store(true, std::memory_order_release); }
+  void OnCancel() override {
+    cancelled_.store(true, std::memory_order_release);
+  }
   void OnDone() override { delete this; }
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
 
   void Answer(const absl::Status& status, const char* reject_reason,
               Clock::Duration retry_pushback) {
-    if (reject_reason != nullptr) {
-      context_->AddTrailingMetadata(kRejectReasonKey, reject_reason);
-      const auto ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(retry_pushback).count();
-      context_->AddTrailingMetadata(kRetryPushbackKey, std::to_string(ms > 0 ? ms : 1));
-    }
+    AddRejectionMetadata(context_, reject_reason, retry_pushback);
     if (metrics_ != nullptr) metrics_->RecordRequest(method_, status.code());
     Finish(ToGrpc(status));
   }
@@ -88,7 +101,8 @@ class BillingGatewayService::OperationCall final : public grpc::ServerUnaryReact
   grpc::CallbackServerContext* const context_;
   durable::DurableMetrics* const metrics_;
   const durable::DurableMethod method_;
-  // Set by gRPC's thread in OnCancel, read by the durable waiter's thread: a lone flag.
+  // Set by gRPC's thread in OnCancel, read by the durable waiter's thread: a
+  // lone flag.
   std::atomic<bool> cancelled_{false};
 };
 
@@ -97,14 +111,17 @@ Clock::TimePoint BillingGatewayService::DeadlineOf(
   const auto deadline = context->deadline();
   const auto now = std::chrono::system_clock::now();
   // gRPC reports "no deadline" as a far-future time point.
-  if (deadline - now > std::chrono::hours(24 * 365)) return clock_->Now() + default_deadline_;
-  return clock_->Now() + std::chrono::duration_cast<Clock::Duration>(deadline - now);
+  if (deadline - now > std::chrono::hours(24 * 365))
+    return clock_->Now() + default_deadline_;
+  return clock_->Now() +
+         std::chrono::duration_cast<Clock::Duration>(deadline - now);
 }
 
 template <typename Request, typename Response, typename Work>
 grpc::ServerUnaryReactor* BillingGatewayService::Handle(
     Method method, grpc::CallbackServerContext* context, const Request* request,
-    Response* response, const absl::Status& valid, int expected_calls, Work work) {
+    Response* response, const absl::Status& valid, int expected_calls,
+    Work work) {
   auto* call = new Call(context, metrics_, method, clock_);
   if (!valid.ok()) {
     call->Answer(valid, nullptr, {});
@@ -120,7 +137,8 @@ grpc::ServerUnaryReactor* BillingGatewayService::Handle(
     if (result.ok()) *response = std::move(*result);
     call->Answer(result.status(), nullptr, {});
   };
-  job.answer = [call](const absl::Status& status, const char* reason, Clock::Duration pushback) {
+  job.answer = [call](const absl::Status& status, const char* reason,
+                      Clock::Duration pushback) {
     call->Answer(status, reason, pushback);
   };
   dispatcher_->Submit(std::move(job));
@@ -128,20 +146,25 @@ grpc::ServerUnaryReactor* BillingGatewayService::Handle(
 }
 
 grpc::ServerUnaryReactor* BillingGatewayService::CreateAccount(
-    grpc::CallbackServerContext* context, const billing::v1::CreateAccountRequest* request,
+    grpc::CallbackServerContext* context,
+    const billing::v1::CreateAccountRequest* request,
     billing::v1::CreateAccountResponse* response) {
   return Handle(Method::kCreateAccount, context, request, response,
-                ValidateCreateAccount(*request), AccountOperations::ExpectedCalls(*request),
+                ValidateCreateAccount(*request),
+                AccountOperations::ExpectedCalls(*request),
                 [ops = operations_](const auto& req, KillBillCalls& calls) {
                   return ops->CreateAccount(req, calls);
                 });
 }
 
 grpc::ServerUnaryReactor* BillingGatewayService::GetAccount(
-    grpc::CallbackServerContext* context, const billing::v1::GetAccountRequest* request,
+    grpc::CallbackServerContext* context,
+    const billing::v1::GetAccountRequest* request,
     billing::v1::Account* response) {
-  return Handle(Method::kGetAccount, context, request, response, ValidateGetAccount(*request),
-                /*expected_calls=*/1, [ops = operations_](const auto& req, KillBillCalls& calls) {
+  return Handle(Method::kGetAccount, context, request, response,
+                ValidateGetAccount(*request),
+                /*expected_calls=*/1,
+                [ops = operations_](const auto& req, KillBillCalls& calls) {
                   return ops->GetAccount(req, calls);
                 });
 }
@@ -187,10 +210,11 @@ void ToProto(const durable::OperationRecord& op, billing::v1::Operation* out) {
 namespace {
 
 constexpr char kNoDatabase[] =
-    "asynchronous submissions need database.url (the gateway runs on its in-memory queue)";
+    "asynchronous submissions need database.url (the gateway runs on its "
+    "in-memory queue)";
 
-// Answers with the operation, or with the status; UNAVAILABLE from the database carries the
-// database_unavailable reason and a retry pushback.
+// Answers with the operation, or with the status; UNAVAILABLE from the database
+// carries the database_unavailable reason and a retry pushback.
 template <typename CallT>
 void AnswerOperation(CallT* call, billing::v1::Operation* response,
                      const absl::StatusOr<durable::OperationRecord>& result) {
@@ -198,7 +222,8 @@ void AnswerOperation(CallT* call, billing::v1::Operation* response,
     ToProto(*result, response);
     call->Answer(absl::OkStatus(), nullptr, {});
   } else if (absl::IsUnavailable(result.status())) {
-    call->Answer(result.status(), kDatabaseUnavailableReason, std::chrono::seconds(1));
+    call->Answer(result.status(), kDatabaseUnavailableReason,
+                 std::chrono::seconds(1));
   } else {
     call->Answer(result.status(), nullptr, {});
   }
@@ -207,10 +232,12 @@ void AnswerOperation(CallT* call, billing::v1::Operation* response,
 }  // namespace
 
 grpc::ServerUnaryReactor* BillingGatewayService::SubmitCreateAccount(
-    grpc::CallbackServerContext* context, const billing::v1::CreateAccountRequest* request,
+    grpc::CallbackServerContext* context,
+    const billing::v1::CreateAccountRequest* request,
     billing::v1::Operation* response) {
-  auto* call = new OperationCall(context, durable_ ? durable_->metrics() : nullptr,
-                                 durable::DurableMethod::kSubmitCreateAccount);
+  auto* call =
+      new OperationCall(context, durable_ ? durable_->metrics() : nullptr,
+                        durable::DurableMethod::kSubmitCreateAccount);
   if (durable_ == nullptr) {
     call->Answer(absl::FailedPreconditionError(kNoDatabase), nullptr, {});
     return call;
@@ -219,46 +246,57 @@ grpc::ServerUnaryReactor* BillingGatewayService::SubmitCreateAccount(
     call->Answer(valid, nullptr, {});
     return call;
   }
-  durable_->Submit(*request, [call, response](absl::StatusOr<durable::OperationRecord> result) {
-    AnswerOperation(call, response, result);
-  });
+  durable_->Submit(
+      *request,
+      [call, response](absl::StatusOr<durable::OperationRecord> result) {
+        AnswerOperation(call, response, result);
+      });
   return call;
 }
 
 grpc::ServerUnaryReactor* BillingGatewayService::GetOperation(
-    grpc::CallbackServerContext* context, const billing::v1::GetOperationRequest* request,
+    grpc::CallbackServerContext* context,
+    const billing::v1::GetOperationRequest* request,
     billing::v1::Operation* response) {
-  auto* call = new OperationCall(context, durable_ ? durable_->metrics() : nullptr,
-                                 durable::DurableMethod::kGetOperation);
+  auto* call =
+      new OperationCall(context, durable_ ? durable_->metrics() : nullptr,
+                        durable::DurableMethod::kGetOperation);
   if (durable_ == nullptr) {
     call->Answer(absl::FailedPreconditionError(kNoDatabase), nullptr, {});
     return call;
   }
   int64_t id = 0;
   if (request->operation_id().empty() ||
-      !absl::SimpleAtoi(absl::string_view(request->operation_id()), &id) || id <= 0) {
-    call->Answer(absl::InvalidArgumentError("operation_id: expected the id SubmitCreateAccount "
-                                            "returned (decimal digits)"),
+      !absl::SimpleAtoi(absl::string_view(request->operation_id()), &id) ||
+      id <= 0) {
+    call->Answer(absl::InvalidArgumentError(
+                     "operation_id: expected the id SubmitCreateAccount "
+                     "returned (decimal digits)"),
                  nullptr, {});
     return call;
   }
   if (request->wait_timeout_ms() < 0 || request->wait_timeout_ms() > 600000) {
-    call->Answer(absl::InvalidArgumentError("wait_timeout_ms: must be between 0 and 600000"),
+    call->Answer(absl::InvalidArgumentError(
+                     "wait_timeout_ms: must be between 0 and 600000"),
                  nullptr, {});
     return call;
   }
-  // Answer a little before the caller's deadline, so a wait ends with the state rather than
-  // with DEADLINE_EXCEEDED: 10% of the time left, at least 20 ms, at most 1 s.
+  // Answer a little before the caller's deadline, so a wait ends with the state
+  // rather than with DEADLINE_EXCEEDED: 10% of the time left, at least 20 ms,
+  // at most 1 s.
   const Clock::TimePoint now = clock_->Now();
   const Clock::TimePoint deadline = DeadlineOf(context);
   const Clock::Duration margin = std::clamp<Clock::Duration>(
-      (deadline - now) / 10, std::chrono::milliseconds(20), std::chrono::seconds(1));
+      (deadline - now) / 10, std::chrono::milliseconds(20),
+      std::chrono::seconds(1));
   const Clock::TimePoint wait_until =
-      std::min(now + std::chrono::milliseconds(request->wait_timeout_ms()), deadline - margin);
-  durable_->Get(id, wait_until, [call] { return call->cancelled(); },
-                [call, response](absl::StatusOr<durable::OperationRecord> result) {
-                  AnswerOperation(call, response, result);
-                });
+      std::min(now + std::chrono::milliseconds(request->wait_timeout_ms()),
+               deadline - margin);
+  durable_->Get(
+      id, wait_until, [call] { return call->cancelled(); },
+      [call, response](absl::StatusOr<durable::OperationRecord> result) {
+        AnswerOperation(call, response, result);
+      });
   return call;
 }
 

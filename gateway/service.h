@@ -1,30 +1,33 @@
 // BillingGatewayService: the gRPC edge (callback API).
 //
-// A handler validates the request, wraps it in a Job and hands it to the Dispatcher, then
-// returns: it never blocks a gRPC thread. The reactor is finished later, exactly once, by
-// whichever dispatcher thread answers the job. This is the one place where absl::Status
-// becomes grpc::Status, and where rejections get their trailing metadata:
-//   billing-gateway-reject-reason   queue_full | deadline_unmeetable | breaker_open |
+// A handler validates the request, wraps it in a Job and hands it to the
+// Dispatcher, then returns: it never blocks a gRPC thread. The reactor is
+// finished later, exactly once, by whichever dispatcher thread answers the job.
+// This is the one place where absl::Status becomes grpc::Status, and where
+// rejections get their trailing metadata:
+//   billing-gateway-reject-reason   queue_full | deadline_unmeetable |
+//   breaker_open |
 //                                   shutting_down
-//   grpc-retry-pushback-ms          milliseconds the caller should wait before retrying
-//   billing-gateway-killbill-code   Kill Bill's numeric error code, when it sent one
+//   grpc-retry-pushback-ms          milliseconds the caller should wait before
+//   retrying billing-gateway-killbill-code   Kill Bill's numeric error code,
+//   when it sent one
 //
-// Asynchronous operations (SubmitCreateAccount, GetOperation) go to the DurableQueue, whose
-// own threads answer the reactor; without one (no database configured) they answer
-// FAILED_PRECONDITION. A submission the database cannot commit gets UNAVAILABLE with reject
-// reason `database_unavailable`.
+// Asynchronous operations (SubmitCreateAccount, GetOperation) go to the
+// DurableQueue, whose own threads answer the reactor; without one (no database
+// configured) they answer FAILED_PRECONDITION. A submission the database cannot
+// commit gets UNAVAILABLE with reject reason `database_unavailable`.
 //
-// Thread-safety: gRPC calls the handlers concurrently; all state is in the reactors and the
-// thread-safe dispatcher, durable queue and metrics.
+// Thread-safety: gRPC calls the handlers concurrently; all state is in the
+// reactors and the thread-safe dispatcher, durable queue and metrics.
 #pragma once
 
 #include <chrono>
 
+#include "billing/v1/billing_gateway.grpc.pb.h"
 #include "common/clock.h"
 #include "gateway/account_operations.h"
 #include "gateway/dispatcher.h"
 #include "gateway/metrics.h"
-#include "billing/v1/billing_gateway.grpc.pb.h"
 
 namespace bg::durable {
 class DurableQueue;
@@ -38,10 +41,13 @@ inline constexpr char kRetryPushbackKey[] = "grpc-retry-pushback-ms";
 inline constexpr char kKillBillCodeKey[] = "billing-gateway-killbill-code";
 inline constexpr char kDatabaseUnavailableReason[] = "database_unavailable";
 
-class BillingGatewayService final : public billing::v1::BillingGateway::CallbackService {
+class BillingGatewayService final
+    : public billing::v1::BillingGateway::CallbackService {
  public:
-  BillingGatewayService(Clock* clock, Dispatcher* dispatcher, const AccountOperations* operations,
-                        GatewayMetrics* metrics, std::chrono::milliseconds default_deadline,
+  BillingGatewayService(Clock* clock, Dispatcher* dispatcher,
+                        const AccountOperations* operations,
+                        GatewayMetrics* metrics,
+                        std::chrono::milliseconds default_deadline,
                         durable::DurableQueue* durable = nullptr)
       : clock_(clock),
         dispatcher_(dispatcher),
@@ -50,27 +56,34 @@ class BillingGatewayService final : public billing::v1::BillingGateway::Callback
         default_deadline_(default_deadline),
         durable_(durable) {}
 
-  grpc::ServerUnaryReactor* CreateAccount(grpc::CallbackServerContext* context,
-                                          const billing::v1::CreateAccountRequest* request,
-                                          billing::v1::CreateAccountResponse* response) override;
-  grpc::ServerUnaryReactor* GetAccount(grpc::CallbackServerContext* context,
-                                       const billing::v1::GetAccountRequest* request,
-                                       billing::v1::Account* response) override;
-  grpc::ServerUnaryReactor* SubmitCreateAccount(grpc::CallbackServerContext* context,
-                                                const billing::v1::CreateAccountRequest* request,
-                                                billing::v1::Operation* response) override;
-  grpc::ServerUnaryReactor* GetOperation(grpc::CallbackServerContext* context,
-                                         const billing::v1::GetOperationRequest* request,
-                                         billing::v1::Operation* response) override;
+  grpc::ServerUnaryReactor* CreateAccount(
+      grpc::CallbackServerContext* context,
+      const billing::v1::CreateAccountRequest* request,
+      billing::v1::CreateAccountResponse* response) override;
+  grpc::ServerUnaryReactor* GetAccount(
+      grpc::CallbackServerContext* context,
+      const billing::v1::GetAccountRequest* request,
+      billing::v1::Account* response) override;
+  grpc::ServerUnaryReactor* SubmitCreateAccount(
+      grpc::CallbackServerContext* context,
+      const billing::v1::CreateAccountRequest* request,
+      billing::v1::Operation* response) override;
+  grpc::ServerUnaryReactor* GetOperation(
+      grpc::CallbackServerContext* context,
+      const billing::v1::GetOperationRequest* request,
+      billing::v1::Operation* response) override;
 
  private:
   class Call;
   class OperationCall;
-  // Validates, then queues `work(request, calls)` as a Job that answers the call.
+  // Validates, then queues `work(request, calls)` as a Job that answers the
+  // call.
   template <typename Request, typename Response, typename Work>
-  grpc::ServerUnaryReactor* Handle(Method method, grpc::CallbackServerContext* context,
+  grpc::ServerUnaryReactor* Handle(Method method,
+                                   grpc::CallbackServerContext* context,
                                    const Request* request, Response* response,
-                                   const absl::Status& valid, int expected_calls, Work work);
+                                   const absl::Status& valid,
+                                   int expected_calls, Work work);
   Clock::TimePoint DeadlineOf(const grpc::CallbackServerContext* context) const;
 
   Clock* const clock_;

@@ -18,7 +18,11 @@ long Utf8Length(absl::string_view s) {
   long n = 0;
   for (size_t i = 0; i < s.size();) {
     const unsigned char c = s[i];
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    size_t len = c < 0x80         ? 1
+                 : (c >> 5) == 6  ? 2
+                 : (c >> 4) == 14 ? 3
+                 : (c >> 3) == 30 ? 4
+                                  : 0;
     if (len == 0 || i + len > s.size()) return -1;
     for (size_t k = 1; k < len; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return -1;
@@ -29,14 +33,17 @@ long Utf8Length(absl::string_view s) {
   return n;
 }
 
-absl::Status CheckText(absl::string_view field, absl::string_view value, size_t max_chars) {
+absl::Status CheckText(absl::string_view field, absl::string_view value,
+                       size_t max_chars) {
   const long chars = Utf8Length(value);
   if (chars < 0) return FieldError(field, "is not valid UTF-8");
   if (static_cast<size_t>(chars) > max_chars) {
-    return FieldError(field, absl::StrCat("is longer than ", max_chars, " characters"));
+    return FieldError(
+        field, absl::StrCat("is longer than ", max_chars, " characters"));
   }
   for (unsigned char c : value) {
-    if (c < 0x20 && c != '\n' && c != '\t') return FieldError(field, "contains control characters");
+    if (c < 0x20 && c != '\n' && c != '\t')
+      return FieldError(field, "contains control characters");
   }
   return absl::OkStatus();
 }
@@ -44,7 +51,8 @@ absl::Status CheckText(absl::string_view field, absl::string_view value, size_t 
 absl::Status CheckExternalKey(absl::string_view field, absl::string_view key) {
   if (key.empty()) return FieldError(field, "is required");
   if (key.size() > kMaxExternalKeyBytes) {
-    return FieldError(field, absl::StrCat("is longer than ", kMaxExternalKeyBytes, " bytes"));
+    return FieldError(
+        field, absl::StrCat("is longer than ", kMaxExternalKeyBytes, " bytes"));
   }
   for (unsigned char c : key) {
     if (c <= 0x20 || c >= 0x7f) {
@@ -54,21 +62,27 @@ absl::Status CheckExternalKey(absl::string_view field, absl::string_view key) {
   return absl::OkStatus();
 }
 
-// Syntactic check only (local@domain.tld); deliverability is not the gateway's business.
+// Syntactic check only (local@domain.tld); deliverability is not the gateway's
+// business.
 absl::Status CheckEmail(absl::string_view email) {
   if (email.size() > kMaxEmailBytes) {
-    return FieldError("email", absl::StrCat("is longer than ", kMaxEmailBytes, " bytes"));
+    return FieldError(
+        "email", absl::StrCat("is longer than ", kMaxEmailBytes, " bytes"));
   }
   const size_t at = email.find('@');
-  if (at == absl::string_view::npos || at == 0 || email.find('@', at + 1) != absl::string_view::npos) {
-    return FieldError("email", "must contain exactly one '@' after a non-empty local part");
+  if (at == absl::string_view::npos || at == 0 ||
+      email.find('@', at + 1) != absl::string_view::npos) {
+    return FieldError(
+        "email", "must contain exactly one '@' after a non-empty local part");
   }
   for (unsigned char c : email) {
-    if (c <= 0x20 || c >= 0x7f) return FieldError("email", "must be printable ASCII without spaces");
+    if (c <= 0x20 || c >= 0x7f)
+      return FieldError("email", "must be printable ASCII without spaces");
   }
   absl::string_view domain = email.substr(at + 1);
   const size_t dot = domain.rfind('.');
-  if (domain.empty() || dot == absl::string_view::npos || dot == 0 || dot + 1 == domain.size() ||
+  if (domain.empty() || dot == absl::string_view::npos || dot == 0 ||
+      dot + 1 == domain.size() ||
       domain.find("..") != absl::string_view::npos || domain.front() == '-') {
     return FieldError("email", "domain must look like example.com");
   }
@@ -77,25 +91,35 @@ absl::Status CheckEmail(absl::string_view email) {
 
 }  // namespace
 
-absl::Status ValidateCreateAccount(const billing::v1::CreateAccountRequest& request) {
-  if (auto s = CheckExternalKey("external_key", request.external_key()); !s.ok()) return s;
-  if (auto s = CheckText("name", request.name(), kMaxNameChars); !s.ok()) return s;
+absl::Status ValidateCreateAccount(
+    const billing::v1::CreateAccountRequest& request) {
+  if (auto s = CheckExternalKey("external_key", request.external_key());
+      !s.ok())
+    return s;
+  if (auto s = CheckText("name", request.name(), kMaxNameChars); !s.ok())
+    return s;
   if (!request.email().empty()) {
     if (auto s = CheckEmail(request.email()); !s.ok()) return s;
   }
   const std::string& currency = request.currency();
   if (!currency.empty() &&
       (currency.size() != 3 || !absl::ascii_isupper(currency[0]) ||
-       !absl::ascii_isupper(currency[1]) || !absl::ascii_isupper(currency[2]))) {
-    return FieldError("currency", "must be three upper-case letters (ISO 4217), e.g. USD");
+       !absl::ascii_isupper(currency[1]) ||
+       !absl::ascii_isupper(currency[2]))) {
+    return FieldError("currency",
+                      "must be three upper-case letters (ISO 4217), e.g. USD");
   }
-  if (auto s = CheckText("company", request.company(), kMaxCompanyChars); !s.ok()) return s;
-  if (auto s = CheckText("notes", request.notes(), kMaxNotesChars); !s.ok()) return s;
+  if (auto s = CheckText("company", request.company(), kMaxCompanyChars);
+      !s.ok())
+    return s;
+  if (auto s = CheckText("notes", request.notes(), kMaxNotesChars); !s.ok())
+    return s;
   std::set<int> seen;
   for (int i = 0; i < request.tags_size(); ++i) {
     const int tag = request.tags(i);
     const std::string field = absl::StrCat("tags[", i, "]");
-    if (tag == billing::v1::ACCOUNT_TAG_UNSPECIFIED || !billing::v1::AccountTag_IsValid(tag)) {
+    if (tag == billing::v1::ACCOUNT_TAG_UNSPECIFIED ||
+        !billing::v1::AccountTag_IsValid(tag)) {
       return FieldError(field, absl::StrCat("unknown tag value ", tag));
     }
     if (!seen.insert(tag).second) return FieldError(field, "repeats a tag");
@@ -109,7 +133,8 @@ absl::Status ValidateGetAccount(const billing::v1::GetAccountRequest& request) {
       return CheckExternalKey("external_key", request.external_key());
     case billing::v1::GetAccountRequest::kAccountId:
       if (!killbill::IsUuid(request.account_id())) {
-        return FieldError("account_id", "must be a UUID (8-4-4-4-12 hex digits)");
+        return FieldError("account_id",
+                          "must be a UUID (8-4-4-4-12 hex digits)");
       }
       return absl::OkStatus();
     case billing::v1::GetAccountRequest::KEY_NOT_SET:

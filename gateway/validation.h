@@ -1,5 +1,6 @@
-// Request validation at the service edge: nothing reaches the queue, let alone Kill Bill,
-// unless it passes. Every error is INVALID_ARGUMENT and names the field.
+// Request validation at the service edge: nothing reaches the queue, let alone
+// Kill Bill, unless it passes. Every error is INVALID_ARGUMENT and names the
+// field.
 //
 // Pure functions; safe from any thread.
 #pragma once
@@ -9,13 +10,15 @@
 
 namespace bg::gateway {
 
-inline constexpr size_t kMaxExternalKeyBytes = 255;  // Kill Bill's own limit (code 5).
+inline constexpr size_t kMaxExternalKeyBytes =
+    255;  // Kill Bill's own limit (code 5).
 inline constexpr size_t kMaxNameChars = 100;
 inline constexpr size_t kMaxCompanyChars = 100;
 inline constexpr size_t kMaxEmailBytes = 254;  // RFC 5321 path limit.
 inline constexpr size_t kMaxNotesChars = 4096;
 
-absl::Status ValidateCreateAccount(const billing::v1::CreateAccountRequest& request);
+absl::Status ValidateCreateAccount(
+    const billing::v1::CreateAccountRequest& request);
 absl::Status ValidateGetAccount(const billing::v1::GetAccountRequest& request);
 
 }  // namespace bg::gateway

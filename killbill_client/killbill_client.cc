@@ -33,22 +33,26 @@ std::string PercentEncode(absl::string_view s) {
   return out;
 }
 
-absl::Status WithCode(absl::Status status, const std::optional<ErrorBody>& error) {
+absl::Status WithCode(absl::Status status,
+                      const std::optional<ErrorBody>& error) {
   if (error && error->code) {
-    status.SetPayload(kKillBillCodePayload, absl::Cord(std::to_string(*error->code)));
+    status.SetPayload(kKillBillCodePayload,
+                      absl::Cord(std::to_string(*error->code)));
   }
   return status;
 }
 
 }  // namespace
 
-// Enforces whole-call deadlines that httplib cannot (its timeouts are per read/write): at
-// a call's deadline it shuts down the socket of that call's connection with
-// httplib::Client::stop(), which makes the blocked read or write fail at once.
+// Enforces whole-call deadlines that httplib cannot (its timeouts are per
+// read/write): at a call's deadline it shuts down the socket of that call's
+// connection with httplib::Client::stop(), which makes the blocked read or
+// write fail at once.
 //
-// Thread-safety: Arm/Disarm from any thread. stop() is called outside mu_ (it may wait for
-// httplib's socket mutex, held while connecting); Disarm() waits for a stop() in progress on
-// its own connection, so the connection outlives every use the watchdog makes of it.
+// Thread-safety: Arm/Disarm from any thread. stop() is called outside mu_ (it
+// may wait for httplib's socket mutex, held while connecting); Disarm() waits
+// for a stop() in progress on its own connection, so the connection outlives
+// every use the watchdog makes of it.
 class KillBillClient::Watchdog {
  public:
   Watchdog() : thread_([this] { Loop(); }) {}
@@ -62,7 +66,8 @@ class KillBillClient::Watchdog {
   }
 
   // Watches `conn` until Disarm(id); stops it if still watched at `deadline`.
-  uint64_t Arm(httplib::Client* conn, Deadline deadline) ABSL_LOCKS_EXCLUDED(mu_) {
+  uint64_t Arm(httplib::Client* conn, Deadline deadline)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     const uint64_t id = ++next_id_;
     timers_.emplace(std::pair{deadline, id}, conn);
@@ -70,7 +75,8 @@ class KillBillClient::Watchdog {
     return id;
   }
 
-  // Stops watching; true when the deadline had fired (the connection was shut down).
+  // Stops watching; true when the deadline had fired (the connection was shut
+  // down).
   bool Disarm(uint64_t id, Deadline deadline) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     if (timers_.erase(std::pair{deadline, id}) > 0) return false;
@@ -98,7 +104,8 @@ class KillBillClient::Watchdog {
       if (timers_.empty()) {
         cv_.Wait(&mu_);
       } else {
-        cv_.WaitWithTimeout(&mu_, absl::FromChrono(timers_.begin()->first.first - now));
+        cv_.WaitWithTimeout(
+            &mu_, absl::FromChrono(timers_.begin()->first.first - now));
       }
     }
   }
@@ -106,14 +113,17 @@ class KillBillClient::Watchdog {
   absl::Mutex mu_;
   absl::CondVar cv_;          // Signalled on Arm and on shutdown.
   absl::CondVar stopped_cv_;  // Signalled when a stop() has returned.
-  std::map<std::pair<Deadline, uint64_t>, httplib::Client*> timers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<Deadline, uint64_t>, httplib::Client*> timers_
+      ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t firing_ ABSL_GUARDED_BY(mu_) = 0;  // Timer whose stop() runs now, 0 for none.
+  uint64_t firing_ ABSL_GUARDED_BY(mu_) =
+      0;  // Timer whose stop() runs now, 0 for none.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
-absl::Status StatusFromResponse(int http_status, absl::string_view body, absl::string_view what) {
+absl::Status StatusFromResponse(int http_status, absl::string_view body,
+                                absl::string_view what) {
   std::optional<ErrorBody> error = ParseErrorBody(body);
   std::string detail = absl::StrCat("killbill: ", what, ": HTTP ", http_status);
   if (error) {
@@ -121,16 +131,21 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body, absl::s
     if (!error->message.empty()) absl::StrAppend(&detail, ": ", error->message);
   }
   const std::optional<ErrorBody>& code = error;
-  if (http_status == 409) return WithCode(absl::AlreadyExistsError(detail), code);
+  if (http_status == 409)
+    return WithCode(absl::AlreadyExistsError(detail), code);
   if (http_status == 404) return WithCode(absl::NotFoundError(detail), code);
-  if (http_status == 401) return WithCode(absl::UnauthenticatedError(detail), code);
-  if (http_status == 403) return WithCode(absl::PermissionDeniedError(detail), code);
+  if (http_status == 401)
+    return WithCode(absl::UnauthenticatedError(detail), code);
+  if (http_status == 403)
+    return WithCode(absl::PermissionDeniedError(detail), code);
   if (http_status >= 500) return WithCode(absl::UnavailableError(detail), code);
-  if (http_status >= 400) return WithCode(absl::InvalidArgumentError(detail), code);
+  if (http_status >= 400)
+    return WithCode(absl::InvalidArgumentError(detail), code);
   return absl::InternalError(absl::StrCat(detail, " (unexpected status)"));
 }
 
-absl::StatusOr<std::unique_ptr<KillBillClient>> KillBillClient::Create(ClientOptions options) {
+absl::StatusOr<std::unique_ptr<KillBillClient>> KillBillClient::Create(
+    ClientOptions options) {
   const std::string& url = options.url;
   const bool http = absl::StartsWith(url, "http://");
   const bool https = absl::StartsWith(url, "https://");
@@ -139,13 +154,16 @@ absl::StatusOr<std::unique_ptr<KillBillClient>> KillBillClient::Create(ClientOpt
       url.find('/', host_start) != std::string::npos ||
       url.find_first_of("?#@ ", host_start) != std::string::npos) {
     return absl::InvalidArgumentError(
-        "killbill.url must be http://host[:port] or https://host[:port] without a path");
+        "killbill.url must be http://host[:port] or https://host[:port] "
+        "without a path");
   }
   if (options.max_connections < 1) {
-    return absl::InvalidArgumentError("killbill.max_connections must be at least 1");
+    return absl::InvalidArgumentError(
+        "killbill.max_connections must be at least 1");
   }
   std::string origin = url;
-  return std::unique_ptr<KillBillClient>(new KillBillClient(std::move(options), origin));
+  return std::unique_ptr<KillBillClient>(
+      new KillBillClient(std::move(options), origin));
 }
 
 KillBillClient::KillBillClient(ClientOptions options, std::string origin)
@@ -170,13 +188,15 @@ std::unique_ptr<httplib::Client> KillBillClient::NewConnection() const {
   return conn;
 }
 
-bool KillBillClient::Acquire(Deadline deadline, std::unique_ptr<httplib::Client>* conn,
+bool KillBillClient::Acquire(Deadline deadline,
+                             std::unique_ptr<httplib::Client>* conn,
                              bool* open_new) {
   absl::MutexLock lock(&mu_);
   const bool free = mu_.AwaitWithTimeout(
       absl::Condition(
           +[](KillBillClient* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-            return !self->idle_.empty() || self->open_ < self->options_.max_connections;
+            return !self->idle_.empty() ||
+                   self->open_ < self->options_.max_connections;
           },
           this),
       absl::FromChrono(deadline - std::chrono::steady_clock::now()));
@@ -201,36 +221,36 @@ void KillBillClient::Release(std::unique_ptr<httplib::Client> conn) {
   }
 }
 
-absl::StatusOr<KillBillClient::Response> KillBillClient::Send(const std::string& method,
-                                                              const std::string& path,
-                                                              const std::string& body,
-                                                              bool authenticated,
-                                                              const CallOptions& call) {
+absl::StatusOr<KillBillClient::Response> KillBillClient::Send(
+    const std::string& method, const std::string& path, const std::string& body,
+    bool authenticated, const CallOptions& call) {
   using Ms = std::chrono::milliseconds;
-  const Ms timeout = call.timeout > Ms::zero() ? std::min(call.timeout, options_.request_timeout)
-                                               : options_.request_timeout;
+  const Ms timeout = call.timeout > Ms::zero()
+                         ? std::min(call.timeout, options_.request_timeout)
+                         : options_.request_timeout;
   const auto start = std::chrono::steady_clock::now();
   const Deadline deadline = start + timeout;
   auto what = [&] { return absl::StrCat("killbill: ", method, " ", path); };
   auto timed_out = [&] {
-    return absl::UnavailableError(
-        absl::StrCat(what(), ": no complete answer within ", timeout.count(), " ms"));
+    return absl::UnavailableError(absl::StrCat(
+        what(), ": no complete answer within ", timeout.count(), " ms"));
   };
 
   std::unique_ptr<httplib::Client> conn;
   bool open_new = false;
   if (!Acquire(deadline, &conn, &open_new)) {
-    return absl::UnavailableError(absl::StrCat(what(), ": no free connection within ",
-                                               timeout.count(), " ms"));
+    return absl::UnavailableError(absl::StrCat(
+        what(), ": no free connection within ", timeout.count(), " ms"));
   }
   if (open_new) conn = NewConnection();
-  // This call's share of its deadline, for httplib's per-operation timeouts; the watchdog
-  // enforces the total.
+  // This call's share of its deadline, for httplib's per-operation timeouts;
+  // the watchdog enforces the total.
   const auto left = std::max<std::chrono::microseconds>(
-      std::chrono::duration_cast<std::chrono::microseconds>(deadline -
-                                                            std::chrono::steady_clock::now()),
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          deadline - std::chrono::steady_clock::now()),
       std::chrono::microseconds(1000));
-  conn->set_connection_timeout(std::min<std::chrono::microseconds>(options_.connect_timeout, left));
+  conn->set_connection_timeout(
+      std::min<std::chrono::microseconds>(options_.connect_timeout, left));
   conn->set_read_timeout(left);
   conn->set_write_timeout(left);
 
@@ -239,8 +259,8 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(const std::string&
   req.path = path;
   req.headers.emplace("Accept", "application/json");
   if (authenticated) {
-    req.headers.insert(
-        httplib::make_basic_authentication_header(options_.username, options_.password));
+    req.headers.insert(httplib::make_basic_authentication_header(
+        options_.username, options_.password));
     req.headers.emplace("X-Killbill-ApiKey", options_.api_key);
     req.headers.emplace("X-Killbill-ApiSecret", options_.api_secret);
   }
@@ -257,7 +277,8 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(const std::string&
       too_large = true;
       return false;
     }
-    // Checked here too (not only by the watchdog) so a drip ends at the first byte late.
+    // Checked here too (not only by the watchdog) so a drip ends at the first
+    // byte late.
     if (std::chrono::steady_clock::now() >= deadline) {
       late = true;
       return false;
@@ -271,8 +292,8 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(const std::string&
   const bool sent = conn->send(req, res, error);
   const bool stopped = watchdog_->Disarm(timer, deadline);
   if (!sent || stopped) {
-    // A connection that failed mid-request, or that the watchdog shut, is not reused:
-    // drop it and free its slot.
+    // A connection that failed mid-request, or that the watchdog shut, is not
+    // reused: drop it and free its slot.
     conn.reset();
     Release(nullptr);
   } else {
@@ -281,22 +302,25 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(const std::string&
   if (!sent) {
     if (too_large) {
       return absl::InternalError(absl::StrCat(what(), ": response larger than ",
-                                              options_.max_response_bytes, " bytes"));
+                                              options_.max_response_bytes,
+                                              " bytes"));
     }
-    // httplib's own per-read timeout was set to the time left, so it may fire a hair
-    // before the deadline: count that as the call's timeout too.
-    if (late || stopped || std::chrono::steady_clock::now() + Ms(20) >= deadline) {
+    // httplib's own per-read timeout was set to the time left, so it may fire a
+    // hair before the deadline: count that as the call's timeout too.
+    if (late || stopped ||
+        std::chrono::steady_clock::now() + Ms(20) >= deadline) {
       return timed_out();
     }
-    return absl::UnavailableError(absl::StrCat(what(), ": ", httplib::to_string(error)));
+    return absl::UnavailableError(
+        absl::StrCat(what(), ": ", httplib::to_string(error)));
   }
   out.status = res.status;
   out.location = res.get_header_value("Location");
   return out;
 }
 
-absl::StatusOr<std::string> KillBillClient::CreateAccount(const NewAccount& account,
-                                                          const CallOptions& call) {
+absl::StatusOr<std::string> KillBillClient::CreateAccount(
+    const NewAccount& account, const CallOptions& call) {
   Json body = Json::object();
   for (auto [key, value] : {std::pair{"externalKey", &account.external_key},
                             {"name", &account.name},
@@ -308,40 +332,48 @@ absl::StatusOr<std::string> KillBillClient::CreateAccount(const NewAccount& acco
   }
   auto res = Send("POST", "/1.0/kb/accounts", body.dump(), true, call);
   if (!res.ok()) return res.status();
-  if (res->status != 201) return StatusFromResponse(res->status, res->body, "create account");
+  if (res->status != 201)
+    return StatusFromResponse(res->status, res->body, "create account");
   return AccountIdFromLocation(res->location, origin_);
 }
 
-absl::StatusOr<Account> KillBillClient::GetAccountByKey(const std::string& external_key,
-                                                        const CallOptions& call) {
-  auto res = Send("GET", "/1.0/kb/accounts?externalKey=" + PercentEncode(external_key), "",
-                  true, call);
+absl::StatusOr<Account> KillBillClient::GetAccountByKey(
+    const std::string& external_key, const CallOptions& call) {
+  auto res =
+      Send("GET", "/1.0/kb/accounts?externalKey=" + PercentEncode(external_key),
+           "", true, call);
   if (!res.ok()) return res.status();
-  if (res->status != 200) return StatusFromResponse(res->status, res->body, "get account");
+  if (res->status != 200)
+    return StatusFromResponse(res->status, res->body, "get account");
   return ParseAccount(res->body);
 }
 
-absl::StatusOr<Account> KillBillClient::GetAccountById(const std::string& account_id,
-                                                       const CallOptions& call) {
-  if (!IsUuid(account_id)) return absl::InvalidArgumentError("account_id is not a UUID");
+absl::StatusOr<Account> KillBillClient::GetAccountById(
+    const std::string& account_id, const CallOptions& call) {
+  if (!IsUuid(account_id))
+    return absl::InvalidArgumentError("account_id is not a UUID");
   auto res = Send("GET", "/1.0/kb/accounts/" + account_id, "", true, call);
   if (!res.ok()) return res.status();
-  if (res->status != 200) return StatusFromResponse(res->status, res->body, "get account");
+  if (res->status != 200)
+    return StatusFromResponse(res->status, res->body, "get account");
   return ParseAccount(res->body);
 }
 
 absl::Status KillBillClient::AddTags(const std::string& account_id,
                                      const std::vector<std::string>& tag_ids,
                                      const CallOptions& call) {
-  if (!IsUuid(account_id)) return absl::InvalidArgumentError("account_id is not a UUID");
-  auto res = Send("POST", "/1.0/kb/accounts/" + account_id + "/tags", Json(tag_ids).dump(),
-                  true, call);
+  if (!IsUuid(account_id))
+    return absl::InvalidArgumentError("account_id is not a UUID");
+  auto res = Send("POST", "/1.0/kb/accounts/" + account_id + "/tags",
+                  Json(tag_ids).dump(), true, call);
   if (!res.ok()) return res.status();
-  if (res->status != 201) return StatusFromResponse(res->status, res->body, "add tags");
+  if (res->status != 201)
+    return StatusFromResponse(res->status, res->body, "add tags");
   return absl::OkStatus();
 }
 
-absl::StatusOr<HealthReport> KillBillClient::Healthcheck(const CallOptions& call) {
+absl::StatusOr<HealthReport> KillBillClient::Healthcheck(
+    const CallOptions& call) {
   auto res = Send("GET", "/1.0/healthcheck", "", false, call);
   if (!res.ok()) return res.status();
   return ParseHealthReport(res->status, res->body);

@@ -1,24 +1,28 @@
-// KillBillClient: a typed client for the part of Kill Bill's REST API billing-gateway uses.
+// KillBillClient: a typed client for the part of Kill Bill's REST API
+// billing-gateway uses.
 //
-// It knows HTTP, JSON and Kill Bill's conventions (auth and tenant headers, error bodies,
-// Location headers, the healthcheck servlet), and nothing about queues, rates or gRPC.
-// Every failure comes back as an absl::Status:
+// It knows HTTP, JSON and Kill Bill's conventions (auth and tenant headers,
+// error bodies, Location headers, the healthcheck servlet), and nothing about
+// queues, rates or gRPC. Every failure comes back as an absl::Status:
 //   409 / code 3000 -> ALREADY_EXISTS        404 -> NOT_FOUND
 //   401             -> UNAUTHENTICATED       403 -> PERMISSION_DENIED
-//   other 4xx       -> INVALID_ARGUMENT      5xx, timeout, refused, reset -> UNAVAILABLE
-//   a body or Location that cannot be understood, an answer over max_response_bytes -> INTERNAL
-// Kill Bill's numeric code and message are kept: in the status message and, for the code,
-// as the payload kKillBillCodePayload (decimal text).
+//   other 4xx       -> INVALID_ARGUMENT      5xx, timeout, refused, reset ->
+//   UNAVAILABLE a body or Location that cannot be understood, an answer over
+//   max_response_bytes -> INTERNAL
+// Kill Bill's numeric code and message are kept: in the status message and, for
+// the code, as the payload kKillBillCodePayload (decimal text).
 //
-// Connections: a pool of `max_connections` keep-alive connections; a call takes one for its
-// duration and waits (within its timeout) until one is free. Callers that cap their own
-// concurrency at or below the pool size never wait here.
+// Connections: a pool of `max_connections` keep-alive connections; a call takes
+// one for its duration and waits (within its timeout) until one is free.
+// Callers that cap their own concurrency at or below the pool size never wait
+// here.
 //
-// Time: every call is bounded as a whole, from waiting for a connection to the last byte of
-// the answer, by `request_timeout` or the shorter CallOptions::timeout. httplib's own read
-// timeout is per read, so a peer that drips a byte now and then could stretch a call
-// without end; a watchdog thread shuts the socket of any call still running at its deadline
-// (the connection is then discarded, never reused). A call cut this way is UNAVAILABLE.
+// Time: every call is bounded as a whole, from waiting for a connection to the
+// last byte of the answer, by `request_timeout` or the shorter
+// CallOptions::timeout. httplib's own read timeout is per read, so a peer that
+// drips a byte now and then could stretch a call without end; a watchdog thread
+// shuts the socket of any call still running at its deadline (the connection is
+// then discarded, never reused). A call cut this way is UNAVAILABLE.
 //
 // Thread-safety: every method is safe to call from many threads at once.
 #pragma once
@@ -40,7 +44,8 @@ class Client;
 
 namespace bg::killbill {
 
-inline constexpr char kKillBillCodePayload[] = "type.billing-gateway/killbill.code";
+inline constexpr char kKillBillCodePayload[] =
+    "type.billing-gateway/killbill.code";
 
 struct ClientOptions {
   // Base URL, scheme://host[:port] (http or https), no path.
@@ -55,35 +60,42 @@ struct ClientOptions {
   std::string created_by = "billing-gateway";
   // TCP (and TLS) connect timeout; also bounded by the call's own timeout.
   std::chrono::milliseconds connect_timeout{2000};
-  // Whole-call timeout: waiting for a pooled connection, connecting, sending the request and
-  // reading the entire answer. Enforced as a total, not per read (see "Time" above).
+  // Whole-call timeout: waiting for a pooled connection, connecting, sending
+  // the request and reading the entire answer. Enforced as a total, not per
+  // read (see "Time" above).
   std::chrono::milliseconds request_timeout{10000};
   // Keep-alive connections held open; also the most calls in flight at once.
   int max_connections = 16;
-  // PEM file of CAs to verify an https Kill Bill against; empty means the system store.
+  // PEM file of CAs to verify an https Kill Bill against; empty means the
+  // system store.
   std::string ca_file;
-  // Responses larger than this are refused as INTERNAL (a broken or hostile peer).
+  // Responses larger than this are refused as INTERNAL (a broken or hostile
+  // peer).
   size_t max_response_bytes = 1 << 20;
 };
 
-// Per-call settings; the default-constructed value means "the client's options".
+// Per-call settings; the default-constructed value means "the client's
+// options".
 struct CallOptions {
-  // Time limit of this call as a whole (see ClientOptions::request_timeout). Zero or
-  // negative means request_timeout; a longer value is capped at request_timeout. Callers
-  // with a deadline pass what is left of it, so no Kill Bill call outlives its caller.
+  // Time limit of this call as a whole (see ClientOptions::request_timeout).
+  // Zero or negative means request_timeout; a longer value is capped at
+  // request_timeout. Callers with a deadline pass what is left of it, so no
+  // Kill Bill call outlives its caller.
   std::chrono::milliseconds timeout{0};
 };
 
 class KillBillClient {
  public:
   // Fails with INVALID_ARGUMENT when the URL is not http(s)://host[:port].
-  static absl::StatusOr<std::unique_ptr<KillBillClient>> Create(ClientOptions options);
+  static absl::StatusOr<std::unique_ptr<KillBillClient>> Create(
+      ClientOptions options);
   ~KillBillClient();
 
   KillBillClient(const KillBillClient&) = delete;
   KillBillClient& operator=(const KillBillClient&) = delete;
 
-  // POST /1.0/kb/accounts. Returns the new account id (from the Location header).
+  // POST /1.0/kb/accounts. Returns the new account id (from the Location
+  // header).
   absl::StatusOr<std::string> CreateAccount(const NewAccount& account,
                                             const CallOptions& call = {});
   // GET /1.0/kb/accounts?externalKey=.
@@ -93,7 +105,8 @@ class KillBillClient {
   absl::StatusOr<Account> GetAccountById(const std::string& account_id,
                                          const CallOptions& call = {});
   // POST /1.0/kb/accounts/{id}/tags with tag definition ids.
-  absl::Status AddTags(const std::string& account_id, const std::vector<std::string>& tag_ids,
+  absl::Status AddTags(const std::string& account_id,
+                       const std::vector<std::string>& tag_ids,
                        const CallOptions& call = {});
   // GET /1.0/healthcheck (no auth). A 500 answer is a report, not an error.
   absl::StatusOr<HealthReport> Healthcheck(const CallOptions& call = {});
@@ -111,14 +124,16 @@ class KillBillClient {
 
   KillBillClient(ClientOptions options, std::string origin);
   std::unique_ptr<httplib::Client> NewConnection() const;
-  // Takes an idle connection, or a slot to open one (sets *open_new), waiting until
-  // `deadline` at most; false when none freed up in time.
-  bool Acquire(Deadline deadline, std::unique_ptr<httplib::Client>* conn, bool* open_new)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes an idle connection, or a slot to open one (sets *open_new), waiting
+  // until `deadline` at most; false when none freed up in time.
+  bool Acquire(Deadline deadline, std::unique_ptr<httplib::Client>* conn,
+               bool* open_new) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(std::unique_ptr<httplib::Client> conn) ABSL_LOCKS_EXCLUDED(mu_);
-  // Sends one request on a pooled connection, all of it within the call's timeout;
-  // transport failures and timeouts become UNAVAILABLE, an oversized answer INTERNAL.
-  absl::StatusOr<Response> Send(const std::string& method, const std::string& path,
+  // Sends one request on a pooled connection, all of it within the call's
+  // timeout; transport failures and timeouts become UNAVAILABLE, an oversized
+  // answer INTERNAL.
+  absl::StatusOr<Response> Send(const std::string& method,
+                                const std::string& path,
                                 const std::string& body, bool authenticated,
                                 const CallOptions& call);
 
@@ -131,7 +146,9 @@ class KillBillClient {
   int open_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Maps a non-2xx Kill Bill answer to a Status, keeping Kill Bill's code and message.
-absl::Status StatusFromResponse(int http_status, absl::string_view body, absl::string_view what);
+// Maps a non-2xx Kill Bill answer to a Status, keeping Kill Bill's code and
+// message.
+absl::Status StatusFromResponse(int http_status, absl::string_view body,
+                                absl::string_view what);
 
 }  // namespace bg::killbill

@@ -20,10 +20,12 @@ constexpr absl::string_view kAccountsPath = "/1.0/kb/accounts/";
 
 // Parses without exceptions; a discarded value means the text was not JSON.
 Json ParseJson(absl::string_view body) {
-  return Json::parse(body.begin(), body.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
+  return Json::parse(body.begin(), body.end(), /*cb=*/nullptr,
+                     /*allow_exceptions=*/false);
 }
 
-// Reads an optional string field: absent or null gives "", any other type is an error.
+// Reads an optional string field: absent or null gives "", any other type is an
+// error.
 absl::Status ReadString(const Json& obj, const char* key, std::string* out) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return absl::OkStatus();
@@ -35,7 +37,8 @@ absl::Status ReadString(const Json& obj, const char* key, std::string* out) {
   return absl::OkStatus();
 }
 
-// Splits "scheme://host[:port]" into a normalised form with the default port made explicit.
+// Splits "scheme://host[:port]" into a normalised form with the default port
+// made explicit.
 std::optional<std::string> NormalizeOrigin(absl::string_view origin) {
   const size_t sep = origin.find("://");
   if (sep == absl::string_view::npos) return std::nullopt;
@@ -45,7 +48,8 @@ std::optional<std::string> NormalizeOrigin(absl::string_view origin) {
   std::string host(rest);
   std::string port;
   const size_t colon = rest.rfind(':');
-  if (colon != absl::string_view::npos && rest.find(']', colon) == absl::string_view::npos) {
+  if (colon != absl::string_view::npos &&
+      rest.find(']', colon) == absl::string_view::npos) {
     host = std::string(rest.substr(0, colon));
     port = std::string(rest.substr(colon + 1));
   }
@@ -62,14 +66,16 @@ bool IsUuid(absl::string_view s) {
   if (s.size() != 36) return false;
   for (size_t i = 0; i < s.size(); ++i) {
     const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+    if (dash ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i])))
+      return false;
   }
   return true;
 }
 
 absl::StatusOr<Account> ParseAccount(absl::string_view body) {
   const Json json = ParseJson(body);
-  if (json.is_discarded()) return absl::InternalError("killbill: account body is not JSON");
+  if (json.is_discarded())
+    return absl::InternalError("killbill: account body is not JSON");
   if (!json.is_object()) {
     return absl::InternalError("killbill: account body is not a JSON object");
   }
@@ -85,12 +91,16 @@ absl::StatusOr<Account> ParseAccount(absl::string_view body) {
     if (absl::Status s = ReadString(json, key, out); !s.ok()) return s;
   }
   if (!IsUuid(account.account_id)) {
-    return absl::InternalError("killbill: account field 'accountId' is not a UUID");
+    return absl::InternalError(
+        "killbill: account field 'accountId' is not a UUID");
   }
-  if (auto it = json.find("billCycleDayLocal"); it != json.end() && !it->is_null()) {
-    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 31) {
+  if (auto it = json.find("billCycleDayLocal");
+      it != json.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0 ||
+        it->get<int64_t>() > 31) {
       return absl::InternalError(
-          "killbill: account field 'billCycleDayLocal' is not an integer in 0..31");
+          "killbill: account field 'billCycleDayLocal' is not an integer in "
+          "0..31");
     }
     account.bill_cycle_day_local = it->get<int>();
   }
@@ -107,8 +117,10 @@ std::optional<ErrorBody> ParseErrorBody(absl::string_view body) {
   if (class_name != json.end() && class_name->is_string()) {
     error.class_name = class_name->get<std::string>();
   }
-  if (message != json.end() && message->is_string()) error.message = message->get<std::string>();
-  if (auto code = json.find("code"); code != json.end() && code->is_number_integer()) {
+  if (message != json.end() && message->is_string())
+    error.message = message->get<std::string>();
+  if (auto code = json.find("code");
+      code != json.end() && code->is_number_integer()) {
     error.code = code->get<int>();
   }
   return error;
@@ -122,49 +134,54 @@ std::map<std::string, double> ParseGrowingQueues(absl::string_view message) {
   // Entries are "name (number)" joined by ", "; queue names never contain " (".
   for (absl::string_view entry : absl::StrSplit(message, ", ")) {
     const size_t open = entry.rfind(" (");
-    if (open == absl::string_view::npos || !absl::EndsWith(entry, ")")) continue;
+    if (open == absl::string_view::npos || !absl::EndsWith(entry, ")"))
+      continue;
     absl::string_view number = entry.substr(open + 2, entry.size() - open - 3);
     double value = 0;
-    // SimpleAtod also reads "nan" and "inf", which Java never prints for a slope; a
-    // non-finite growth would poison the breaker's and the rate controller's arithmetic.
+    // SimpleAtod also reads "nan" and "inf", which Java never prints for a
+    // slope; a non-finite growth would poison the breaker's and the rate
+    // controller's arithmetic.
     if (!absl::SimpleAtod(number, &value) || !std::isfinite(value)) continue;
     out[std::string(entry.substr(0, open))] = value;
   }
   return out;
 }
 
-absl::StatusOr<HealthReport> ParseHealthReport(int http_status, absl::string_view body) {
+absl::StatusOr<HealthReport> ParseHealthReport(int http_status,
+                                               absl::string_view body) {
   if (http_status != 200 && http_status != 500) {
     return absl::UnavailableError(
         absl::StrCat("killbill: healthcheck answered HTTP ", http_status));
   }
   const Json json = ParseJson(body);
   if (json.is_discarded() || !json.is_object()) {
-    return absl::InternalError("killbill: healthcheck body is not a JSON object");
+    return absl::InternalError(
+        "killbill: healthcheck body is not a JSON object");
   }
   HealthReport report;
   report.http_status = http_status;
   report.healthy = http_status == 200;
   for (const auto& [name, check] : json.items()) {
     if (!check.is_object()) {
-      return absl::InternalError(
-          absl::StrCat("killbill: healthcheck entry '", name, "' is not an object"));
+      return absl::InternalError(absl::StrCat("killbill: healthcheck entry '",
+                                              name, "' is not an object"));
     }
     HealthCheckResult result;
     result.name = name;
     auto healthy = check.find("healthy");
     if (healthy == check.end() || !healthy->is_boolean()) {
-      return absl::InternalError(
-          absl::StrCat("killbill: healthcheck entry '", name, "' has no boolean 'healthy'"));
+      return absl::InternalError(absl::StrCat(
+          "killbill: healthcheck entry '", name, "' has no boolean 'healthy'"));
     }
     result.healthy = healthy->get<bool>();
-    // Kill Bill answers 500 when any check is unhealthy; a 200 that lists one anyway is
-    // believed on the side of caution.
+    // Kill Bill answers 500 when any check is unhealthy; a 200 that lists one
+    // anyway is believed on the side of caution.
     if (!result.healthy) report.healthy = false;
     if (auto m = check.find("message"); m != check.end() && m->is_string()) {
       result.message = m->get<std::string>();
     }
-    // Reports written by people shorten the key to the simple class name: accept both.
+    // Reports written by people shorten the key to the simple class name:
+    // accept both.
     if (absl::EndsWith(name, "KillbillQueuesHealthcheck")) {
       for (const auto& [detail, value] : check.items()) {
         if (value.is_object()) {
@@ -184,30 +201,36 @@ absl::StatusOr<HealthReport> ParseHealthReport(int http_status, absl::string_vie
   return report;
 }
 
-absl::StatusOr<std::string> AccountIdFromLocation(absl::string_view location,
-                                                  absl::string_view expected_origin) {
-  if (location.empty()) return absl::InternalError("killbill: create answered no Location");
+absl::StatusOr<std::string> AccountIdFromLocation(
+    absl::string_view location, absl::string_view expected_origin) {
+  if (location.empty())
+    return absl::InternalError("killbill: create answered no Location");
   absl::string_view path = location;
   if (!absl::StartsWith(location, "/")) {
     const size_t sep = location.find("://");
-    const size_t path_start =
-        sep == absl::string_view::npos ? absl::string_view::npos : location.find('/', sep + 3);
+    const size_t path_start = sep == absl::string_view::npos
+                                  ? absl::string_view::npos
+                                  : location.find('/', sep + 3);
     if (path_start == absl::string_view::npos) {
-      return absl::InternalError("killbill: Location is neither a path nor an absolute URL");
+      return absl::InternalError(
+          "killbill: Location is neither a path nor an absolute URL");
     }
     auto got = NormalizeOrigin(location.substr(0, path_start));
     auto want = NormalizeOrigin(expected_origin);
     if (!got || !want || *got != *want) {
       return absl::InternalError(
-          "killbill: Location points to another origin than the configured Kill Bill");
+          "killbill: Location points to another origin than the configured "
+          "Kill Bill");
     }
     path = location.substr(path_start);
   }
   if (!absl::StartsWith(path, kAccountsPath)) {
-    return absl::InternalError("killbill: Location is not under /1.0/kb/accounts/");
+    return absl::InternalError(
+        "killbill: Location is not under /1.0/kb/accounts/");
   }
   absl::string_view id = path.substr(kAccountsPath.size());
-  if (!IsUuid(id)) return absl::InternalError("killbill: Location does not end in a UUID");
+  if (!IsUuid(id))
+    return absl::InternalError("killbill: Location does not end in a UUID");
   return std::string(id);
 }
 

@@ -1,17 +1,17 @@
-// Parsers for everything Kill Bill sends back: account JSON, error bodies, the healthcheck
-// body and the Location header of a create.
+// Parsers for everything Kill Bill sends back: account JSON, error bodies, the
+// healthcheck body and the Location header of a create.
 //
 // Pure functions over strings: no I/O, no exceptions escape (JSON errors become
-// absl::Status INTERNAL naming what was wrong). Safe to call from any thread; these are the
-// fuzz targets' entry points.
+// absl::Status INTERNAL naming what was wrong). Safe to call from any thread;
+// these are the fuzz targets' entry points.
 #pragma once
 
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "killbill_client/types.h"
 
 namespace bg::killbill {
@@ -26,24 +26,25 @@ struct ErrorBody {
 // Parses an account object (GET /1.0/kb/accounts/{id} or ?externalKey=).
 absl::StatusOr<Account> ParseAccount(absl::string_view body);
 
-// Parses an error body; nullopt when the body is not Kill Bill's error JSON (e.g. the
-// servlet container's HTML page on 401).
+// Parses an error body; nullopt when the body is not Kill Bill's error JSON
+// (e.g. the servlet container's HTML page on 401).
 std::optional<ErrorBody> ParseErrorBody(absl::string_view body);
 
-// Parses GET /1.0/healthcheck. `http_status` is kept in the report; 200 and 500 are the
-// statuses Kill Bill uses, anything else is an error.
-absl::StatusOr<HealthReport> ParseHealthReport(int http_status, absl::string_view body);
+// Parses GET /1.0/healthcheck. `http_status` is kept in the report; 200 and 500
+// are the statuses Kill Bill uses, anything else is an error.
+absl::StatusOr<HealthReport> ParseHealthReport(int http_status,
+                                               absl::string_view body);
 
-// Parses "Growing queues: bus (0.51), externalBus (0.2)" into queue -> number. Returns an
-// empty map for any other message.
+// Parses "Growing queues: bus (0.51), externalBus (0.2)" into queue -> number.
+// Returns an empty map for any other message.
 std::map<std::string, double> ParseGrowingQueues(absl::string_view message);
 
-// Extracts the account id from a create's Location header. Accepts an absolute URL whose
-// scheme://host[:port] equals `expected_origin` (e.g. "http://127.0.0.1:8080") or a path;
-// the path must be /1.0/kb/accounts/<uuid>. A Location to any other origin is refused: the
-// client never follows one.
-absl::StatusOr<std::string> AccountIdFromLocation(absl::string_view location,
-                                                  absl::string_view expected_origin);
+// Extracts the account id from a create's Location header. Accepts an absolute
+// URL whose scheme://host[:port] equals `expected_origin` (e.g.
+// "http://127.0.0.1:8080") or a path; the path must be /1.0/kb/accounts/<uuid>.
+// A Location to any other origin is refused: the client never follows one.
+absl::StatusOr<std::string> AccountIdFromLocation(
+    absl::string_view location, absl::string_view expected_origin);
 
 // True when `s` is a canonical 8-4-4-4-12 hexadecimal UUID.
 bool IsUuid(absl::string_view s);

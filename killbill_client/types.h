@@ -1,7 +1,8 @@
-// Plain Kill Bill data types shared by the client, its parsers and their callers.
+// Plain Kill Bill data types shared by the client, its parsers and their
+// callers.
 //
-// Value types only: no I/O, no locking. Field meanings follow Kill Bill's REST API
-// (see shared/KILLBILL.md); empty strings stand for Kill Bill's nulls.
+// Value types only: no I/O, no locking. Field meanings follow Kill Bill's REST
+// API (see shared/KILLBILL.md); empty strings stand for Kill Bill's nulls.
 #pragma once
 
 #include <map>
@@ -10,7 +11,8 @@
 
 namespace bg::killbill {
 
-// What POST /1.0/kb/accounts is sent. Empty fields are left out of the JSON body.
+// What POST /1.0/kb/accounts is sent. Empty fields are left out of the JSON
+// body.
 struct NewAccount {
   std::string external_key;
   std::string name;
@@ -43,21 +45,23 @@ struct HealthCheckResult {
 // GET /1.0/healthcheck, parsed.
 struct HealthReport {
   int http_status = 0;
-  bool healthy = false;  // HTTP 200 and every check listed healthy.
-  bool out_of_rotation = false;   // KillbillHealthcheck says "Out of rotation".
+  bool healthy = false;          // HTTP 200 and every check listed healthy.
+  bool out_of_rotation = false;  // KillbillHealthcheck says "Out of rotation".
   std::vector<HealthCheckResult> checks;
   // Queue name -> {"growing": bool} detail of KillbillQueuesHealthcheck.
   std::map<std::string, bool> queue_growing;
-  // Queue name -> the growth number printed in "Growing queues: bus (0.51)". Only queues
-  // named in the message appear. The number is backlog growth in entries per 100 ms
-  // (0.51 = about 5.1 entries/s); see KILLBILL.md.
+  // Queue name -> the growth number printed in "Growing queues: bus (0.51)".
+  // Only queues named in the message appear. The number is backlog growth in
+  // entries per 100 ms (0.51 = about 5.1 entries/s); see KILLBILL.md.
   std::map<std::string, double> queue_growth;
 };
 
 // The fixed ids of Kill Bill's system tag definitions.
 inline constexpr char kTagAutoPayOff[] = "00000000-0000-0000-0000-000000000001";
-inline constexpr char kTagAutoInvoicingOff[] = "00000000-0000-0000-0000-000000000002";
-inline constexpr char kTagOverdueEnforcementOff[] = "00000000-0000-0000-0000-000000000003";
+inline constexpr char kTagAutoInvoicingOff[] =
+    "00000000-0000-0000-0000-000000000002";
+inline constexpr char kTagOverdueEnforcementOff[] =
+    "00000000-0000-0000-0000-000000000003";
 inline constexpr char kTagWrittenOff[] = "00000000-0000-0000-0000-000000000004";
 
 }  // namespace bg::killbill

@@ -185,7 +185,8 @@ TEST_F(AdmissionQueueTest, JobThatCanStillFinishRunsOneThatCannotIsShed) {
   EXPECT_EQ(Ids(r.dropped.expired), std::vector<int>{2});
 }
 
-TEST_F(AdmissionQueueTest, SweepWithHorizonShedsJobsThatWouldExpireBeforeTheNextSweep) {
+TEST_F(AdmissionQueueTest,
+       SweepWithHorizonShedsJobsThatWouldExpireBeforeTheNextSweep) {
   // Expected latency 200 ms: a 1 s job is doomed from t = 800 ms on.
   TestJob a = Job(1, seconds(1));
   ASSERT_TRUE(queue_.Admit(std::move(a)).admitted);
@@ -193,7 +194,8 @@ TEST_F(AdmissionQueueTest, SweepWithHorizonShedsJobsThatWouldExpireBeforeTheNext
   ASSERT_TRUE(queue_.Admit(std::move(b)).admitted);
   clock_.Advance(milliseconds(300));
   EXPECT_TRUE(queue_.Sweep().expired.empty());
-  // Sweeping every 500 ms: the next sweep (t = 800 ms) would be too late for job 1.
+  // Sweeping every 500 ms: the next sweep (t = 800 ms) would be too late for
+  // job 1.
   EXPECT_EQ(Ids(queue_.Sweep(milliseconds(500)).expired), std::vector<int>{1});
   EXPECT_EQ(queue_.size(), 1u);
 }

@@ -1,13 +1,14 @@
-// KillBillClient against impostors that answer badly: an httplib server for answers that are
-// well-formed HTTP with a bad payload (truncated or mistyped JSON, missing or foreign
-// Location, huge bodies, a body dripping a byte at a time), and a raw TCP server for answers
-// that are bad HTTP (a status line dripping, a truncated body, a reset, silence). Each must
-// end as a clean absl::Status (INTERNAL for an answer that cannot be understood,
-// UNAVAILABLE for a transport failure or a timeout), in bounded time, without a crash, and
+// KillBillClient against impostors that answer badly: an httplib server for
+// answers that are well-formed HTTP with a bad payload (truncated or mistyped
+// JSON, missing or foreign Location, huge bodies, a body dripping a byte at a
+// time), and a raw TCP server for answers that are bad HTTP (a status line
+// dripping, a truncated body, a reset, silence). Each must end as a clean
+// absl::Status (INTERNAL for an answer that cannot be understood, UNAVAILABLE
+// for a transport failure or a timeout), in bounded time, without a crash, and
 // the client must keep working afterwards.
 //
-// Impostors pace their drips with condition-variable or poll() waits that Stop() cuts short;
-// the test itself never sleeps.
+// Impostors pace their drips with condition-variable or poll() waits that
+// Stop() cuts short; the test itself never sleeps.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -40,11 +41,13 @@ Ms Since(Clock::time_point start) {
   return std::chrono::duration_cast<Ms>(Clock::now() - start);
 }
 
-// An httplib server whose every route calls the current handler. Handlers that drip call
-// Pause(), which returns false (stop dripping) once the impostor is stopping.
+// An httplib server whose every route calls the current handler. Handlers that
+// drip call Pause(), which returns false (stop dripping) once the impostor is
+// stopping.
 class HttpImpostor {
  public:
-  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  using Handler =
+      std::function<void(const httplib::Request&, httplib::Response&)>;
 
   HttpImpostor() {
     auto route = [this](const httplib::Request& req, httplib::Response& res) {
@@ -71,7 +74,9 @@ class HttpImpostor {
   }
 
   int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(port_);
+  }
   void Set(Handler h) {
     std::lock_guard<std::mutex> lock(mu_);
     handler_ = std::move(h);
@@ -92,9 +97,9 @@ class HttpImpostor {
   bool stopping_ = false;
 };
 
-// A TCP server that reads a request head and plays `script`: chunks of bytes, each after a
-// pause, then closes, resets or holds the connection until stopped. Pauses are poll()s on a
-// pipe that Stop() makes readable.
+// A TCP server that reads a request head and plays `script`: chunks of bytes,
+// each after a pause, then closes, resets or holds the connection until
+// stopped. Pauses are poll()s on a pipe that Stop() makes readable.
 class RawImpostor {
  public:
   struct Step {
@@ -103,13 +108,15 @@ class RawImpostor {
   };
   enum class End { kClose, kReset, kHold };
 
-  RawImpostor(std::vector<Step> script, End end) : script_(std::move(script)), end_(end) {
+  RawImpostor(std::vector<Step> script, End end)
+      : script_(std::move(script)), end_(end) {
     EXPECT_EQ(pipe(wake_), 0);
     listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr),
+              0);
     EXPECT_EQ(listen(listen_fd_, 16), 0);
     socklen_t len = sizeof addr;
     getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -126,7 +133,9 @@ class RawImpostor {
     close(wake_[1]);
   }
 
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(port_);
+  }
 
   // Blocks until `n` connections were accepted or `timeout` passed.
   bool WaitForConnections(int n, Ms timeout) {
@@ -135,8 +144,8 @@ class RawImpostor {
   }
 
  private:
-  // Waits up to `d` for `fd` to be readable; false when stopping (or on timeout if
-  // `fd` < 0, which is how pauses are written).
+  // Waits up to `d` for `fd` to be readable; false when stopping (or on timeout
+  // if `fd` < 0, which is how pauses are written).
   bool WaitReadable(int fd, Ms d) {
     pollfd fds[2] = {{wake_[0], POLLIN, 0}, {fd, POLLIN, 0}};
     const int n = poll(fds, fd >= 0 ? 2 : 1, static_cast<int>(d.count()));
@@ -177,7 +186,8 @@ class RawImpostor {
         stopping = true;
         break;
       }
-      if (send(fd, step.bytes.data(), step.bytes.size(), MSG_NOSIGNAL) < 0) break;
+      if (send(fd, step.bytes.data(), step.bytes.size(), MSG_NOSIGNAL) < 0)
+        break;
     }
     if (end_ == End::kHold && !stopping) WaitReadable(-1, 60s);
     if (end_ == End::kReset) {
@@ -193,7 +203,8 @@ class RawImpostor {
   int listen_fd_ = -1;
   int port_ = 0;
   std::thread acceptor_;
-  std::vector<std::thread> connections_;  // Touched by the acceptor thread only.
+  std::vector<std::thread>
+      connections_;  // Touched by the acceptor thread only.
   std::mutex mu_;
   std::condition_variable cv_;
   int accepted_ = 0;
@@ -222,8 +233,10 @@ std::string AccountJson(const std::string& id = kUuid) {
 
 enum class Op { kCreate, kGetByKey, kGetById, kAddTags, kHealth };
 
-// Runs `op` and returns its status (the value is checked separately where it matters).
-absl::Status RunOp(KillBillClient& client, Op op, const CallOptions& call = {}) {
+// Runs `op` and returns its status (the value is checked separately where it
+// matters).
+absl::Status RunOp(KillBillClient& client, Op op,
+                   const CallOptions& call = {}) {
   switch (op) {
     case Op::kCreate: {
       NewAccount a;
@@ -252,7 +265,8 @@ struct FixedAnswer {
   std::string location;  // "" = no Location header; "{origin}" is replaced
   std::string body;
   absl::StatusCode want;
-  const char* message_part;  // expected in the status message ("" = not checked)
+  const char*
+      message_part;  // expected in the status message ("" = not checked)
 };
 
 std::vector<FixedAnswer> FixedAnswers() {
@@ -260,72 +274,86 @@ std::vector<FixedAnswer> FixedAnswers() {
   using C = absl::StatusCode;
   return {
       {"create_ok_relative_location", Op::kCreate, 201, path, "", C::kOk, ""},
-      {"create_ok_absolute_location", Op::kCreate, 201, "{origin}" + path, "", C::kOk, ""},
-      {"create_missing_location", Op::kCreate, 201, "", "", C::kInternal, "no Location"},
+      {"create_ok_absolute_location", Op::kCreate, 201, "{origin}" + path, "",
+       C::kOk, ""},
+      {"create_missing_location", Op::kCreate, 201, "", "", C::kInternal,
+       "no Location"},
       {"create_location_other_host", Op::kCreate, 201,
-       "http://billing.evil.example" + path, "", C::kInternal, "another origin"},
-      {"create_location_other_port", Op::kCreate, 201, "http://127.0.0.1:1" + path, "",
-       C::kInternal, "another origin"},
-      {"create_location_other_scheme", Op::kCreate, 201, "https://127.0.0.1" + path, "",
-       C::kInternal, "another origin"},
+       "http://billing.evil.example" + path, "", C::kInternal,
+       "another origin"},
+      {"create_location_other_port", Op::kCreate, 201,
+       "http://127.0.0.1:1" + path, "", C::kInternal, "another origin"},
+      {"create_location_other_scheme", Op::kCreate, 201,
+       "https://127.0.0.1" + path, "", C::kInternal, "another origin"},
       {"create_location_userinfo_host", Op::kCreate, 201,
-       "http://127.0.0.1@evil.example" + path, "", C::kInternal, "another origin"},
+       "http://127.0.0.1@evil.example" + path, "", C::kInternal,
+       "another origin"},
       {"create_location_not_an_account", Op::kCreate, 201,
        std::string("/1.0/kb/tenants/") + kUuid, "", C::kInternal, "not under"},
-      {"create_location_not_a_uuid", Op::kCreate, 201, "/1.0/kb/accounts/12345", "",
+      {"create_location_not_a_uuid", Op::kCreate, 201, "/1.0/kb/accounts/12345",
+       "", C::kInternal, "UUID"},
+      {"create_location_trailing_segment", Op::kCreate, 201, path + "/tags", "",
        C::kInternal, "UUID"},
-      {"create_location_trailing_segment", Op::kCreate, 201, path + "/tags", "", C::kInternal,
-       "UUID"},
-      {"create_location_garbage", Op::kCreate, 201, "::::", "", C::kInternal, "Location"},
-      {"create_200_instead_of_201", Op::kCreate, 200, path, AccountJson(), C::kInternal,
-       "unexpected status"},
-      {"create_redirect_not_followed", Op::kCreate, 302, "http://billing.evil.example/",
-       "", C::kInternal, "unexpected status"},
-      {"create_409_code_as_string", Op::kCreate, 409,
-       "", R"({"className":7,"code":"3000","message":["x"]})", C::kAlreadyExists, "HTTP 409"},
-      {"create_500_html", Op::kCreate, 500, "", "<html><body>boom</body></html>",
-       C::kUnavailable, "HTTP 500"},
-      {"get_truncated_json", Op::kGetByKey, 200, "", AccountJson().substr(0, 40),
-       C::kInternal, "not JSON"},
+      {"create_location_garbage", Op::kCreate, 201, "::::", "", C::kInternal,
+       "Location"},
+      {"create_200_instead_of_201", Op::kCreate, 200, path, AccountJson(),
+       C::kInternal, "unexpected status"},
+      {"create_redirect_not_followed", Op::kCreate, 302,
+       "http://billing.evil.example/", "", C::kInternal, "unexpected status"},
+      {"create_409_code_as_string", Op::kCreate, 409, "",
+       R"({"className":7,"code":"3000","message":["x"]})", C::kAlreadyExists,
+       "HTTP 409"},
+      {"create_500_html", Op::kCreate, 500, "",
+       "<html><body>boom</body></html>", C::kUnavailable, "HTTP 500"},
+      {"get_truncated_json", Op::kGetByKey, 200, "",
+       AccountJson().substr(0, 40), C::kInternal, "not JSON"},
       {"get_empty_body", Op::kGetByKey, 200, "", "", C::kInternal, "not JSON"},
-      {"get_array", Op::kGetByKey, 200, "", "[" + AccountJson() + "]", C::kInternal,
+      {"get_array", Op::kGetByKey, 200, "", "[" + AccountJson() + "]",
+       C::kInternal, "not a JSON object"},
+      {"get_null", Op::kGetByKey, 200, "", "null", C::kInternal,
        "not a JSON object"},
-      {"get_null", Op::kGetByKey, 200, "", "null", C::kInternal, "not a JSON object"},
       {"get_string", Op::kGetByKey, 200, "", R"("account")", C::kInternal,
        "not a JSON object"},
-      {"get_account_id_number", Op::kGetByKey, 200, "", R"({"accountId":42})", C::kInternal,
-       "accountId"},
-      {"get_account_id_missing", Op::kGetByKey, 200, "", R"({"name":"Jane"})", C::kInternal,
-       "accountId"},
+      {"get_account_id_number", Op::kGetByKey, 200, "", R"({"accountId":42})",
+       C::kInternal, "accountId"},
+      {"get_account_id_missing", Op::kGetByKey, 200, "", R"({"name":"Jane"})",
+       C::kInternal, "accountId"},
       {"get_name_object", Op::kGetById, 200, "",
-       R"({"accountId":")" + std::string(kUuid) + R"(","name":{"first":"Jane"}})",
+       R"({"accountId":")" + std::string(kUuid) +
+           R"(","name":{"first":"Jane"}})",
        C::kInternal, "'name'"},
       {"get_bill_cycle_day_string", Op::kGetById, 200, "",
-       R"({"accountId":")" + std::string(kUuid) + R"(","billCycleDayLocal":"1"})",
+       R"({"accountId":")" + std::string(kUuid) +
+           R"(","billCycleDayLocal":"1"})",
        C::kInternal, "billCycleDayLocal"},
       {"get_bill_cycle_day_huge", Op::kGetById, 200, "",
-       R"({"accountId":")" + std::string(kUuid) + R"(","billCycleDayLocal":99999999999999})",
+       R"({"accountId":")" + std::string(kUuid) +
+           R"(","billCycleDayLocal":99999999999999})",
        C::kInternal, "billCycleDayLocal"},
       {"get_bill_cycle_day_fraction", Op::kGetById, 200, "",
-       R"({"accountId":")" + std::string(kUuid) + R"(","billCycleDayLocal":1.5})",
+       R"({"accountId":")" + std::string(kUuid) +
+           R"(","billCycleDayLocal":1.5})",
        C::kInternal, "billCycleDayLocal"},
-      {"get_deeply_nested", Op::kGetByKey, 200, "", std::string(50000, '['), C::kInternal,
-       "not JSON"},
-      {"get_invalid_utf8", Op::kGetByKey, 200, "", "{\"accountId\":\"\xff\xfe\"}",
+      {"get_deeply_nested", Op::kGetByKey, 200, "", std::string(50000, '['),
        C::kInternal, "not JSON"},
-      {"get_404_html", Op::kGetByKey, 404, "", "<html>Not Found</html>", C::kNotFound,
-       "HTTP 404"},
+      {"get_invalid_utf8", Op::kGetByKey, 200, "",
+       "{\"accountId\":\"\xff\xfe\"}", C::kInternal, "not JSON"},
+      {"get_404_html", Op::kGetByKey, 404, "", "<html>Not Found</html>",
+       C::kNotFound, "HTTP 404"},
       {"get_401_html", Op::kGetByKey, 401, "", "<html>Unauthorized</html>",
        C::kUnauthenticated, "HTTP 401"},
       {"tags_200_instead_of_201", Op::kAddTags, 200, "", "[]", C::kInternal,
        "unexpected status"},
-      {"health_truncated", Op::kHealth, 200, "", R"({"KillbillHealthcheck":{"healthy":tr)",
-       C::kInternal, "not a JSON object"},
-      {"health_entry_not_object", Op::kHealth, 200, "", R"({"KillbillHealthcheck":true})",
-       C::kInternal, "not an object"},
+      {"health_truncated", Op::kHealth, 200, "",
+       R"({"KillbillHealthcheck":{"healthy":tr)", C::kInternal,
+       "not a JSON object"},
+      {"health_entry_not_object", Op::kHealth, 200, "",
+       R"({"KillbillHealthcheck":true})", C::kInternal, "not an object"},
       {"health_healthy_as_string", Op::kHealth, 500, "",
-       R"({"KillbillHealthcheck":{"healthy":"false"}})", C::kInternal, "boolean 'healthy'"},
-      {"health_503", Op::kHealth, 503, "", "Service Unavailable", C::kUnavailable, "503"},
+       R"({"KillbillHealthcheck":{"healthy":"false"}})", C::kInternal,
+       "boolean 'healthy'"},
+      {"health_503", Op::kHealth, 503, "", "Service Unavailable",
+       C::kUnavailable, "503"},
       {"health_302", Op::kHealth, 302, "", "", C::kUnavailable, "302"},
   };
 }
@@ -335,15 +363,17 @@ TEST(BadKillBillAnswer, EachBadPayloadIsACleanStatus) {
   auto client = NewClient(impostor.url());
   for (const FixedAnswer& c : FixedAnswers()) {
     SCOPED_TRACE(c.name);
-    impostor.Set([&c, &impostor](const httplib::Request&, httplib::Response& res) {
-      res.status = c.http_status;
-      if (!c.location.empty()) {
-        std::string location = c.location;
-        if (location.rfind("{origin}", 0) == 0) location.replace(0, 8, impostor.url());
-        res.set_header("Location", location);
-      }
-      res.set_content(c.body, "application/json");
-    });
+    impostor.Set(
+        [&c, &impostor](const httplib::Request&, httplib::Response& res) {
+          res.status = c.http_status;
+          if (!c.location.empty()) {
+            std::string location = c.location;
+            if (location.rfind("{origin}", 0) == 0)
+              location.replace(0, 8, impostor.url());
+            res.set_header("Location", location);
+          }
+          res.set_content(c.body, "application/json");
+        });
     const auto start = Clock::now();
     const absl::Status s = RunOp(*client, c.op);
     EXPECT_EQ(s.code(), c.want) << s;
@@ -362,10 +392,12 @@ TEST(BadKillBillAnswer, EachBadPayloadIsACleanStatus) {
 TEST(BadKillBillAnswer, NonFiniteQueueGrowthIsIgnored) {
   HttpImpostor impostor;
   auto client = NewClient(impostor.url());
-  for (const char* number : {"NaN", "Infinity", "-Infinity", "nan", "inf", "1e999"}) {
+  for (const char* number :
+       {"NaN", "Infinity", "-Infinity", "nan", "inf", "1e999"}) {
     SCOPED_TRACE(number);
     const std::string body =
-        std::string(R"({"KillbillQueuesHealthcheck":{"healthy":false,"message":)") +
+        std::string(
+            R"({"KillbillQueuesHealthcheck":{"healthy":false,"message":)") +
         R"x("Growing queues: bus ()x" + number +
         R"x(), externalBus (0.5)","bus":{"growing":true}}})x";
     impostor.Set([body](const httplib::Request&, httplib::Response& res) {
@@ -384,27 +416,32 @@ TEST(BadKillBillAnswer, NonFiniteQueueGrowthIsIgnored) {
 
 TEST(BadKillBillAnswer, BodyOverTheCapIsRefusedWithContentLength) {
   HttpImpostor impostor;
-  auto client = NewClient(impostor.url(), 2000ms, /*max_response_bytes=*/64 * 1024);
+  auto client =
+      NewClient(impostor.url(), 2000ms, /*max_response_bytes=*/64 * 1024);
   impostor.Set([](const httplib::Request&, httplib::Response& res) {
-    res.set_content("\"" + std::string(4 << 20, 'x') + "\"", "application/json");
+    res.set_content("\"" + std::string(4 << 20, 'x') + "\"",
+                    "application/json");
   });
   const auto start = Clock::now();
   const absl::Status s = RunOp(*client, Op::kGetByKey);
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
-  EXPECT_NE(s.message().find("larger than 65536 bytes"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("larger than 65536 bytes"),
+            absl::string_view::npos)
+      << s;
   EXPECT_LT(Since(start), 1500ms);
 }
 
 TEST(BadKillBillAnswer, EndlessChunkedBodyIsCutAtTheCap) {
   HttpImpostor impostor;
-  auto client = NewClient(impostor.url(), 2000ms, /*max_response_bytes=*/64 * 1024);
+  auto client =
+      NewClient(impostor.url(), 2000ms, /*max_response_bytes=*/64 * 1024);
   impostor.Set([](const httplib::Request&, httplib::Response& res) {
     res.status = 500;  // even an error body is not read past the cap
-    res.set_chunked_content_provider("application/json",
-                                     [](size_t, httplib::DataSink& sink) {
-                                       const std::string chunk(16 * 1024, 'x');
-                                       return sink.write(chunk.data(), chunk.size());
-                                     });
+    res.set_chunked_content_provider(
+        "application/json", [](size_t, httplib::DataSink& sink) {
+          const std::string chunk(16 * 1024, 'x');
+          return sink.write(chunk.data(), chunk.size());
+        });
   });
   const auto start = Clock::now();
   const absl::Status s = RunOp(*client, Op::kHealth);
@@ -420,13 +457,14 @@ TEST(BadKillBillAnswer, BodyDripEndsAtTheRequestTimeout) {
   HttpImpostor impostor;
   auto client = NewClient(impostor.url(), /*request_timeout=*/600ms);
   impostor.Set([&impostor](const httplib::Request&, httplib::Response& res) {
-    // A byte every 50 ms: every read succeeds well within any per-read timeout, and the
-    // whole body would take 50 s.
-    res.set_content_provider(1000, "application/json",
-                             [&impostor](size_t, size_t, httplib::DataSink& sink) {
-                               if (!impostor.Pause(50ms)) return false;
-                               return sink.write(" ", 1);
-                             });
+    // A byte every 50 ms: every read succeeds well within any per-read timeout,
+    // and the whole body would take 50 s.
+    res.set_content_provider(
+        1000, "application/json",
+        [&impostor](size_t, size_t, httplib::DataSink& sink) {
+          if (!impostor.Pause(50ms)) return false;
+          return sink.write(" ", 1);
+        });
   });
   const auto start = Clock::now();
   const absl::Status s = RunOp(*client, Op::kGetByKey);
@@ -439,7 +477,8 @@ TEST(BadKillBillAnswer, BodyDripEndsAtTheRequestTimeout) {
 
 TEST(BadKillBillAnswer, HeaderDripEndsAtTheRequestTimeout) {
   std::vector<RawImpostor::Step> drip;
-  for (char c : std::string("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")) {
+  for (char c :
+       std::string("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")) {
     drip.push_back({50ms, std::string(1, c)});
   }
   RawImpostor impostor(drip, RawImpostor::End::kClose);
@@ -475,16 +514,19 @@ TEST(BadKillBillAnswer, CallTimeoutIsCappedByTheRequestTimeout) {
 
 TEST(BadKillBillAnswer, WaitForAPooledConnectionIsBoundedByTheCallTimeout) {
   RawImpostor impostor({}, RawImpostor::End::kHold);
-  auto client = NewClient(impostor.url(), 2000ms, 64 * 1024, /*max_connections=*/1);
+  auto client =
+      NewClient(impostor.url(), 2000ms, 64 * 1024, /*max_connections=*/1);
   absl::Status first;
-  std::thread holder([&] { first = RunOp(*client, Op::kGetByKey, CallOptions{1500ms}); });
+  std::thread holder(
+      [&] { first = RunOp(*client, Op::kGetByKey, CallOptions{1500ms}); });
   ASSERT_TRUE(impostor.WaitForConnections(1, 2000ms));
   const auto start = Clock::now();
   const absl::Status s = RunOp(*client, Op::kGetByKey, CallOptions{300ms});
   const Ms took = Since(start);
   holder.join();
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
-  EXPECT_NE(s.message().find("no free connection"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("no free connection"), absl::string_view::npos)
+      << s;
   EXPECT_LT(took, 600ms);
   EXPECT_EQ(first.code(), absl::StatusCode::kUnavailable) << first;
 }
@@ -501,20 +543,29 @@ struct RawAnswer {
 TEST(BadKillBillAnswer, BrokenHttpIsUnavailable) {
   const std::vector<RawAnswer> cases = {
       {"truncated_body",
-       {{0ms, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
-              "\r\n{\"accountId\""}},
+       {{0ms,
+         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+         "100\r\n"
+         "\r\n{\"accountId\""}},
        RawImpostor::End::kClose},
       {"truncated_chunked_body",
-       {{0ms, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n{\"acc"}},
+       {{0ms,
+         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n{\"acc"}},
        RawImpostor::End::kClose},
       {"reset_before_answer", {}, RawImpostor::End::kReset},
-      {"reset_mid_headers", {{0ms, "HTTP/1.1 200 OK\r\nContent-Le"}}, RawImpostor::End::kReset},
+      {"reset_mid_headers",
+       {{0ms, "HTTP/1.1 200 OK\r\nContent-Le"}},
+       RawImpostor::End::kReset},
       {"closed_before_answer", {}, RawImpostor::End::kClose},
-      {"not_http", {{0ms, "220 smtp.example ESMTP ready\r\n\r\n"}}, RawImpostor::End::kClose},
-      {"binary_garbage", {{0ms, std::string("\x16\x03\x01\x00\xff\x00\x00\r\n\r\n", 11)}},
+      {"not_http",
+       {{0ms, "220 smtp.example ESMTP ready\r\n\r\n"}},
+       RawImpostor::End::kClose},
+      {"binary_garbage",
+       {{0ms, std::string("\x16\x03\x01\x00\xff\x00\x00\r\n\r\n", 11)}},
        RawImpostor::End::kClose},
       {"header_line_too_long",
-       {{0ms, "HTTP/1.1 200 OK\r\nX-Junk: " + std::string(100 * 1024, 'j') + "\r\n\r\n"}},
+       {{0ms, "HTTP/1.1 200 OK\r\nX-Junk: " + std::string(100 * 1024, 'j') +
+                  "\r\n\r\n"}},
        RawImpostor::End::kClose},
   };
   for (const RawAnswer& c : cases) {
@@ -543,18 +594,19 @@ TEST(BadKillBillAnswer, RefusedConnectionIsUnavailable) {
   EXPECT_LT(Since(start), 1500ms);
 }
 
-// Many concurrent calls against a dripping peer all end at their timeout: the watchdog
-// serves every connection, not only the first.
+// Many concurrent calls against a dripping peer all end at their timeout: the
+// watchdog serves every connection, not only the first.
 TEST(BadKillBillAnswer, ConcurrentDripsAllEndOnTime) {
   HttpImpostor impostor;
   auto client = NewClient(impostor.url(), /*request_timeout=*/700ms, 64 * 1024,
                           /*max_connections=*/6);
   impostor.Set([&impostor](const httplib::Request&, httplib::Response& res) {
-    res.set_content_provider(1000, "application/json",
-                             [&impostor](size_t, size_t, httplib::DataSink& sink) {
-                               if (!impostor.Pause(40ms)) return false;
-                               return sink.write(" ", 1);
-                             });
+    res.set_content_provider(
+        1000, "application/json",
+        [&impostor](size_t, size_t, httplib::DataSink& sink) {
+          if (!impostor.Pause(40ms)) return false;
+          return sink.write(" ", 1);
+        });
   });
   std::vector<std::thread> threads;
   std::vector<absl::Status> results(6);

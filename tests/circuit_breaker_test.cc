@@ -226,7 +226,8 @@ TEST_F(CircuitBreakerTest, HealthTurningGreenProbesBeforeTheOpenPeriodEnds) {
 TEST_F(CircuitBreakerTest, GreenHealthDoesNotShortenAnOpenCausedByFailures) {
   breaker_.OnHealth(CircuitBreaker::Health{});
   TripByFailures();
-  breaker_.OnHealth(CircuitBreaker::Health{});  // Green all along: no edge, no probe.
+  breaker_.OnHealth(
+      CircuitBreaker::Health{});  // Green all along: no edge, no probe.
   EXPECT_EQ(breaker_.state(), State::kOpen);
 }
 

@@ -1,16 +1,18 @@
-// Concurrency stress tests: the shared flow-control parts and the Kill Bill client pool driven
-// from several threads at once, as the dispatcher, the gRPC handlers and the health monitor
-// drive them in production.
+// Concurrency stress tests: the shared flow-control parts and the Kill Bill
+// client pool driven from several threads at once, as the dispatcher, the gRPC
+// handlers and the health monitor drive them in production.
 //
-// Written for ThreadSanitizer (scripts/sanitize.sh tsan runs them with -fsanitize=thread; any
-// report fails the test), but they run in every build and check invariants that a lost
-// update would break: tokens never exceed what the rate allows, every admitted job is
-// answered exactly once, the retry budget is never overdrawn, the controller's rate stays in
-// bounds and matches the bucket, every concurrent registration reaches Kill Bill exactly once.
+// Written for ThreadSanitizer (scripts/sanitize.sh tsan runs them with
+// -fsanitize=thread; any report fails the test), but they run in every build
+// and check invariants that a lost update would break: tokens never exceed what
+// the rate allows, every admitted job is answered exactly once, the retry
+// budget is never overdrawn, the controller's rate stays in bounds and matches
+// the bucket, every concurrent registration reaches Kill Bill exactly once.
 //
-// Time: a FakeClock advanced by its own thread while the workers run (so clock reads race
-// with advances, as they would with a real clock), except the client test, whose sim needs
-// steady time. Iteration counts are small enough for a TSan build on 2 cores (a few seconds).
+// Time: a FakeClock advanced by its own thread while the workers run (so clock
+// reads race with advances, as they would with a real clock), except the client
+// test, whose sim needs steady time. Iteration counts are small enough for a
+// TSan build on 2 cores (a few seconds).
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -40,11 +42,13 @@ using std::chrono::seconds;
 
 constexpr int kWorkers = 4;
 
-// Runs `body(worker_index)` on kWorkers threads and `ticker()` on one more until every worker
-// is done; the ticker is called in a loop (it advances the clock).
+// Runs `body(worker_index)` on kWorkers threads and `ticker()` on one more
+// until every worker is done; the ticker is called in a loop (it advances the
+// clock).
 void RunConcurrently(const std::function<void(int)>& body,
                      const std::function<void()>& ticker = nullptr) {
-  std::atomic<int> running{kWorkers};  // Lock-free: only a done-counter for the ticker.
+  std::atomic<int> running{
+      kWorkers};  // Lock-free: only a done-counter for the ticker.
   std::vector<std::thread> threads;
   for (int w = 0; w < kWorkers; ++w) {
     threads.emplace_back([&, w] {
@@ -74,7 +78,8 @@ TEST(ConcurrencyStress, TokenBucketNeverGrantsMoreThanRateAllows) {
         for (int i = 0; i < 20000; ++i) {
           if (bucket.TryAcquire(1)) {
             granted.fetch_add(1);
-            if (i % 7 == w) {  // Some jobs are cancelled after taking their token.
+            if (i % 7 ==
+                w) {  // Some jobs are cancelled after taking their token.
               bucket.Refund(1);
               refunded.fetch_add(1);
             }
@@ -90,8 +95,10 @@ TEST(ConcurrencyStress, TokenBucketNeverGrantsMoreThanRateAllows) {
         clock.Advance(std::chrono::microseconds(100));
         advanced_us.fetch_add(100);
       });
-  const double allowed = kBurst + kRate * static_cast<double>(advanced_us.load()) / 1e6;
-  EXPECT_LE(static_cast<double>(granted.load() - refunded.load()), allowed + 1e-6);
+  const double allowed =
+      kBurst + kRate * static_cast<double>(advanced_us.load()) / 1e6;
+  EXPECT_LE(static_cast<double>(granted.load() - refunded.load()),
+            allowed + 1e-6);
   EXPECT_GT(granted.load(), 0);
 }
 
@@ -124,16 +131,24 @@ CircuitBreaker::Options BreakerOptions() {
 TEST(ConcurrencyStress, CircuitBreakerTransitionsStayConsistent) {
   FakeClock clock;
   CircuitBreaker breaker(&clock, BreakerOptions());
-  std::atomic<uint64_t> to_open{0}, to_half_open{0}, to_closed{0};  // Callback counters.
-  breaker.SetTransitionCallback(
-      [&](CircuitBreaker::State from, CircuitBreaker::State to, CircuitBreaker::Reason) {
-        EXPECT_NE(from, to);
-        switch (to) {
-          case CircuitBreaker::State::kOpen: to_open.fetch_add(1); break;
-          case CircuitBreaker::State::kHalfOpen: to_half_open.fetch_add(1); break;
-          case CircuitBreaker::State::kClosed: to_closed.fetch_add(1); break;
-        }
-      });
+  std::atomic<uint64_t> to_open{0}, to_half_open{0},
+      to_closed{0};  // Callback counters.
+  breaker.SetTransitionCallback([&](CircuitBreaker::State from,
+                                    CircuitBreaker::State to,
+                                    CircuitBreaker::Reason) {
+    EXPECT_NE(from, to);
+    switch (to) {
+      case CircuitBreaker::State::kOpen:
+        to_open.fetch_add(1);
+        break;
+      case CircuitBreaker::State::kHalfOpen:
+        to_half_open.fetch_add(1);
+        break;
+      case CircuitBreaker::State::kClosed:
+        to_closed.fetch_add(1);
+        break;
+    }
+  });
   std::atomic<int> allowed{0};
   RunConcurrently(
       [&](int w) {
@@ -157,7 +172,8 @@ TEST(ConcurrencyStress, CircuitBreakerTransitionsStayConsistent) {
           // Phases of failures and successes so the breaker really moves.
           if ((i / 500) % 2 == 0 && rng() % 3 != 0) {
             breaker.OnFailure(p, latency);
-          } else if (rng() % 10 != 0) {  // Some probes are never answered: probe timeout.
+          } else if (rng() % 10 !=
+                     0) {  // Some probes are never answered: probe timeout.
             breaker.OnSuccess(p, latency);
           }
         }
@@ -170,20 +186,26 @@ TEST(ConcurrencyStress, CircuitBreakerTransitionsStayConsistent) {
   EXPECT_GT(allowed.load(), 0);
   EXPECT_GT(to_open.load(), 0u);
   EXPECT_EQ(breaker.transitions(CircuitBreaker::State::kOpen), to_open.load());
-  EXPECT_EQ(breaker.transitions(CircuitBreaker::State::kHalfOpen), to_half_open.load());
-  EXPECT_EQ(breaker.transitions(CircuitBreaker::State::kClosed), to_closed.load());
+  EXPECT_EQ(breaker.transitions(CircuitBreaker::State::kHalfOpen),
+            to_half_open.load());
+  EXPECT_EQ(breaker.transitions(CircuitBreaker::State::kClosed),
+            to_closed.load());
   // Every half-open round starts from open; every close from half-open.
   EXPECT_LE(to_half_open.load(), to_open.load());
   EXPECT_LE(to_closed.load(), to_half_open.load());
 }
 
-// A move-only job whose payload ASan would catch if moved-from twice or freed twice.
+// A move-only job whose payload ASan would catch if moved-from twice or freed
+// twice.
 struct StressJob {
   int id = 0;
   Clock::TimePoint deadline;
-  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> cancelled =
+      std::make_shared<std::atomic<bool>>(false);
   std::unique_ptr<int> payload;
-  bool IsCancelled() const { return cancelled->load(std::memory_order_acquire); }
+  bool IsCancelled() const {
+    return cancelled->load(std::memory_order_acquire);
+  }
 };
 
 TEST(ConcurrencyStress, AdmissionQueueAnswersEveryJobExactlyOnce) {
@@ -199,7 +221,8 @@ TEST(ConcurrencyStress, AdmissionQueueAnswersEveryJobExactlyOnce) {
   constexpr int kPerProducer = 5000;
   std::atomic<int> admitted{0}, rejected{0}, ran{0}, expired{0}, cancelled{0};
   std::atomic<int> producers_left{2};
-  std::vector<std::atomic<int>> answers(2 * kPerProducer);  // Per job id: times answered.
+  std::vector<std::atomic<int>> answers(
+      2 * kPerProducer);  // Per job id: times answered.
   for (auto& a : answers) a.store(0);
   auto answer = [&](const StressJob& job) {
     ASSERT_NE(job.payload, nullptr);
@@ -207,8 +230,14 @@ TEST(ConcurrencyStress, AdmissionQueueAnswersEveryJobExactlyOnce) {
     answers[job.id].fetch_add(1);
   };
   auto drop = [&](AdmissionQueue<StressJob>::Dropped& d) {
-    for (StressJob& j : d.expired) { answer(j); expired.fetch_add(1); }
-    for (StressJob& j : d.cancelled) { answer(j); cancelled.fetch_add(1); }
+    for (StressJob& j : d.expired) {
+      answer(j);
+      expired.fetch_add(1);
+    }
+    for (StressJob& j : d.cancelled) {
+      answer(j);
+      cancelled.fetch_add(1);
+    }
   };
 
   RunConcurrently(
@@ -327,7 +356,8 @@ TEST(ConcurrencyStress, RetryBudgetIsNeverOverdrawn) {
   RetryBudget budget(&clock, o);
   std::atomic<int64_t> calls{0}, retries{0};
   RunConcurrently([&](int w) {
-    RetryPolicy policy(o, /*seed=*/w);  // A policy is per call sequence, never shared.
+    RetryPolicy policy(
+        o, /*seed=*/w);  // A policy is per call sequence, never shared.
     for (int i = 0; i < 20000; ++i) {
       budget.RecordCall();
       calls.fetch_add(1);
@@ -344,19 +374,22 @@ TEST(ConcurrencyStress, RetryBudgetIsNeverOverdrawn) {
   EXPECT_GT(retries.load(), 10);
 }
 
-// The Kill Bill client's keep-alive pool under more callers than connections, against the
-// in-process sim: every registration lands exactly once, duplicates are ALREADY_EXISTS.
+// The Kill Bill client's keep-alive pool under more callers than connections,
+// against the in-process sim: every registration lands exactly once, duplicates
+// are ALREADY_EXISTS.
 TEST(ConcurrencyStress, KillBillClientPoolAgainstSim) {
   sim::SimOptions sim_options;
   sim_options.host = "127.0.0.1";
   sim_options.port = 0;
   sim::KillBillSim sim(sim_options);
   ASSERT_TRUE(sim.Start().ok());
-  ASSERT_TRUE(sim.Configure({{"capacity", 100000}, {"base_latency_ms", 0}}).ok());
+  ASSERT_TRUE(
+      sim.Configure({{"capacity", 100000}, {"base_latency_ms", 0}}).ok());
 
   killbill::ClientOptions options;
   options.url = "http://127.0.0.1:" + std::to_string(sim.port());
-  options.max_connections = 3;  // Fewer than callers: Acquire() must wait and hand over.
+  options.max_connections =
+      3;  // Fewer than callers: Acquire() must wait and hand over.
   auto client = killbill::KillBillClient::Create(options);
   ASSERT_TRUE(client.ok()) << client.status();
 
@@ -366,7 +399,8 @@ TEST(ConcurrencyStress, KillBillClientPoolAgainstSim) {
     for (int i = 0; i < kPerWorker; ++i) {
       killbill::NewAccount a;
       // Workers 0/1 and 2/3 race on the same keys.
-      a.external_key = "stress-" + std::to_string(w / 2) + "-" + std::to_string(i);
+      a.external_key =
+          "stress-" + std::to_string(w / 2) + "-" + std::to_string(i);
       a.name = "Stress Test";
       a.email = "stress@example.com";
       a.currency = "USD";

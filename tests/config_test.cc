@@ -477,7 +477,8 @@ const std::vector<BrokenFile>& BrokenFiles() {
        "is only used with an https killbill.url"},
       {"bad_tls_cert_without_key.yaml", 2, 18, "server.tls_cert_file",
        "server.tls_cert_file and server.tls_key_file go together"},
-      {"bad_tls_client_ca_without_cert.yaml", 3, 23, "server.tls_client_ca_file",
+      {"bad_tls_client_ca_without_cert.yaml", 3, 23,
+       "server.tls_client_ca_file",
        "mutual TLS needs server.tls_cert_file and server.tls_key_file"},
       // Enums and strings.
       {"bad_enum_level.yaml", 2, 10, "logging.level",
@@ -499,8 +500,7 @@ const std::vector<BrokenFile>& BrokenFiles() {
       // The database.
       {"bad_database_url_scheme.yaml", 2, 8, "database.url",
        "expected a URI postgresql://"},
-      {"bad_database_heartbeat_order.yaml", 2, 22,
-       "database.heartbeat_timeout",
+      {"bad_database_heartbeat_order.yaml", 2, 22, "database.heartbeat_timeout",
        "must be >= database.heartbeat_interval (1s), got 500ms"},
   };
   return *kFiles;
@@ -662,26 +662,29 @@ TEST(ConfigDatabaseTest, EnvironmentOverridesTheUrl) {
 }
 
 TEST(ConfigDatabaseTest, BadEnvironmentUrlIsRefusedWithoutEchoing) {
-  for (std::string value : {std::string(""), absl::StrCat("mysql://", kSecretMarker),
-                            absl::StrCat("postgresql://a:", kSecretMarker, " b@h/d")}) {
+  for (std::string value :
+       {std::string(""), absl::StrCat("mysql://", kSecretMarker),
+        absl::StrCat("postgresql://a:", kSecretMarker, " b@h/d")}) {
     SCOPED_TRACE(value);
     Environment env = FakeEnvironment({{std::string(kEnvDatabaseUrl), value}});
     absl::StatusOr<GatewayConfig> config = ParseConfig("", "empty.yaml", env);
     ASSERT_FALSE(config.ok());
-    EXPECT_THAT(Message(config.status()), HasSubstr(std::string(kEnvDatabaseUrl)));
+    EXPECT_THAT(Message(config.status()),
+                HasSubstr(std::string(kEnvDatabaseUrl)));
     EXPECT_THAT(Message(config.status()), Not(HasSubstr(kSecretMarker)));
   }
 }
 
 TEST(ConfigDatabaseTest, UrlErrorsNeverEchoTheUrl) {
-  for (const char* url : {"mysql://u:S3CRET@h/db", "postgresql://u:S3CRET\x01@h/db",
-                          "S3CRET"}) {
+  for (const char* url :
+       {"mysql://u:S3CRET@h/db", "postgresql://u:S3CRET\x01@h/db", "S3CRET"}) {
     SCOPED_TRACE(url);
-    absl::StatusOr<GatewayConfig> config = ParseConfig(
-        absl::StrCat("database:\n  url: \"", url, "\"\n"), "db.yaml",
-        Environment::Empty());
+    absl::StatusOr<GatewayConfig> config =
+        ParseConfig(absl::StrCat("database:\n  url: \"", url, "\"\n"),
+                    "db.yaml", Environment::Empty());
     ASSERT_FALSE(config.ok());
-    EXPECT_THAT(Message(config.status()), StartsWith("db.yaml:2:8: database.url"));
+    EXPECT_THAT(Message(config.status()),
+                StartsWith("db.yaml:2:8: database.url"));
     EXPECT_THAT(Message(config.status()), Not(HasSubstr(kSecretMarker)));
   }
 }

@@ -1,11 +1,16 @@
-// Three billing-gateway replicas on one PostgreSQL and one killbill-sim, static rate R:
-//   * the sim sees at most R x 1.1 Kill Bill account calls/s averaged over any 10 s window
-//     (sampled from /sim/stats every 250 ms), because each replica paces at R / live replicas;
-//   * one replica is SIGKILLed mid-run: its heartbeat stops, the two others raise their share
-//     to R/2 within heartbeat_timeout (rate_share gauge 0.5) and take over its leased
-//     operations when the lease expires; every operation SUCCEEDS with exactly one account.
-// Needs Dispatcher::SetRateShare (the gateway's hook for the share): skipped, saying so,
-// until the dispatcher has it.
+// Three billing-gateway replicas on one PostgreSQL and one killbill-sim, static
+// rate R:
+//   * the sim sees at most R x 1.1 Kill Bill account calls/s averaged over any
+//   10 s window
+//     (sampled from /sim/stats every 250 ms), because each replica paces at R /
+//     live replicas;
+//   * one replica is SIGKILLed mid-run: its heartbeat stops, the two others
+//   raise their share
+//     to R/2 within heartbeat_timeout (rate_share gauge 0.5) and take over its
+//     leased operations when the lease expires; every operation SUCCEEDS with
+//     exactly one account.
+// Needs Dispatcher::SetRateShare (the gateway's hook for the share): skipped,
+// saying so, until the dispatcher has it.
 #include <iostream>
 #include <mutex>
 #include <set>
@@ -21,49 +26,58 @@ namespace {
 template <typename D, typename = void>
 struct HasRateShare : std::false_type {};
 template <typename D>
-struct HasRateShare<D, std::void_t<decltype(std::declval<D&>().SetRateShare(0.5))>>
+struct HasRateShare<D,
+                    std::void_t<decltype(std::declval<D&>().SetRateShare(0.5))>>
     : std::true_type {};
 
 constexpr double kRate = 30;  // R, Kill Bill calls/s for all replicas together.
 
 TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
   if (!HasRateShare<gateway::Dispatcher>::value) {
-    GTEST_SKIP() << "Dispatcher::SetRateShare(double) is not there yet (see durable/ report): "
+    GTEST_SKIP() << "Dispatcher::SetRateShare(double) is not there yet (see "
+                    "durable/ report): "
                     "replicas cannot share the rate";
   }
   if (auto missing = PgFixture::MissingBinaries()) GTEST_SKIP() << *missing;
   PgFixture pg;
   ASSERT_EQ(pg.Start(), "");
-  Sim sim = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1", "--bus_drain", "5000",
-                        "--queue_healthcheck=false"});
+  Sim sim = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1",
+                        "--bus_drain", "5000", "--queue_healthcheck=false"});
   ASSERT_NE(sim.port, 0);
   const std::string yaml =
       "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
       "metrics:\n  listen: 127.0.0.1:0\n"
       "logging:\n  level: warn\n"
-      "killbill:\n  url: http://127.0.0.1:" + std::to_string(sim.port) + "\n"
+      "killbill:\n  url: http://127.0.0.1:" +
+      std::to_string(sim.port) +
+      "\n"
       "rate:\n  mode: static\n  initial: 30\n  max: 30\n  burst: 1\n"
-      "database:\n  url: \"" + pg.Url() + "\"\n  lease: 2s\n  poll_interval: 50ms\n"
+      "database:\n  url: \"" +
+      pg.Url() +
+      "\"\n  lease: 2s\n  poll_interval: 50ms\n"
       "  claim_batch: 16\n  max_outstanding: 32\n  heartbeat_interval: 200ms\n"
       "  heartbeat_timeout: 1s\n";
   std::vector<Gateway> gateways;
   for (int i = 0; i < 3; ++i) {
-    gateways.push_back(
-        Gateway::Start(::testing::TempDir() + "/replica" + std::to_string(i) + ".yaml", yaml));
+    gateways.push_back(Gateway::Start(
+        ::testing::TempDir() + "/replica" + std::to_string(i) + ".yaml", yaml));
     ASSERT_TRUE(gateways.back().ok()) << gateways.back().process->output();
   }
   for (Gateway& g : gateways) {
     ASSERT_TRUE(WaitUntil(
-        [&] { return g.Metric("billing_gateway_durable_live_replicas") == 3; }, 10s));
+        [&] { return g.Metric("billing_gateway_durable_live_replicas") == 3; },
+        10s));
   }
 
-  // 25 s of work at R (one Kill Bill call per registration: no tags), spread over replicas.
+  // 25 s of work at R (one Kill Bill call per registration: no tags), spread
+  // over replicas.
   constexpr int kOps = 750;
   std::vector<std::string> ids;
   for (int g = 0; g < 3; ++g) {
     int failures = 0;
-    auto part = SubmitAll(gateways[g].stub.get(), "replica-" + std::to_string(g) + "-",
-                          kOps / 3, 8, &failures);
+    auto part =
+        SubmitAll(gateways[g].stub.get(), "replica-" + std::to_string(g) + "-",
+                  kOps / 3, 8, &failures);
     ASSERT_EQ(failures, 0);
     ids.insert(ids.end(), part.begin(), part.end());
   }
@@ -82,9 +96,10 @@ TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
         [&] {
           const uint64_t calls = Sim::AccountCalls(sim.Stats());
           std::lock_guard<std::mutex> lock(mu);
-          samples.push_back(
-              {std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-               calls});
+          samples.push_back({std::chrono::duration<double>(
+                                 std::chrono::steady_clock::now() - t0)
+                                 .count(),
+                             calls});
           return done.load();
         },
         120s, 250ms);
@@ -94,12 +109,19 @@ TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
   v1::Operation op;
   ASSERT_TRUE(WaitFinished(gateways[0].stub.get(), ids[kOps / 3], 60s, &op));
   const double killed_at =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   gateways[2].Kill();
   EXPECT_TRUE(WaitUntil(
-      [&] { return gateways[0].Metric("billing_gateway_durable_rate_share") == 0.5; }, 5s));
+      [&] {
+        return gateways[0].Metric("billing_gateway_durable_rate_share") == 0.5;
+      },
+      5s));
   EXPECT_TRUE(WaitUntil(
-      [&] { return gateways[1].Metric("billing_gateway_durable_rate_share") == 0.5; }, 5s));
+      [&] {
+        return gateways[1].Metric("billing_gateway_durable_rate_share") == 0.5;
+      },
+      5s));
 
   std::set<std::string> accounts;
   for (const std::string& id : ids) {
@@ -112,8 +134,9 @@ TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
   EXPECT_EQ(accounts.size(), static_cast<size_t>(kOps));
   EXPECT_EQ(sim.Stats()["accounts_created"].get<int>(), kOps);
 
-  // Any 10 s window: at most R x 1.1 calls/s. Also: after the kill (and the takeover delay)
-  // the two survivors still drive Kill Bill near R, i.e. they absorbed the dead one's share.
+  // Any 10 s window: at most R x 1.1 calls/s. Also: after the kill (and the
+  // takeover delay) the two survivors still drive Kill Bill near R, i.e. they
+  // absorbed the dead one's share.
   std::lock_guard<std::mutex> lock(mu);
   ASSERT_GT(samples.size(), 40u);
   double worst = 0, after_kill_best = 0;
@@ -123,12 +146,14 @@ TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
       const double rate =
           (samples[j].calls - samples[i].calls) / (samples[j].t - samples[i].t);
       worst = std::max(worst, rate);
-      if (samples[i].t > killed_at + 3) after_kill_best = std::max(after_kill_best, rate);
+      if (samples[i].t > killed_at + 3)
+        after_kill_best = std::max(after_kill_best, rate);
       break;
     }
   }
-  std::cout << "replicas: highest 10 s average " << worst << " calls/s (R = " << kRate
-            << "), best after the kill " << after_kill_best << " calls/s\n";
+  std::cout << "replicas: highest 10 s average " << worst
+            << " calls/s (R = " << kRate << "), best after the kill "
+            << after_kill_best << " calls/s\n";
   EXPECT_LE(worst, kRate * 1.1);
   if (after_kill_best > 0) {
     EXPECT_GE(after_kill_best, kRate * 0.8);

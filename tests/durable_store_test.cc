@@ -1,10 +1,11 @@
-// OperationStore against a real PostgreSQL (tests/pg_fixture.h): migrations applied twice
-// and by several processes' worth of connections at once, idempotent submission, claims
-// from three threads without a double claim, lease expiry and the completion fence,
-// retry/release, heartbeats, retention, queue statistics.
+// OperationStore against a real PostgreSQL (tests/pg_fixture.h): migrations
+// applied twice and by several processes' worth of connections at once,
+// idempotent submission, claims from three threads without a double claim,
+// lease expiry and the completion fence, retry/release, heartbeats, retention,
+// queue statistics.
 //
-// Time: leases that must expire are given 1 ms and the test waits (with a deadline) for the
-// claim that takes over: it never sleeps to let time pass.
+// Time: leases that must expire are given 1 ms and the test waits (with a
+// deadline) for the claim that takes over: it never sleeps to let time pass.
 #include <atomic>
 #include <chrono>
 #include <set>
@@ -54,7 +55,8 @@ class DurableStoreTest : public ::testing::Test {
   static std::vector<Submission> Submissions(int first, int n) {
     std::vector<Submission> out;
     for (int i = first; i < first + n; ++i) {
-      out.push_back({"key-" + std::to_string(i), "request-" + std::to_string(i)});
+      out.push_back(
+          {"key-" + std::to_string(i), "request-" + std::to_string(i)});
     }
     return out;
   }
@@ -84,7 +86,8 @@ TEST_F(DurableStoreTest, MigrationsAreIdempotentAndSafeConcurrently) {
   auto session = Session();
   OperationStore store(session.get());
   ASSERT_TRUE(store.Migrate().ok());  // And once more, sequentially.
-  auto versions = session->Exec("SELECT count(*), max(version) FROM schema_migrations");
+  auto versions =
+      session->Exec("SELECT count(*), max(version) FROM schema_migrations");
   ASSERT_TRUE(versions.ok()) << versions.status();
   EXPECT_EQ(versions->Int(0, 0), OperationStore::LatestVersion());
   EXPECT_EQ(versions->Int(0, 1), OperationStore::LatestVersion());
@@ -127,7 +130,8 @@ TEST_F(DurableStoreTest, ThreeClaimersNeverClaimTheSameOperation) {
   OperationStore store(session.get());
   ASSERT_TRUE(store.Migrate().ok());
   constexpr int kOps = 600;
-  for (int i = 0; i < kOps; i += 100) ASSERT_TRUE(store.SubmitBatch(Submissions(i, 100)).ok());
+  for (int i = 0; i < kOps; i += 100)
+    ASSERT_TRUE(store.SubmitBatch(Submissions(i, 100)).ok());
   std::vector<std::vector<int64_t>> claimed(3);
   std::vector<std::thread> threads;
   for (int w = 0; w < 3; ++w) {
@@ -154,7 +158,8 @@ TEST_F(DurableStoreTest, ThreeClaimersNeverClaimTheSameOperation) {
     all.insert(ids.begin(), ids.end());
     EXPECT_GT(ids.size(), 0u);  // Everyone got work.
   }
-  EXPECT_EQ(total, static_cast<size_t>(kOps)) << "an operation was claimed twice";
+  EXPECT_EQ(total, static_cast<size_t>(kOps))
+      << "an operation was claimed twice";
   EXPECT_EQ(all.size(), static_cast<size_t>(kOps));
 }
 
@@ -206,7 +211,8 @@ TEST_F(DurableStoreTest, ExpiredLeaseIsTakenOverAndTheOldOwnerIsFencedOut) {
   EXPECT_TRUE(store.Claim("C", 10, 60s)->empty());
 }
 
-TEST_F(DurableStoreTest, RetryWaitsForItsBackoffAndReleaseDoesNotCountAnAttempt) {
+TEST_F(DurableStoreTest,
+       RetryWaitsForItsBackoffAndReleaseDoesNotCountAnAttempt) {
   auto session = Session();
   OperationStore store(session.get());
   ASSERT_TRUE(store.Migrate().ok());
@@ -227,7 +233,8 @@ TEST_F(DurableStoreTest, RetryWaitsForItsBackoffAndReleaseDoesNotCountAnAttempt)
   release.backoff = 0ms;
   ASSERT_EQ(*store.Finish("A", {retry, release}), 2);
   auto again = store.Claim("A", 10, 60s);
-  ASSERT_EQ(again->size(), 1u);  // The retry waits an hour; the release is due now.
+  ASSERT_EQ(again->size(),
+            1u);  // The retry waits an hour; the release is due now.
   EXPECT_EQ((*again)[0].id, release.id);
   EXPECT_EQ((*again)[0].attempts, 1);  // The released attempt did not count.
   auto pending = store.Get(retry.id);
@@ -261,7 +268,8 @@ TEST_F(DurableStoreTest, RetentionDeletesOnlyOldFinishedOperationsInBatches) {
   ASSERT_EQ(*store.Finish("A", outcomes), 20);
   // A long retention keeps everything.
   EXPECT_EQ(*store.PurgeFinished(std::chrono::hours(1), 100), 0);
-  // Zero retention: the 20 finished ones go, 8 per batch; running and pending stay.
+  // Zero retention: the 20 finished ones go, 8 per batch; running and pending
+  // stay.
   int64_t purged = 0;
   for (int round = 0; round < 10; ++round) {
     auto n = store.PurgeFinished(0ms, 8);
@@ -271,7 +279,8 @@ TEST_F(DurableStoreTest, RetentionDeletesOnlyOldFinishedOperationsInBatches) {
     if (*n == 0) break;
   }
   EXPECT_EQ(purged, 20);
-  auto left = session->Exec("SELECT state, count(*) FROM operations GROUP BY state ORDER BY 1");
+  auto left = session->Exec(
+      "SELECT state, count(*) FROM operations GROUP BY state ORDER BY 1");
   ASSERT_TRUE(left.ok());
   ASSERT_EQ(left->rows(), 2);
   EXPECT_EQ(left->Text(0, 0), "PENDING");
@@ -289,7 +298,8 @@ TEST_F(DurableStoreTest, HeartbeatsCountLiveReplicas) {
   EXPECT_EQ(*store.Heartbeat("r1", 60s, std::chrono::hours(1)), 2);
   ASSERT_TRUE(store.RemoveReplica("r2").ok());
   EXPECT_EQ(*store.Heartbeat("r1", 60s, std::chrono::hours(1)), 1);
-  // A silent replica stops counting after the timeout (1 ms here), itself always counts.
+  // A silent replica stops counting after the timeout (1 ms here), itself
+  // always counts.
   ASSERT_TRUE(store.Heartbeat("r3", 60s, std::chrono::hours(1)).ok());
   int live = 2;
   const auto give_up = std::chrono::steady_clock::now() + 10s;
@@ -305,12 +315,15 @@ TEST_F(DurableStoreTest, DatabaseDownIsUnavailableAndTheSessionReconnects) {
   ASSERT_TRUE(store.Migrate().ok());
   pg_->Stop();
   auto down = store.SubmitBatch({{"x", "r"}});
-  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable) << down.status();
+  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable)
+      << down.status();
   ASSERT_EQ(pg_->StartServer(), "");
-  absl::StatusOr<std::vector<OperationRecord>> up = absl::UnavailableError("not tried");
+  absl::StatusOr<std::vector<OperationRecord>> up =
+      absl::UnavailableError("not tried");
   const auto give_up = std::chrono::steady_clock::now() + 30s;
   while (!up.ok() && std::chrono::steady_clock::now() < give_up) {
-    up = store.SubmitBatch({{"x", "r"}});  // Fails fast inside the reconnect backoff.
+    up = store.SubmitBatch(
+        {{"x", "r"}});  // Fails fast inside the reconnect backoff.
   }
   ASSERT_TRUE(up.ok()) << up.status();
   EXPECT_EQ((*up)[0].external_key, "x");

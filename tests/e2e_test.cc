@@ -1,5 +1,6 @@
-// End to end: killbill-sim and billing-gateway run as real processes on free loopback ports;
-// the test talks to the gateway over gRPC like user-service would.
+// End to end: killbill-sim and billing-gateway run as real processes on free
+// loopback ports; the test talks to the gateway over gRPC like user-service
+// would.
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
@@ -25,22 +26,29 @@ class EndToEnd : public ::testing::Test {
   void SetUp() override {
     sim_ = std::make_unique<testing::Subprocess>(
         std::vector<std::string>{BG_SIM_BINARY, "--listen", "127.0.0.1:0"});
-    auto sim_port = sim_->WaitForLine(R"(listening on 127\.0\.0\.1:(\d+))", 20s);
-    ASSERT_TRUE(sim_port.has_value()) << "sim did not start: " << sim_->output();
+    auto sim_port =
+        sim_->WaitForLine(R"(listening on 127\.0\.0\.1:(\d+))", 20s);
+    ASSERT_TRUE(sim_port.has_value())
+        << "sim did not start: " << sim_->output();
     sim_port_ = std::stoi(*sim_port);
 
     config_path_ = ::testing::TempDir() + "/e2e_gateway.yaml";
-    std::ofstream(config_path_) << "server:\n  listen: 127.0.0.1:0\n"
-                                << "metrics:\n  listen: 127.0.0.1:0\n"
-                                << "killbill:\n  url: http://127.0.0.1:" << sim_port_ << "\n";
+    std::ofstream(config_path_)
+        << "server:\n  listen: 127.0.0.1:0\n"
+        << "metrics:\n  listen: 127.0.0.1:0\n"
+        << "killbill:\n  url: http://127.0.0.1:" << sim_port_ << "\n";
     gateway_ = std::make_unique<testing::Subprocess>(
         std::vector<std::string>{BG_GATEWAY_BINARY, "--config", config_path_});
-    auto grpc_port = gateway_->WaitForLine(R"(grpc listening on port (\d+))", 20s);
-    ASSERT_TRUE(grpc_port.has_value()) << "gateway did not start: " << gateway_->output();
-    auto metrics_port = gateway_->WaitForLine(R"(metrics listening on port (\d+))", 5s);
+    auto grpc_port =
+        gateway_->WaitForLine(R"(grpc listening on port (\d+))", 20s);
+    ASSERT_TRUE(grpc_port.has_value())
+        << "gateway did not start: " << gateway_->output();
+    auto metrics_port =
+        gateway_->WaitForLine(R"(metrics listening on port (\d+))", 5s);
     ASSERT_TRUE(metrics_port.has_value());
     metrics_port_ = std::stoi(*metrics_port);
-    channel_ = grpc::CreateChannel("127.0.0.1:" + *grpc_port, grpc::InsecureChannelCredentials());
+    channel_ = grpc::CreateChannel("127.0.0.1:" + *grpc_port,
+                                   grpc::InsecureChannelCredentials());
     stub_ = v1::BillingGateway::NewStub(channel_);
   }
 
@@ -110,12 +118,15 @@ TEST_F(EndToEnd, CreateIsIdempotentAndReadable) {
   httplib::Client metrics("127.0.0.1", metrics_port_);
   auto page = metrics.Get("/metrics");
   ASSERT_TRUE(page);
-  EXPECT_NE(page->body.find(
-                R"(billing_gateway_requests_total{code="OK",method="CreateAccount"} 2)"),
-            std::string::npos)
+  EXPECT_NE(
+      page->body.find(
+          R"(billing_gateway_requests_total{code="OK",method="CreateAccount"} 2)"),
+      std::string::npos)
       << page->body;
-  EXPECT_NE(page->body.find(R"(billing_gateway_requests_total{code="NOT_FOUND",method="GetAccount"} 1)"),
-            std::string::npos);
+  EXPECT_NE(
+      page->body.find(
+          R"(billing_gateway_requests_total{code="NOT_FOUND",method="GetAccount"} 1)"),
+      std::string::npos);
 }
 
 TEST_F(EndToEnd, InvalidRequestNamesTheFieldAndNeverReachesKillBill) {
@@ -129,7 +140,8 @@ TEST_F(EndToEnd, InvalidRequestNamesTheFieldAndNeverReachesKillBill) {
   httplib::Client sim("127.0.0.1", sim_port_);
   auto stats = sim.Get("/sim/stats");
   ASSERT_TRUE(stats);
-  EXPECT_EQ(nlohmann::json::parse(stats->body).at("accounts_created").get<int>(), 0);
+  EXPECT_EQ(
+      nlohmann::json::parse(stats->body).at("accounts_created").get<int>(), 0);
 }
 
 TEST_F(EndToEnd, HealthAndReflectionServices) {
@@ -140,7 +152,8 @@ TEST_F(EndToEnd, HealthAndReflectionServices) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 
-  auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel_);
+  auto reflection =
+      grpc::reflection::v1alpha::ServerReflection::NewStub(channel_);
   auto ctx = Context();
   auto stream = reflection->ServerReflectionInfo(ctx.get());
   grpc::reflection::v1alpha::ServerReflectionRequest list;
@@ -150,16 +163,20 @@ TEST_F(EndToEnd, HealthAndReflectionServices) {
   grpc::reflection::v1alpha::ServerReflectionResponse answer;
   ASSERT_TRUE(stream->Read(&answer));
   std::vector<std::string> names;
-  for (const auto& svc : answer.list_services_response().service()) names.push_back(svc.name());
-  EXPECT_NE(std::find(names.begin(), names.end(), "billing.v1.BillingGateway"), names.end());
-  EXPECT_NE(std::find(names.begin(), names.end(), "grpc.health.v1.Health"), names.end());
+  for (const auto& svc : answer.list_services_response().service())
+    names.push_back(svc.name());
+  EXPECT_NE(std::find(names.begin(), names.end(), "billing.v1.BillingGateway"),
+            names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "grpc.health.v1.Health"),
+            names.end());
   while (stream->Read(&answer)) {
   }
   EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST_F(EndToEnd, SigtermStopsCleanly) {
-  EXPECT_EQ(gateway_->Terminate(15s), std::optional<int>(0)) << gateway_->output();
+  EXPECT_EQ(gateway_->Terminate(15s), std::optional<int>(0))
+      << gateway_->output();
 }
 
 }  // namespace

@@ -1,22 +1,30 @@
-// Fault scenarios: billing-gateway (a real process) in front of an in-process killbill-sim,
-// under a steady closed-loop load of CreateAccount calls, for each of the sim's fault modes:
-// outage (connection refused, and 503), a stall longer than every deadline, 50 % errors,
-// garbage bodies, connection resets, and "out of rotation". For each one:
-//   * the gateway stays up: its gRPC health service answers SERVING during the fault;
-//   * no call outlives its deadline by more than 100 ms: measured by the caller (wall time
-//     of every call) and by the gateway itself (its request-duration and Kill Bill
-//     call-duration histograms: with 900 ms deadlines, every observation is <= 1 s);
-//   * every call is answered (the gateway's request counter equals the calls made);
-//   * the breaker moves as documented: it opens during the fault, and after the fault clears
+// Fault scenarios: billing-gateway (a real process) in front of an in-process
+// killbill-sim, under a steady closed-loop load of CreateAccount calls, for
+// each of the sim's fault modes: outage (connection refused, and 503), a stall
+// longer than every deadline, 50 % errors, garbage bodies, connection resets,
+// and "out of rotation". For each one:
+//   * the gateway stays up: its gRPC health service answers SERVING during the
+//   fault;
+//   * no call outlives its deadline by more than 100 ms: measured by the caller
+//   (wall time
+//     of every call) and by the gateway itself (its request-duration and Kill
+//     Bill call-duration histograms: with 900 ms deadlines, every observation
+//     is <= 1 s);
+//   * every call is answered (the gateway's request counter equals the calls
+//   made);
+//   * the breaker moves as documented: it opens during the fault, and after the
+//   fault clears
 //     it goes half-open and closes again (billing_gateway_breaker_* series);
-//   * retries stay inside their budget: retries <= 10 % of Kill Bill calls + the budget's
+//   * retries stay inside their budget: retries <= 10 % of Kill Bill calls +
+//   the budget's
 //     fixed allowance (1/s, counted over its 10 s window);
-//   * it recovers by itself: a call started after the fault cleared succeeds within 8 s.
-// The gateway runs with a small configuration (200 ms health polls, 300 ms open duration,
-// breaker.min_calls 5) so each scenario takes a few seconds.
+//   * it recovers by itself: a call started after the fault cleared succeeds
+//   within 8 s.
+// The gateway runs with a small configuration (200 ms health polls, 300 ms open
+// duration, breaker.min_calls 5) so each scenario takes a few seconds.
 //
-// Waiting is on conditions with deadlines: the load's own gRPC calls, metrics scrapes, and
-// condition-variable waits that pace the loop; nothing sleeps.
+// Waiting is on conditions with deadlines: the load's own gRPC calls, metrics
+// scrapes, and condition-variable waits that pace the loop; nothing sleeps.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -47,14 +55,17 @@ namespace v1 = billing::v1;
 using Steady = std::chrono::steady_clock;
 using Ms = std::chrono::milliseconds;
 
-constexpr Ms kDeadline = 900ms;        // Every load call's gRPC deadline.
-constexpr Ms kOverrun = 100ms;         // How far past it an answer may come.
-constexpr char kWithinBucket[] = "1";  // Histogram bucket = kDeadline + kOverrun.
+constexpr Ms kDeadline = 900ms;  // Every load call's gRPC deadline.
+constexpr Ms kOverrun = 100ms;   // How far past it an answer may come.
+constexpr char kWithinBucket[] =
+    "1";  // Histogram bucket = kDeadline + kOverrun.
 
-Ms Since(Steady::time_point t) { return std::chrono::duration_cast<Ms>(Steady::now() - t); }
+Ms Since(Steady::time_point t) {
+  return std::chrono::duration_cast<Ms>(Steady::now() - t);
+}
 
-// Waits up to `d` unless `stop` turns true; the loops' pacing (a wait, not a sleep: a
-// stop wakes it at once).
+// Waits up to `d` unless `stop` turns true; the loops' pacing (a wait, not a
+// sleep: a stop wakes it at once).
 class Pacer {
  public:
   void Wait(Ms d) {
@@ -93,8 +104,10 @@ class MetricsPage {
       const size_t brace = head.find('{');
       s.name = std::string(head.substr(0, brace));
       if (brace != absl::string_view::npos) {
-        absl::string_view labels = head.substr(brace + 1, head.size() - brace - 2);
-        for (absl::string_view kv : absl::StrSplit(labels, ',', absl::SkipEmpty())) {
+        absl::string_view labels =
+            head.substr(brace + 1, head.size() - brace - 2);
+        for (absl::string_view kv :
+             absl::StrSplit(labels, ',', absl::SkipEmpty())) {
           const size_t eq = kv.find('=');
           if (eq == absl::string_view::npos) continue;
           absl::string_view v = kv.substr(eq + 1);
@@ -106,7 +119,8 @@ class MetricsPage {
     }
   }
   // Sum of the samples named `name` whose labels include all of `match`.
-  double Sum(const std::string& name, const std::map<std::string, std::string>& match = {}) const {
+  double Sum(const std::string& name,
+             const std::map<std::string, std::string>& match = {}) const {
     double total = 0;
     for (const Sample& s : samples_) {
       if (s.name != name) continue;
@@ -139,7 +153,8 @@ struct Outcome {
   bool created = false;
 };
 
-// One registration as user-service makes it (create + AUTO_PAY_OFF), with kDeadline.
+// One registration as user-service makes it (create + AUTO_PAY_OFF), with
+// kDeadline.
 Outcome CreateOnce(v1::BillingGateway::Stub* stub, const std::string& key) {
   v1::CreateAccountRequest req;
   req.set_external_key(key);
@@ -151,23 +166,27 @@ Outcome CreateOnce(v1::BillingGateway::Stub* stub, const std::string& key) {
   const auto start = Steady::now();
   ctx.set_deadline(std::chrono::system_clock::now() + kDeadline);
   grpc::Status s = stub->CreateAccount(&ctx, req, &resp);
-  Outcome o{s.error_code(), s.error_message(), "", start, Since(start), key, resp.created()};
+  Outcome o{s.error_code(), s.error_message(), "", start, Since(start), key,
+            resp.created()};
   const auto& trailers = ctx.GetServerTrailingMetadata();
-  if (auto it = trailers.find("billing-gateway-reject-reason"); it != trailers.end()) {
+  if (auto it = trailers.find("billing-gateway-reject-reason");
+      it != trailers.end()) {
     o.reason = std::string(it->second.data(), it->second.size());
   }
   return o;
 }
 
-// Closed-loop CreateAccount callers, each pausing 40 ms between calls (and honouring the
-// retry pushback of a fast rejection), recording every outcome.
+// Closed-loop CreateAccount callers, each pausing 40 ms between calls (and
+// honouring the retry pushback of a fast rejection), recording every outcome.
 class Load {
  public:
-  Load(v1::BillingGateway::Stub* stub, int threads, std::string prefix) : stub_(stub) {
+  Load(v1::BillingGateway::Stub* stub, int threads, std::string prefix)
+      : stub_(stub) {
     for (int t = 0; t < threads; ++t) {
       threads_.emplace_back([this, t, prefix] {
         for (int n = 0; !pacer_.stopped(); ++n) {
-          Outcome o = CreateOnce(stub_, prefix + "-" + std::to_string(t) + "-" + std::to_string(n));
+          Outcome o = CreateOnce(stub_, prefix + "-" + std::to_string(t) + "-" +
+                                            std::to_string(n));
           Ms pause = 40ms;
           if (o.code != grpc::StatusCode::OK && o.elapsed < 50ms) pause = 100ms;
           Record(std::move(o));
@@ -191,14 +210,16 @@ class Load {
   }
   bool SucceededSince(Steady::time_point t) {
     std::lock_guard<std::mutex> lock(mu_);
-    return std::any_of(outcomes_.begin(), outcomes_.end(), [t](const Outcome& o) {
-      return o.start >= t && o.code == grpc::StatusCode::OK;
-    });
+    return std::any_of(outcomes_.begin(), outcomes_.end(),
+                       [t](const Outcome& o) {
+                         return o.start >= t && o.code == grpc::StatusCode::OK;
+                       });
   }
   int CountReason(const std::string& reason) {
     std::lock_guard<std::mutex> lock(mu_);
-    return static_cast<int>(std::count_if(outcomes_.begin(), outcomes_.end(),
-                                          [&](const Outcome& o) { return o.reason == reason; }));
+    return static_cast<int>(
+        std::count_if(outcomes_.begin(), outcomes_.end(),
+                      [&](const Outcome& o) { return o.reason == reason; }));
   }
 
  private:
@@ -227,31 +248,37 @@ class FaultTest : public ::testing::Test {
                                  {"base_latency_ms", 2}})
                     .ok());
 
-    const std::string config = ::testing::TempDir() + "/fault_gateway_" +
-                               ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-                               ".yaml";
-    std::ofstream(config) << "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
-                          << "metrics:\n  listen: 127.0.0.1:0\n"
-                          << "logging:\n  level: warn\n"
-                          << "killbill:\n  url: http://127.0.0.1:" << sim_->port() << "\n"
-                          << "  connect_timeout: 300ms\n  request_timeout: 10s\n"
-                          << "queue:\n  capacity: 200\n"
-                          << "concurrency:\n  max_in_flight: 8\n"
-                          << "rate:\n  initial: 200\n  min: 20\n  max: 400\n  burst: 40\n"
-                          << "  increase_step: 10\n  adjust_interval: 100ms\n"
-                          << "  cooldown: 500ms\n"
-                          << "health:\n  poll_interval: 200ms\n  timeout: 500ms\n"
-                          << "breaker:\n  window: 2s\n  min_calls: 5\n  open_duration: 300ms\n"
-                          << "  max_open_duration: 1s\n  half_open_probes: 2\n"
-                          << "  probe_timeout: 3s\n  slow_call_threshold: 5s\n";
+    const std::string config =
+        ::testing::TempDir() + "/fault_gateway_" +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+        ".yaml";
+    std::ofstream(config)
+        << "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
+        << "metrics:\n  listen: 127.0.0.1:0\n"
+        << "logging:\n  level: warn\n"
+        << "killbill:\n  url: http://127.0.0.1:" << sim_->port() << "\n"
+        << "  connect_timeout: 300ms\n  request_timeout: 10s\n"
+        << "queue:\n  capacity: 200\n"
+        << "concurrency:\n  max_in_flight: 8\n"
+        << "rate:\n  initial: 200\n  min: 20\n  max: 400\n  burst: 40\n"
+        << "  increase_step: 10\n  adjust_interval: 100ms\n"
+        << "  cooldown: 500ms\n"
+        << "health:\n  poll_interval: 200ms\n  timeout: 500ms\n"
+        << "breaker:\n  window: 2s\n  min_calls: 5\n  open_duration: 300ms\n"
+        << "  max_open_duration: 1s\n  half_open_probes: 2\n"
+        << "  probe_timeout: 3s\n  slow_call_threshold: 5s\n";
     gateway_ = std::make_unique<testing::Subprocess>(
         std::vector<std::string>{BG_GATEWAY_BINARY, "--config", config});
-    auto grpc_port = gateway_->WaitForLine(R"(grpc listening on port (\d+))", 20s);
-    ASSERT_TRUE(grpc_port.has_value()) << "gateway did not start: " << gateway_->output();
-    auto metrics_port = gateway_->WaitForLine(R"(metrics listening on port (\d+))", 5s);
+    auto grpc_port =
+        gateway_->WaitForLine(R"(grpc listening on port (\d+))", 20s);
+    ASSERT_TRUE(grpc_port.has_value())
+        << "gateway did not start: " << gateway_->output();
+    auto metrics_port =
+        gateway_->WaitForLine(R"(metrics listening on port (\d+))", 5s);
     ASSERT_TRUE(metrics_port.has_value());
     metrics_port_ = std::stoi(*metrics_port);
-    channel_ = grpc::CreateChannel("127.0.0.1:" + *grpc_port, grpc::InsecureChannelCredentials());
+    channel_ = grpc::CreateChannel("127.0.0.1:" + *grpc_port,
+                                   grpc::InsecureChannelCredentials());
     stub_ = v1::BillingGateway::NewStub(channel_);
     health_ = grpc::health::v1::Health::NewStub(channel_);
     start_ = Steady::now();
@@ -272,7 +299,8 @@ class FaultTest : public ::testing::Test {
     return MetricsPage(res ? res->body : "");
   }
 
-  // Polls `done` every 50 ms (paced by a wait) until it holds or `timeout` passes.
+  // Polls `done` every 50 ms (paced by a wait) until it holds or `timeout`
+  // passes.
   bool WaitUntil(const std::function<bool()>& done, Ms timeout) {
     Pacer pacer;
     const auto give_up = Steady::now() + timeout;
@@ -293,14 +321,17 @@ class FaultTest : public ::testing::Test {
   }
 
   double Transitions(const char* to) {
-    return Scrape().Sum("billing_gateway_breaker_transitions_total", {{"to", to}});
+    return Scrape().Sum("billing_gateway_breaker_transitions_total",
+                        {{"to", to}});
   }
 
-  // The whole scenario: steady load, fault, recovery, then every check in the banner.
-  // `reopens`: the fault is certain to fail the half-open probes (or keep the health red),
-  // so the breaker must open a second time while it lasts.
+  // The whole scenario: steady load, fault, recovery, then every check in the
+  // banner. `reopens`: the fault is certain to fail the half-open probes (or
+  // keep the health red), so the breaker must open a second time while it
+  // lasts.
   std::vector<Outcome> RunScenario(const std::function<void()>& inject,
-                                   const std::function<void()>& clear, bool reopens = true) {
+                                   const std::function<void()>& clear,
+                                   bool reopens = true) {
     Load load(stub_.get(), 4, "fault");
     // Healthy first: calls succeed.
     if (!WaitUntil([&] { return load.SucceededSince(start_); }, 5s)) {
@@ -310,22 +341,25 @@ class FaultTest : public ::testing::Test {
     const double opened_before = Transitions("open");
 
     inject();
-    EXPECT_TRUE(WaitUntil([&] { return Transitions("open") > opened_before; }, 6s))
+    EXPECT_TRUE(
+        WaitUntil([&] { return Transitions("open") > opened_before; }, 6s))
         << "breaker never opened";
-    // Let the fault last until callers have been refused breaker_open and the breaker has
-    // probed and reopened (at most 6 s).
+    // Let the fault last until callers have been refused breaker_open and the
+    // breaker has probed and reopened (at most 6 s).
     WaitUntil(
         [&] {
           return load.CountReason("breaker_open") > 0 &&
                  (!reopens || Transitions("open") > opened_before + 1);
         },
         6s);
-    EXPECT_GT(load.CountReason("breaker_open"), 0) << "no call was rejected breaker_open";
+    EXPECT_GT(load.CountReason("breaker_open"), 0)
+        << "no call was rejected breaker_open";
     if (reopens) {
       EXPECT_GT(Transitions("open"), opened_before + 1)
           << "half-open probes did not reopen the breaker";
     }
-    EXPECT_TRUE(Serving()) << "gRPC health service did not answer SERVING during the fault";
+    EXPECT_TRUE(Serving())
+        << "gRPC health service did not answer SERVING during the fault";
     const double half_open_before = Transitions("half_open");
     const double closed_before = Transitions("closed");
 
@@ -335,7 +369,8 @@ class FaultTest : public ::testing::Test {
         [&] {
           MetricsPage page = Scrape();
           return load.SucceededSince(cleared) &&
-                 page.Sum("billing_gateway_breaker_state", {{"state", "closed"}}) == 1;
+                 page.Sum("billing_gateway_breaker_state",
+                          {{"state", "closed"}}) == 1;
         },
         8s);
     EXPECT_TRUE(recovered) << "no recovery within 8 s of the fault clearing";
@@ -344,9 +379,11 @@ class FaultTest : public ::testing::Test {
 
     // Breaker: open -> half-open -> closed after the fault.
     MetricsPage page = Scrape();
-    EXPECT_GT(page.Sum("billing_gateway_breaker_transitions_total", {{"to", "half_open"}}),
+    EXPECT_GT(page.Sum("billing_gateway_breaker_transitions_total",
+                       {{"to", "half_open"}}),
               half_open_before);
-    EXPECT_GT(page.Sum("billing_gateway_breaker_transitions_total", {{"to", "closed"}}),
+    EXPECT_GT(page.Sum("billing_gateway_breaker_transitions_total",
+                       {{"to", "closed"}}),
               closed_before);
 
     // Deadlines, as the caller saw them.
@@ -356,23 +393,27 @@ class FaultTest : public ::testing::Test {
       ++by_code[o.code];
       EXPECT_LE(o.elapsed, kDeadline + kOverrun)
           << o.key << " took " << o.elapsed.count() << " ms: " << o.message;
-      EXPECT_TRUE(o.code == grpc::StatusCode::OK || o.code == grpc::StatusCode::UNAVAILABLE ||
+      EXPECT_TRUE(o.code == grpc::StatusCode::OK ||
+                  o.code == grpc::StatusCode::UNAVAILABLE ||
                   o.code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
                   o.code == grpc::StatusCode::INTERNAL ||
                   o.code == grpc::StatusCode::DEADLINE_EXCEEDED)
           << o.code << " " << o.message;
     }
-    // Every call answered by the gateway, and none later than its deadline + 100 ms as the
-    // gateway measured it (the caller's own deadline hides a late answer).
+    // Every call answered by the gateway, and none later than its deadline +
+    // 100 ms as the gateway measured it (the caller's own deadline hides a late
+    // answer).
     const double calls = static_cast<double>(outcomes.size());
     EXPECT_TRUE(WaitUntil(
         [&] {
-          return Scrape().Sum("billing_gateway_requests_total", {{"method", "CreateAccount"}}) >=
-                 calls;
+          return Scrape().Sum("billing_gateway_requests_total",
+                              {{"method", "CreateAccount"}}) >= calls;
         },
         3s));
     page = Scrape();
-    EXPECT_EQ(page.Sum("billing_gateway_requests_total", {{"method", "CreateAccount"}}), calls);
+    EXPECT_EQ(page.Sum("billing_gateway_requests_total",
+                       {{"method", "CreateAccount"}}),
+              calls);
     EXPECT_EQ(page.Sum("billing_gateway_request_duration_seconds_bucket",
                        {{"method", "CreateAccount"}, {"le", kWithinBucket}}),
               page.Sum("billing_gateway_request_duration_seconds_count",
@@ -380,30 +421,34 @@ class FaultTest : public ::testing::Test {
         << "a gRPC call was answered more than 100 ms after its deadline";
     double killbill_calls = 0;
     for (const char* endpoint : {"create_account", "get_account", "add_tags"}) {
-      killbill_calls += page.Sum("billing_gateway_killbill_calls_total", {{"endpoint", endpoint}});
-      EXPECT_EQ(page.Sum("billing_gateway_killbill_call_duration_seconds_bucket",
-                         {{"endpoint", endpoint}, {"le", kWithinBucket}}),
-                page.Sum("billing_gateway_killbill_call_duration_seconds_count",
-                         {{"endpoint", endpoint}}))
+      killbill_calls += page.Sum("billing_gateway_killbill_calls_total",
+                                 {{"endpoint", endpoint}});
+      EXPECT_EQ(
+          page.Sum("billing_gateway_killbill_call_duration_seconds_bucket",
+                   {{"endpoint", endpoint}, {"le", kWithinBucket}}),
+          page.Sum("billing_gateway_killbill_call_duration_seconds_count",
+                   {{"endpoint", endpoint}}))
           << endpoint << ": a Kill Bill call outlived its caller's deadline";
     }
     // Retry budget: 10 % of calls, plus 1 retry/s counted over a 10 s window.
     const double seconds = std::chrono::duration<double>(Since(start_)).count();
     const double retries = page.Sum("billing_gateway_retries_total");
     EXPECT_LE(retries, 0.1 * killbill_calls + 10.0 * (1 + seconds / 10.0) + 2)
-        << "retries " << retries << " for " << killbill_calls << " Kill Bill calls";
+        << "retries " << retries << " for " << killbill_calls
+        << " Kill Bill calls";
     EXPECT_TRUE(Serving());
 
     std::string summary;
     for (const auto& [code, n] : by_code) {
       summary += " code" + std::to_string(code) + "=" + std::to_string(n);
     }
-    std::printf("[ fault    ] %s: %zu calls,%s, retries %.0f / %.0f Kill Bill calls, "
-                "breaker opened %.0f times, recovered in %lld ms\n",
-                ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                outcomes.size(), summary.c_str(), retries, killbill_calls,
-                page.Sum("billing_gateway_breaker_transitions_total", {{"to", "open"}}),
-                static_cast<long long>(recovery_.count()));
+    std::printf(
+        "[ fault    ] %s: %zu calls,%s, retries %.0f / %.0f Kill Bill calls, "
+        "breaker opened %.0f times, recovered in %lld ms\n",
+        ::testing::UnitTest::GetInstance()->current_test_info()->name(),
+        outcomes.size(), summary.c_str(), retries, killbill_calls,
+        page.Sum("billing_gateway_breaker_transitions_total", {{"to", "open"}}),
+        static_cast<long long>(recovery_.count()));
     return outcomes;
   }
 
@@ -424,15 +469,22 @@ class FaultTest : public ::testing::Test {
 };
 
 TEST_F(FaultTest, OutageRefused) {
-  RunScenario([&] { Inject({{"outage", "refuse"}, {"outage_seconds", 60}}); },
-              [&] {
-                Clear();
-                ASSERT_TRUE(sim_->WaitForListener(absl::Seconds(5)));
-              });
+  RunScenario(
+      [&] {
+        Inject({{"outage", "refuse"}, {"outage_seconds", 60}});
+      },
+      [&] {
+        Clear();
+        ASSERT_TRUE(sim_->WaitForListener(absl::Seconds(5)));
+      });
 }
 
 TEST_F(FaultTest, Outage503) {
-  RunScenario([&] { Inject({{"outage", "503"}, {"outage_seconds", 60}}); }, [&] { Clear(); });
+  RunScenario(
+      [&] {
+        Inject({{"outage", "503"}, {"outage_seconds", 60}});
+      },
+      [&] { Clear(); });
 }
 
 TEST_F(FaultTest, StallLongerThanDeadlines) {
@@ -440,7 +492,11 @@ TEST_F(FaultTest, StallLongerThanDeadlines) {
 }
 
 TEST_F(FaultTest, HalfTheCallsFail) {
-  RunScenario([&] { Inject({{"error_rate", 0.5}}); }, [&] { Clear(); }, /*reopens=*/false);
+  RunScenario(
+      [&] {
+        Inject({{"error_rate", 0.5}});
+      },
+      [&] { Clear(); }, /*reopens=*/false);
 }
 
 TEST_F(FaultTest, GarbageBodies) {
@@ -448,14 +504,19 @@ TEST_F(FaultTest, GarbageBodies) {
 }
 
 TEST_F(FaultTest, ConnectionResets) {
-  const std::vector<Outcome> outcomes =
-      RunScenario([&] { Inject({{"reset_rate", 1.0}}); }, [&] { Clear(); });
-  // A reset comes after Kill Bill did the work: the caller cannot know whether its account
-  // exists. Calling again with the same key must succeed, finding the account when the
-  // reset call had created it, and never create a second one.
+  const std::vector<Outcome> outcomes = RunScenario(
+      [&] {
+        Inject({{"reset_rate", 1.0}});
+      },
+      [&] { Clear(); });
+  // A reset comes after Kill Bill did the work: the caller cannot know whether
+  // its account exists. Calling again with the same key must succeed, finding
+  // the account when the reset call had created it, and never create a second
+  // one.
   std::vector<std::string> unsure;
   for (const Outcome& o : outcomes) {
-    if (o.code == grpc::StatusCode::UNAVAILABLE && o.reason.empty()) unsure.push_back(o.key);
+    if (o.code == grpc::StatusCode::UNAVAILABLE && o.reason.empty())
+      unsure.push_back(o.key);
   }
   ASSERT_FALSE(unsure.empty()) << "no call reached Kill Bill during the resets";
   if (unsure.size() > 10) unsure.resize(10);
@@ -468,15 +529,18 @@ TEST_F(FaultTest, ConnectionResets) {
   }
   EXPECT_EQ(sim_->Stats()["accounts_total"].get<int>(),
             accounts_before + static_cast<int>(unsure.size()) - found);
-  std::printf("[ fault    ] resets: %zu unsure callers retried, %d found their account\n",
-              unsure.size(), found);
+  std::printf(
+      "[ fault    ] resets: %zu unsure callers retried, %d found their "
+      "account\n",
+      unsure.size(), found);
 }
 
 TEST_F(FaultTest, OutOfRotation) {
   auto rotation = [&](bool in) {
     httplib::Client kb("127.0.0.1", sim_->port());
     kb.set_basic_auth("admin", "password");
-    auto res = in ? kb.Put("/1.0/kb/admin/healthcheck") : kb.Delete("/1.0/kb/admin/healthcheck");
+    auto res = in ? kb.Put("/1.0/kb/admin/healthcheck")
+                  : kb.Delete("/1.0/kb/admin/healthcheck");
     ASSERT_TRUE(res);
     ASSERT_EQ(res->status, 204);
   };

@@ -1,5 +1,6 @@
-// KillBillClient against killbill-sim over real HTTP on loopback: every status mapping, both
-// Location forms, a Location to another origin, and transport failures.
+// KillBillClient against killbill-sim over real HTTP on loopback: every status
+// mapping, both Location forms, a Location to another origin, and transport
+// failures.
 #include "killbill_client/killbill_client.h"
 
 #include <httplib.h>
@@ -24,7 +25,8 @@ class ClientTest : public ::testing::Test {
     sim_ = std::make_unique<sim::KillBillSim>(options);
     ASSERT_TRUE(sim_->Start().ok());
     // Fast sim: these tests are about the protocol, not capacity.
-    ASSERT_TRUE(sim_->Configure({{"capacity", 100000}, {"base_latency_ms", 0}}).ok());
+    ASSERT_TRUE(
+        sim_->Configure({{"capacity", 100000}, {"base_latency_ms", 0}}).ok());
   }
 
   std::unique_ptr<KillBillClient> Client(ClientOptions o = {}) {
@@ -108,8 +110,10 @@ TEST_F(ClientTest, ServerErrorsAndOutagesAreUnavailable) {
   EXPECT_EQ(client->CreateAccount(Account("e")).status().code(),
             absl::StatusCode::kUnavailable);
   sim_->ClearFaults();
-  ASSERT_TRUE(sim_->InjectFaults({{"outage", "503"}, {"outage_seconds", 30}}).ok());
-  EXPECT_EQ(client->GetAccountByKey("e").status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(
+      sim_->InjectFaults({{"outage", "503"}, {"outage_seconds", 30}}).ok());
+  EXPECT_EQ(client->GetAccountByKey("e").status().code(),
+            absl::StatusCode::kUnavailable);
   sim_->ClearFaults();
   EXPECT_TRUE(client->CreateAccount(Account("e")).ok());
 }
@@ -118,7 +122,8 @@ TEST_F(ClientTest, GarbageBodyIsInternal) {
   auto client = Client();
   ASSERT_TRUE(client->CreateAccount(Account("g")).ok());
   ASSERT_TRUE(sim_->InjectFaults({{"garbage_rate", 1.0}}).ok());
-  EXPECT_EQ(client->GetAccountByKey("g").status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(client->GetAccountByKey("g").status().code(),
+            absl::StatusCode::kInternal);
 }
 
 TEST_F(ClientTest, ResetIsUnavailable) {
@@ -176,17 +181,20 @@ TEST(ClientTransport, RefusedConnectionIsUnavailable) {
   o.url = "http://127.0.0.1:" + std::to_string(port);
   auto client = KillBillClient::Create(o);
   ASSERT_TRUE(client.ok());
-  EXPECT_EQ((*client)->Healthcheck().status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ((*client)->Healthcheck().status().code(),
+            absl::StatusCode::kUnavailable);
 }
 
 // A Kill Bill impostor that answers a create with a Location on another host.
 TEST(ClientTransport, LocationToAnotherHostIsRefused) {
   httplib::Server fake;
-  fake.Post("/1.0/kb/accounts", [](const httplib::Request&, httplib::Response& res) {
-    res.status = 201;
-    res.set_header("Location",
-                   "http://evil.example:8080/1.0/kb/accounts/4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f");
-  });
+  fake.Post("/1.0/kb/accounts",
+            [](const httplib::Request&, httplib::Response& res) {
+              res.status = 201;
+              res.set_header("Location",
+                             "http://evil.example:8080/1.0/kb/accounts/"
+                             "4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f");
+            });
   const int port = fake.bind_to_any_port("127.0.0.1");
   std::thread serve([&] { fake.listen_after_bind(); });
   ClientOptions o;
@@ -197,17 +205,19 @@ TEST(ClientTransport, LocationToAnotherHostIsRefused) {
   a.external_key = "k";
   auto id = (*client)->CreateAccount(a);
   EXPECT_EQ(id.status().code(), absl::StatusCode::kInternal);
-  EXPECT_NE(id.status().message().find("another origin"), absl::string_view::npos);
+  EXPECT_NE(id.status().message().find("another origin"),
+            absl::string_view::npos);
   fake.stop();
   serve.join();
 }
 
 TEST(ClientCreate, RefusesBadUrls) {
-  for (const char* url : {"", "127.0.0.1:8080", "ftp://x", "http://", "http://x/path",
-                          "http://user@x"}) {
+  for (const char* url : {"", "127.0.0.1:8080", "ftp://x", "http://",
+                          "http://x/path", "http://user@x"}) {
     ClientOptions o;
     o.url = url;
-    EXPECT_EQ(KillBillClient::Create(o).status().code(), absl::StatusCode::kInvalidArgument)
+    EXPECT_EQ(KillBillClient::Create(o).status().code(),
+              absl::StatusCode::kInvalidArgument)
         << url;
   }
 }

@@ -1,7 +1,6 @@
-#include "killbill_client/parse.h"
-
 #include "gtest/gtest.h"
 #include "killbill_client/killbill_client.h"
+#include "killbill_client/parse.h"
 
 namespace bg::killbill {
 namespace {
@@ -9,47 +8,56 @@ namespace {
 constexpr char kId[] = "4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f";
 
 TEST(AccountIdFromLocation, AcceptsAbsoluteUrlOnSameOrigin) {
-  auto id = AccountIdFromLocation(std::string("http://127.0.0.1:8080/1.0/kb/accounts/") + kId,
-                                  "http://127.0.0.1:8080");
+  auto id = AccountIdFromLocation(
+      std::string("http://127.0.0.1:8080/1.0/kb/accounts/") + kId,
+      "http://127.0.0.1:8080");
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(*id, kId);
 }
 
 TEST(AccountIdFromLocation, AcceptsRelativePath) {
-  auto id = AccountIdFromLocation(std::string("/1.0/kb/accounts/") + kId, "http://kb:8080");
+  auto id = AccountIdFromLocation(std::string("/1.0/kb/accounts/") + kId,
+                                  "http://kb:8080");
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(*id, kId);
 }
 
 TEST(AccountIdFromLocation, DefaultPortAndCaseDoNotMatter) {
-  EXPECT_TRUE(AccountIdFromLocation(std::string("HTTP://KB/1.0/kb/accounts/") + kId,
-                                    "http://kb:80")
-                  .ok());
+  EXPECT_TRUE(
+      AccountIdFromLocation(std::string("HTTP://KB/1.0/kb/accounts/") + kId,
+                            "http://kb:80")
+          .ok());
 }
 
 TEST(AccountIdFromLocation, RefusesOtherOrigins) {
-  for (const char* origin : {"http://evil.example:8080", "http://127.0.0.1:8081",
-                             "https://127.0.0.1:8080"}) {
-    auto id = AccountIdFromLocation(std::string(origin) + "/1.0/kb/accounts/" + kId,
-                                    "http://127.0.0.1:8080");
+  for (const char* origin :
+       {"http://evil.example:8080", "http://127.0.0.1:8081",
+        "https://127.0.0.1:8080"}) {
+    auto id =
+        AccountIdFromLocation(std::string(origin) + "/1.0/kb/accounts/" + kId,
+                              "http://127.0.0.1:8080");
     EXPECT_EQ(id.status().code(), absl::StatusCode::kInternal) << origin;
-    EXPECT_NE(id.status().message().find("another origin"), absl::string_view::npos);
+    EXPECT_NE(id.status().message().find("another origin"),
+              absl::string_view::npos);
   }
 }
 
 TEST(AccountIdFromLocation, RefusesMalformed) {
   for (const char* location :
-       {"", "/1.0/kb/accounts/", "/1.0/kb/accounts/not-a-uuid", "/1.0/kb/tags/" ,
-        "http://127.0.0.1:8080", "ftp:/x", "/1.0/kb/accounts/4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f/x"}) {
-    EXPECT_FALSE(AccountIdFromLocation(location, "http://127.0.0.1:8080").ok()) << location;
+       {"", "/1.0/kb/accounts/", "/1.0/kb/accounts/not-a-uuid", "/1.0/kb/tags/",
+        "http://127.0.0.1:8080", "ftp:/x",
+        "/1.0/kb/accounts/4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f/x"}) {
+    EXPECT_FALSE(AccountIdFromLocation(location, "http://127.0.0.1:8080").ok())
+        << location;
   }
 }
 
 TEST(ParseAccount, ReadsKillBillShape) {
-  auto account = ParseAccount(std::string(R"({"accountId":")") + kId +
-                              R"(","name":"John Doe","firstNameLength":null,"externalKey":"c-1",)"
-                              R"("email":"j@x.io","billCycleDayLocal":0,"currency":"USD",)"
-                              R"("company":null,"timeZone":"UTC","auditLogs":[]})");
+  auto account = ParseAccount(
+      std::string(R"({"accountId":")") + kId +
+      R"(","name":"John Doe","firstNameLength":null,"externalKey":"c-1",)"
+      R"("email":"j@x.io","billCycleDayLocal":0,"currency":"USD",)"
+      R"("company":null,"timeZone":"UTC","auditLogs":[]})");
   ASSERT_TRUE(account.ok()) << account.status();
   EXPECT_EQ(account->account_id, kId);
   EXPECT_EQ(account->external_key, "c-1");
@@ -58,10 +66,11 @@ TEST(ParseAccount, ReadsKillBillShape) {
 }
 
 TEST(ParseAccount, RefusesBrokenBodies) {
-  for (const char* body : {"", "{", "[]", "null", R"({"accountId":5})",
-                           R"({"accountId":"x"})",
-                           R"({"accountId":"4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f","name":7})",
-                           R"({"accountId":"4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f","billCycleDayLocal":"x"})"}) {
+  for (
+      const char* body :
+      {"", "{", "[]", "null", R"({"accountId":5})", R"({"accountId":"x"})",
+       R"({"accountId":"4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f","name":7})",
+       R"({"accountId":"4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f","billCycleDayLocal":"x"})"}) {
     auto account = ParseAccount(body);
     EXPECT_EQ(account.status().code(), absl::StatusCode::kInternal) << body;
   }
@@ -82,12 +91,14 @@ TEST(ParseHealthReport, ReadsGrowingQueues) {
   EXPECT_DOUBLE_EQ(report->queue_growth.at("bus"), 0.51);
   EXPECT_DOUBLE_EQ(report->queue_growth.at("externalBus"), 3.0);
   EXPECT_TRUE(report->queue_growing.at("bus"));
-  EXPECT_FALSE(report->queue_growing.at("invoice-service:next-billing-date-queue"));
+  EXPECT_FALSE(
+      report->queue_growing.at("invoice-service:next-billing-date-queue"));
 }
 
 TEST(ParseHealthReport, AcceptsShortNamesAndOutOfRotation) {
   auto report = ParseHealthReport(
-      500, R"json({"KillbillHealthcheck":{"healthy":false,"message":"Out of rotation"},
+      500,
+      R"json({"KillbillHealthcheck":{"healthy":false,"message":"Out of rotation"},
                "KillbillQueuesHealthcheck":{"healthy":true,"bus":{"growing":false}}})json");
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_TRUE(report->out_of_rotation);
@@ -96,11 +107,15 @@ TEST(ParseHealthReport, AcceptsShortNamesAndOutOfRotation) {
 }
 
 TEST(ParseHealthReport, RefusesBrokenBodiesAndStatuses) {
-  EXPECT_EQ(ParseHealthReport(200, "<html>").status().code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(ParseHealthReport(200, R"({"x":1})").status().code(), absl::StatusCode::kInternal);
-  EXPECT_EQ(ParseHealthReport(200, R"({"x":{"healthy":"yes"}})").status().code(),
+  EXPECT_EQ(ParseHealthReport(200, "<html>").status().code(),
             absl::StatusCode::kInternal);
-  EXPECT_EQ(ParseHealthReport(503, "{}").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ParseHealthReport(200, R"({"x":1})").status().code(),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(
+      ParseHealthReport(200, R"({"x":{"healthy":"yes"}})").status().code(),
+      absl::StatusCode::kInternal);
+  EXPECT_EQ(ParseHealthReport(503, "{}").status().code(),
+            absl::StatusCode::kUnavailable);
 }
 
 TEST(ParseGrowingQueues, IgnoresOtherMessages) {
@@ -118,16 +133,19 @@ struct MappingCase {
 
 TEST(StatusFromResponse, MapsEveryStatus) {
   const MappingCase cases[] = {
-      {409, R"({"className":"x","code":3000,"message":"Account already exists for key k"})",
+      {409,
+       R"({"className":"x","code":3000,"message":"Account already exists for key k"})",
        absl::StatusCode::kAlreadyExists, "3000"},
       {404, R"({"code":3003,"message":"Account does not exist for key k"})",
        absl::StatusCode::kNotFound, "3003"},
       {401, "<html>Make sure to set the X-Killbill-ApiKey</html>",
        absl::StatusCode::kUnauthenticated, nullptr},
       {403, "", absl::StatusCode::kPermissionDenied, nullptr},
-      {400, R"({"code":null,"message":"Header X-Killbill-CreatedBy needs to be set"})",
+      {400,
+       R"({"code":null,"message":"Header X-Killbill-CreatedBy needs to be set"})",
        absl::StatusCode::kInvalidArgument, nullptr},
-      {500, R"({"code":3006,"message":"boom"})", absl::StatusCode::kUnavailable, "3006"},
+      {500, R"({"code":3006,"message":"boom"})", absl::StatusCode::kUnavailable,
+       "3006"},
       {503, "garbage", absl::StatusCode::kUnavailable, nullptr},
   };
   for (const MappingCase& c : cases) {

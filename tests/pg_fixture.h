@@ -1,13 +1,15 @@
-// PgFixture: a throwaway PostgreSQL server for a test: Debian's server binaries, a fresh data
-// directory under /tmp, loopback only (listen_addresses=127.0.0.1, a free port, its socket
-// in the same directory), trust authentication for one superuser. Stopped (pg_ctl stop)
-// and deleted when the fixture goes away.
+// PgFixture: a throwaway PostgreSQL server for a test: Debian's server
+// binaries, a fresh data directory under /tmp, loopback only
+// (listen_addresses=127.0.0.1, a free port, its socket in the same directory),
+// trust authentication for one superuser. Stopped (pg_ctl stop) and deleted
+// when the fixture goes away.
 //
-// PostgreSQL refuses to run as root and CI runs as root: then initdb and pg_ctl run as the
-// `postgres` user (runuser -u postgres --) on a directory chowned to it.
+// PostgreSQL refuses to run as root and CI runs as root: then initdb and pg_ctl
+// run as the `postgres` user (runuser -u postgres --) on a directory chowned to
+// it.
 //
-// Start() fails (and tests GTEST_SKIP with the reason) only when the server binaries are
-// missing; anything else that goes wrong is a test failure.
+// Start() fails (and tests GTEST_SKIP with the reason) only when the server
+// binaries are missing; anything else that goes wrong is a test failure.
 //
 // Not thread-safe; one test thread owns a fixture.
 #pragma once
@@ -46,11 +48,13 @@ class PgFixture {
       const std::string path = std::string(kPgBinDir) + "/" + tool;
       if (access(path.c_str(), X_OK) != 0) {
         return "PostgreSQL 15 server binaries not found (" + path +
-               "); install the Debian package `postgresql` (scripts/setup.sh does)";
+               "); install the Debian package `postgresql` (scripts/setup.sh "
+               "does)";
       }
     }
     if (geteuid() == 0 && getpwnam("postgres") == nullptr) {
-      return "running as root but there is no `postgres` user to run the server as";
+      return "running as root but there is no `postgres` user to run the "
+             "server as";
     }
     return std::nullopt;
   }
@@ -61,25 +65,30 @@ class PgFixture {
     char tmpl[] = "/tmp/bg-pg-XXXXXX";
     if (mkdtemp(tmpl) == nullptr) return "mkdtemp failed";
     dir_ = tmpl;
-    if (geteuid() == 0 && Run("chown postgres:postgres '" + dir_ + "'", false) != 0) {
+    if (geteuid() == 0 &&
+        Run("chown postgres:postgres '" + dir_ + "'", false) != 0) {
       return "chown of the data directory failed";
     }
     port_ = FreePort();
-    const std::string initdb = std::string(kPgBinDir) + "/initdb -D '" + data() +
-                               "' -A trust -U " + kUser + " --no-sync -E UTF8 > '" + dir_ +
-                               "/initdb.log' 2>&1";
-    if (Run(initdb, true) != 0) return "initdb failed: " + ReadFile(dir_ + "/initdb.log");
+    const std::string initdb =
+        std::string(kPgBinDir) + "/initdb -D '" + data() + "' -A trust -U " +
+        kUser + " --no-sync -E UTF8 > '" + dir_ + "/initdb.log' 2>&1";
+    if (Run(initdb, true) != 0)
+      return "initdb failed: " + ReadFile(dir_ + "/initdb.log");
     return StartServer();
   }
 
-  // pg_ctl start on the existing data directory (after Stop(), for outage tests).
+  // pg_ctl start on the existing data directory (after Stop(), for outage
+  // tests).
   std::string StartServer() {
-    const std::string opts = "-c listen_addresses=127.0.0.1 -p " + std::to_string(port_) +
-                             " -k " + dir_ +
+    const std::string opts = "-c listen_addresses=127.0.0.1 -p " +
+                             std::to_string(port_) + " -k " + dir_ +
                              " -c max_connections=300 -c shared_buffers=64MB";
-    const std::string start = std::string(kPgBinDir) + "/pg_ctl start -w -t 60 -D '" + data() +
-                              "' -l '" + dir_ + "/server.log' -o '" + opts + "' > /dev/null 2>&1";
-    if (Run(start, true) != 0) return "pg_ctl start failed: " + ReadFile(dir_ + "/server.log");
+    const std::string start =
+        std::string(kPgBinDir) + "/pg_ctl start -w -t 60 -D '" + data() +
+        "' -l '" + dir_ + "/server.log' -o '" + opts + "' > /dev/null 2>&1";
+    if (Run(start, true) != 0)
+      return "pg_ctl start failed: " + ReadFile(dir_ + "/server.log");
     running_ = true;
     return "";
   }
@@ -97,8 +106,8 @@ class PgFixture {
   const std::string& dir() const { return dir_; }
   // URI of database `db` (the default database `postgres` unless told).
   std::string Url(const std::string& db = "postgres") const {
-    return "postgresql://" + std::string(kUser) + "@127.0.0.1:" + std::to_string(port_) + "/" +
-           db;
+    return "postgresql://" + std::string(kUser) +
+           "@127.0.0.1:" + std::to_string(port_) + "/" + db;
   }
   // CREATE DATABASE `name` (an identifier); returns its URI ("" on failure).
   std::string CreateDatabase(const std::string& name) {

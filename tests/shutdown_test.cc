@@ -1,16 +1,21 @@
-// Shutdown under load: billing-gateway (a real process, shutdown_grace 1 s) in front of an
-// in-process killbill-sim, 300 CreateAccount calls queued at once behind a 20 calls/s token
-// bucket, then SIGTERM. Checks:
+// Shutdown under load: billing-gateway (a real process, shutdown_grace 1 s) in
+// front of an in-process killbill-sim, 300 CreateAccount calls queued at once
+// behind a 20 calls/s token bucket, then SIGTERM. Checks:
 //   * admission stops: a call made after SIGTERM is refused UNAVAILABLE with
 //     billing-gateway-reject-reason=shutting_down;
-//   * what can finish finishes within the grace period (some calls succeed after SIGTERM,
+//   * what can finish finishes within the grace period (some calls succeed
+//   after SIGTERM,
 //     none later than grace + 500 ms);
-//   * the rest are answered UNAVAILABLE with reason shutting_down and a retry pushback;
-//   * every one of the 300 calls gets an answer (counted), no other status appears;
-//   * no answer lies: Kill Bill holds exactly as many accounts as calls answered OK;
+//   * the rest are answered UNAVAILABLE with reason shutting_down and a retry
+//   pushback;
+//   * every one of the 300 calls gets an answer (counted), no other status
+//   appears;
+//   * no answer lies: Kill Bill holds exactly as many accounts as calls
+//   answered OK;
 //   * the process exits 0, within grace + 3 s of the signal.
-// Waiting is on conditions with deadlines (a condition variable fed by the gRPC callbacks,
-// metrics scrapes paced by a condition-variable wait); nothing sleeps.
+// Waiting is on conditions with deadlines (a condition variable fed by the gRPC
+// callbacks, metrics scrapes paced by a condition-variable wait); nothing
+// sleeps.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
@@ -40,13 +45,17 @@ using Ms = std::chrono::milliseconds;
 
 constexpr int kCalls = 300;
 
-Ms Since(Steady::time_point t) { return std::chrono::duration_cast<Ms>(Steady::now() - t); }
+Ms Since(Steady::time_point t) {
+  return std::chrono::duration_cast<Ms>(Steady::now() - t);
+}
 constexpr Ms kGrace = 1000ms;
 
 std::string Trailer(const grpc::ClientContext& ctx, const std::string& key) {
   const auto& trailers = ctx.GetServerTrailingMetadata();
   auto it = trailers.find(key);
-  return it == trailers.end() ? "" : std::string(it->second.data(), it->second.size());
+  return it == trailers.end()
+             ? ""
+             : std::string(it->second.data(), it->second.size());
 }
 
 // Value of an unlabelled series on a Prometheus page, or -1.
@@ -70,23 +79,29 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
   options.port = 0;
   sim::KillBillSim sim(options);
   ASSERT_TRUE(sim.Start().ok());
-  ASSERT_TRUE(sim.Configure({{"capacity", 30}, {"bus_drain", 1000}, {"base_latency_ms", 5}}).ok());
+  ASSERT_TRUE(
+      sim.Configure(
+             {{"capacity", 30}, {"bus_drain", 1000}, {"base_latency_ms", 5}})
+          .ok());
 
   const std::string config = ::testing::TempDir() + "/shutdown_gateway.yaml";
-  std::ofstream(config) << "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
-                        << "metrics:\n  listen: 127.0.0.1:0\n"
-                        << "logging:\n  level: warn\n"
-                        << "killbill:\n  url: http://127.0.0.1:" << sim.port() << "\n"
-                        << "queue:\n  capacity: 1000\n"
-                        << "concurrency:\n  max_in_flight: 4\n"
-                        << "rate:\n  mode: static\n  initial: 20\n  burst: 4\n";
+  std::ofstream(config)
+      << "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
+      << "metrics:\n  listen: 127.0.0.1:0\n"
+      << "logging:\n  level: warn\n"
+      << "killbill:\n  url: http://127.0.0.1:" << sim.port() << "\n"
+      << "queue:\n  capacity: 1000\n"
+      << "concurrency:\n  max_in_flight: 4\n"
+      << "rate:\n  mode: static\n  initial: 20\n  burst: 4\n";
   testing::Subprocess gateway({BG_GATEWAY_BINARY, "--config", config});
   auto grpc_port = gateway.WaitForLine(R"(grpc listening on port (\d+))", 20s);
-  ASSERT_TRUE(grpc_port.has_value()) << "gateway did not start: " << gateway.output();
-  auto metrics_port = gateway.WaitForLine(R"(metrics listening on port (\d+))", 5s);
+  ASSERT_TRUE(grpc_port.has_value())
+      << "gateway did not start: " << gateway.output();
+  auto metrics_port =
+      gateway.WaitForLine(R"(metrics listening on port (\d+))", 5s);
   ASSERT_TRUE(metrics_port.has_value());
-  auto channel =
-      grpc::CreateChannel("127.0.0.1:" + *grpc_port, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel("127.0.0.1:" + *grpc_port,
+                                     grpc::InsecureChannelCredentials());
   auto stub = v1::BillingGateway::NewStub(channel);
   auto health = grpc::health::v1::Health::NewStub(channel);
 
@@ -98,7 +113,8 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
     return cv.wait_for(lock, d, done);
   };
 
-  // 300 registrations at once, with deadlines far beyond the test: only shutdown ends them.
+  // 300 registrations at once, with deadlines far beyond the test: only
+  // shutdown ends them.
   std::vector<std::unique_ptr<PendingCall>> calls;
   for (int i = 0; i < kCalls; ++i) {
     auto call = std::make_unique<PendingCall>();
@@ -106,13 +122,14 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
     call->req.set_name("Shutdown Test");
     call->ctx.set_deadline(std::chrono::system_clock::now() + 120s);
     PendingCall* c = call.get();
-    stub->async()->CreateAccount(&c->ctx, &c->req, &c->resp, [c, &mu, &cv, &answered](grpc::Status s) {
-      std::lock_guard<std::mutex> lock(mu);
-      c->status = std::move(s);
-      c->answered = Steady::now();
-      ++answered;
-      cv.notify_all();
-    });
+    stub->async()->CreateAccount(&c->ctx, &c->req, &c->resp,
+                                 [c, &mu, &cv, &answered](grpc::Status s) {
+                                   std::lock_guard<std::mutex> lock(mu);
+                                   c->status = std::move(s);
+                                   c->answered = Steady::now();
+                                   ++answered;
+                                   cv.notify_all();
+                                 });
     calls.push_back(std::move(call));
   }
 
@@ -123,7 +140,8 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
   double admitted = 0;
   while (Steady::now() < admitted_by) {
     auto page = metrics.Get("/metrics");
-    admitted = page ? Metric(page->body, "billing_gateway_admissions_total") : -1;
+    admitted =
+        page ? Metric(page->body, "billing_gateway_admissions_total") : -1;
     if (admitted >= kCalls) break;
     wait(50ms, [] { return false; });
   }
@@ -133,12 +151,14 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
     std::lock_guard<std::mutex> lock(mu);
     answered_before = answered;
   }
-  ASSERT_LT(answered_before, kCalls / 2) << "the queue drained before the signal";
+  ASSERT_LT(answered_before, kCalls / 2)
+      << "the queue drained before the signal";
 
   const auto signalled = Steady::now();
   ASSERT_EQ(kill(gateway.pid(), SIGTERM), 0);
 
-  // Admission stops: once the health service says NOT_SERVING, a new call is refused.
+  // Admission stops: once the health service says NOT_SERVING, a new call is
+  // refused.
   bool not_serving = false;
   while (!not_serving && Since(signalled) < kGrace / 2) {
     grpc::ClientContext ctx;
@@ -146,10 +166,13 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
     grpc::health::v1::HealthCheckRequest req;
     grpc::health::v1::HealthCheckResponse resp;
     grpc::Status s = health->Check(&ctx, req, &resp);
-    not_serving = s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
+    not_serving =
+        s.ok() &&
+        resp.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING;
     if (!not_serving) wait(10ms, [] { return false; });
   }
-  EXPECT_TRUE(not_serving) << "health service did not turn NOT_SERVING after SIGTERM";
+  EXPECT_TRUE(not_serving)
+      << "health service did not turn NOT_SERVING after SIGTERM";
   {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 2s);
@@ -157,7 +180,8 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
     req.set_external_key("after-sigterm");
     v1::CreateAccountResponse resp;
     grpc::Status s = stub->CreateAccount(&ctx, req, &resp);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << s.error_message();
     EXPECT_EQ(Trailer(ctx, "billing-gateway-reject-reason"), "shutting_down");
   }
 
@@ -165,7 +189,8 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
   EXPECT_TRUE(wait(kGrace + 5s, [&] { return answered == kCalls; }))
       << answered << " of " << kCalls << " calls answered";
   const std::optional<int> exit_code = gateway.Terminate(10s);
-  const Ms exited_after = std::chrono::duration_cast<Ms>(Steady::now() - signalled);
+  const Ms exited_after =
+      std::chrono::duration_cast<Ms>(Steady::now() - signalled);
   EXPECT_EQ(exit_code, std::optional<int>(0)) << gateway.output();
   EXPECT_LE(exited_after, kGrace + 3s);
 
@@ -177,28 +202,33 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
       ++ok;
       if (c->answered > signalled) {
         ++ok_after_signal;
-        EXPECT_LE(c->answered - signalled, kGrace + 500ms) << "finished after the grace";
+        EXPECT_LE(c->answered - signalled, kGrace + 500ms)
+            << "finished after the grace";
       }
     } else if (c->status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-               Trailer(c->ctx, "billing-gateway-reject-reason") == "shutting_down") {
+               Trailer(c->ctx, "billing-gateway-reject-reason") ==
+                   "shutting_down") {
       ++shutting_down;
       EXPECT_FALSE(Trailer(c->ctx, "grpc-retry-pushback-ms").empty());
     } else {
       ++other[c->status.error_code()];
-      ADD_FAILURE() << c->req.external_key() << ": " << c->status.error_code() << " "
-                    << c->status.error_message();
+      ADD_FAILURE() << c->req.external_key() << ": " << c->status.error_code()
+                    << " " << c->status.error_message();
     }
   }
   EXPECT_EQ(ok + shutting_down, kCalls);
   EXPECT_GT(ok_after_signal, 0) << "nothing finished during the grace period";
-  EXPECT_GT(shutting_down, 0) << "the grace period drained everything: test proves nothing";
+  EXPECT_GT(shutting_down, 0)
+      << "the grace period drained everything: test proves nothing";
   // An OK is an account; a shutting_down is none.
   EXPECT_EQ(sim.Stats()["accounts_created"].get<int>(), ok);
-  std::printf("[ shutdown ] %d calls: %d OK before SIGTERM, %d OK during the %lld ms grace, "
-              "%d UNAVAILABLE shutting_down; exit %d after %lld ms\n",
-              kCalls, ok - ok_after_signal, ok_after_signal,
-              static_cast<long long>(kGrace.count()), shutting_down, exit_code.value_or(-1),
-              static_cast<long long>(exited_after.count()));
+  std::printf(
+      "[ shutdown ] %d calls: %d OK before SIGTERM, %d OK during the %lld ms "
+      "grace, "
+      "%d UNAVAILABLE shutting_down; exit %d after %lld ms\n",
+      kCalls, ok - ok_after_signal, ok_after_signal,
+      static_cast<long long>(kGrace.count()), shutting_down,
+      exit_code.value_or(-1), static_cast<long long>(exited_after.count()));
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
-// billing-client: a small command-line client of billing-gateway, for demos and operators
-// (Debian has no grpcurl).
+// billing-client: a small command-line client of billing-gateway, for demos and
+// operators (Debian has no grpcurl).
 //
 //   billing-client --target 127.0.0.1:50051 create KEY [NAME] [EMAIL]
 //   billing-client --target 127.0.0.1:50051 get KEY
 //
-// Prints the answer as one line of text; exit status 0 on success, 1 on a gRPC error (its
-// code, message and the gateway's rejection metadata are printed).
+// Prints the answer as one line of text; exit status 0 on success, 1 on a gRPC
+// error (its code, message and the gateway's rejection metadata are printed).
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
@@ -13,9 +13,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "common/flags.h"
 #include "absl/flags/usage.h"
 #include "billing/v1/billing_gateway.grpc.pb.h"
+#include "common/flags.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Gateway address host:port.");
 ABSL_FLAG(int, deadline_ms, 30000, "Per-call deadline in milliseconds.");
@@ -26,8 +26,8 @@ int Report(const grpc::Status& status, const grpc::ClientContext& ctx) {
   std::fprintf(stderr, "error: %d %s", static_cast<int>(status.error_code()),
                status.error_message().c_str());
   for (const auto& [key, value] : ctx.GetServerTrailingMetadata()) {
-    std::fprintf(stderr, " [%.*s=%.*s]", static_cast<int>(key.size()), key.data(),
-                 static_cast<int>(value.size()), value.data());
+    std::fprintf(stderr, " [%.*s=%.*s]", static_cast<int>(key.size()),
+                 key.data(), static_cast<int>(value.size()), value.data());
   }
   std::fprintf(stderr, "\n");
   return 1;
@@ -37,16 +37,19 @@ int Report(const grpc::Status& status, const grpc::ClientContext& ctx) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "billing-client [--target HOST:PORT] create KEY [NAME] [EMAIL] | get KEY");
+      "billing-client [--target HOST:PORT] create KEY [NAME] [EMAIL] | get "
+      "KEY");
   bg::DashedFlags flags(argc, argv);
   std::vector<char*> args = absl::ParseCommandLine(flags.argc(), flags.argv());
   if (args.size() < 3) {
-    std::fprintf(stderr, "usage: billing-client [--target HOST:PORT] create KEY [NAME] [EMAIL] "
-                         "| get KEY\n");
+    std::fprintf(
+        stderr,
+        "usage: billing-client [--target HOST:PORT] create KEY [NAME] [EMAIL] "
+        "| get KEY\n");
     return 2;
   }
-  auto stub = billing::v1::BillingGateway::NewStub(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials()));
+  auto stub = billing::v1::BillingGateway::NewStub(grpc::CreateChannel(
+      absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(absl::GetFlag(FLAGS_deadline_ms)));
@@ -60,8 +63,9 @@ int main(int argc, char** argv) {
     billing::v1::CreateAccountResponse resp;
     grpc::Status status = stub->CreateAccount(&ctx, req, &resp);
     if (!status.ok()) return Report(status, ctx);
-    std::printf("external_key=%s account_id=%s created=%s\n", resp.external_key().c_str(),
-                resp.account_id().c_str(), resp.created() ? "true" : "false");
+    std::printf("external_key=%s account_id=%s created=%s\n",
+                resp.external_key().c_str(), resp.account_id().c_str(),
+                resp.created() ? "true" : "false");
     return 0;
   }
   if (verb == "get") {

@@ -61,10 +61,11 @@ struct CapacityModelOptions {
   Clock::Duration base_latency = std::chrono::milliseconds(5);
   // Work units of a read (GET); 0 = free. Account creation costs 1.
   double read_cost = 0.0;
-  // Work units of a tag call (POST .../tags). Kill Bill writes an account (account row,
-  // audit log, bus event) far more expensively than one tag row; 0.1 is an estimate, not a
-  // measurement. With it a registration (create + AUTO_PAY_OFF tag) costs 1.1 units, so
-  // 100 direct clients register ~27/s and the bus (25/s) grows, as the report saw.
+  // Work units of a tag call (POST .../tags). Kill Bill writes an account
+  // (account row, audit log, bus event) far more expensively than one tag row;
+  // 0.1 is an estimate, not a measurement. With it a registration (create +
+  // AUTO_PAY_OFF tag) costs 1.1 units, so 100 direct clients register ~27/s and
+  // the bus (25/s) grows, as the report saw.
   double tag_cost = 0.1;
   // Overload degradation (see file comment). Off by setting degrade = false.
   bool degrade = true;

@@ -14,13 +14,13 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "common/flags.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "bench/killbill_sim/killbill_sim.h"
 #include "bench/killbill_sim/sim_options.h"
+#include "common/flags.h"
 
 namespace {
 const bg::sim::SimOptions kDefaults;

@@ -153,8 +153,9 @@ void ConnectionWorkers::enqueue(std::function<void()> fn) {
       return;
     }
   }
-  // Over the limits: count it first (a client that sees the close may read the count at
-  // once), then run the task with the reject flag, which closes the socket.
+  // Over the limits: count it first (a client that sees the close may read the
+  // count at once), then run the task with the reject flag, which closes the
+  // socket.
   if (on_reject_) on_reject_();
   t_reject_connection = true;
   fn();

@@ -61,10 +61,8 @@ const std::map<std::string, Setter>& Setters() {
        [](const Json& v, SimOptions* o) {
          o->model.read_cost = v.get<double>();
        }},
-      {"tag_cost",
-       [](const Json& v, SimOptions* o) {
-         o->model.tag_cost = v.get<double>();
-       }},
+      {"tag_cost", [](const Json& v,
+                      SimOptions* o) { o->model.tag_cost = v.get<double>(); }},
       {"degrade",
        [](const Json& v, SimOptions* o) { o->model.degrade = v.get<bool>(); }},
       {"degrade_threshold",

@@ -13,7 +13,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "common/flags.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -25,6 +24,7 @@
 #include "bench/loadgen/load_runner.h"
 #include "bench/loadgen/outcome.h"
 #include "bench/loadgen/run_recorder.h"
+#include "common/flags.h"
 
 ABSL_FLAG(std::string, target, "",
           "grpc://HOST:PORT (billing-gateway CreateAccount) or "

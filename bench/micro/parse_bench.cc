@@ -1,5 +1,6 @@
-// Microbenchmarks (ns/op) of parsing what Kill Bill sends: the healthcheck body the health
-// thread parses every poll, an account body, and a create's Location header.
+// Microbenchmarks (ns/op) of parsing what Kill Bill sends: the healthcheck body
+// the health thread parses every poll, an account body, and a create's Location
+// header.
 #include <string>
 
 #include "benchmark/benchmark.h"
@@ -45,9 +46,11 @@ BENCHMARK(BM_ParseAccount);
 
 void BM_AccountIdFromLocation(benchmark::State& state) {
   const std::string location =
-      "http://127.0.0.1:8080/1.0/kb/accounts/4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f";
+      "http://127.0.0.1:8080/1.0/kb/accounts/"
+      "4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f";
   for (auto _ : state) {
-    auto id = bg::killbill::AccountIdFromLocation(location, "http://127.0.0.1:8080");
+    auto id =
+        bg::killbill::AccountIdFromLocation(location, "http://127.0.0.1:8080");
     benchmark::DoNotOptimize(id);
   }
 }
