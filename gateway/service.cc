@@ -31,11 +31,27 @@ void AddRejectionMetadata(grpc::CallbackServerContext* context,
                                std::to_string(ms > 0 ? ms : 1));
 }
 
+// A unary reactor that remembers whether its caller cancelled, and deletes
+// itself in OnDone (after Finish). Owns nothing of the request/response: gRPC
+// does.
+class CancellableReactor : public grpc::ServerUnaryReactor {
+ public:
+  void OnCancel() override {
+    cancelled_.store(true, std::memory_order_release);
+  }
+  void OnDone() override { delete this; }
+  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+
+ private:
+  // Set by gRPC's thread in OnCancel, read by the threads that answer the call:
+  // a lone flag, no ordering with other data needed beyond acquire/release.
+  std::atomic<bool> cancelled_{false};
+};
+
 }  // namespace
 
-// One unary call: owns nothing of the request/response (gRPC does) and deletes
-// itself in OnDone, after Finish.
-class BillingGatewayService::Call final : public grpc::ServerUnaryReactor {
+// One synchronous unary call, answered by a dispatcher thread.
+class BillingGatewayService::Call final : public CancellableReactor {
  public:
   Call(grpc::CallbackServerContext* context, GatewayMetrics* metrics,
        Method method, Clock* clock)
@@ -44,13 +60,6 @@ class BillingGatewayService::Call final : public grpc::ServerUnaryReactor {
         method_(method),
         clock_(clock),
         start_(clock->Now()) {}
-
-  void OnCancel() override {
-    cancelled_.store(true, std::memory_order_release);
-  }
-  void OnDone() override { delete this; }
-
-  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
 
   void Answer(const absl::Status& status, const char* reject_reason,
               Clock::Duration retry_pushback) {
@@ -69,26 +78,16 @@ class BillingGatewayService::Call final : public grpc::ServerUnaryReactor {
   const Method method_;
   Clock* const clock_;
   const Clock::TimePoint start_;
-  // Set by gRPC's thread in OnCancel, read by dispatcher threads: a lone flag,
-  // no ordering with other data needed beyond acquire/release.
-  std::atomic<bool> cancelled_{false};
 };
 
 // One SubmitCreateAccount / GetOperation call, answered by a durable queue
 // thread. Counted in the durable queue's own request metrics (GatewayMetrics'
 // method label covers the synchronous methods only). Deletes itself in OnDone.
-class BillingGatewayService::OperationCall final
-    : public grpc::ServerUnaryReactor {
+class BillingGatewayService::OperationCall final : public CancellableReactor {
  public:
   OperationCall(grpc::CallbackServerContext* context,
                 durable::DurableMetrics* metrics, durable::DurableMethod method)
       : context_(context), metrics_(metrics), method_(method) {}
-
-  void OnCancel() override {
-    cancelled_.store(true, std::memory_order_release);
-  }
-  void OnDone() override { delete this; }
-  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
 
   void Answer(const absl::Status& status, const char* reject_reason,
               Clock::Duration retry_pushback) {
@@ -101,9 +100,6 @@ class BillingGatewayService::OperationCall final
   grpc::CallbackServerContext* const context_;
   durable::DurableMetrics* const metrics_;
   const durable::DurableMethod method_;
-  // Set by gRPC's thread in OnCancel, read by the durable waiter's thread: a
-  // lone flag.
-  std::atomic<bool> cancelled_{false};
 };
 
 Clock::TimePoint BillingGatewayService::DeadlineOf(

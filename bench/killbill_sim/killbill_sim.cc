@@ -402,12 +402,26 @@ void KillBillSim::Serve(const char* label, const httplib::Request& req,
   ++requests_[label][outcome];
 }
 
-bool KillBillSim::RunJob(double work, uint64_t epoch) {
+void KillBillSim::SendAccountNotFound(httplib::Response& res,
+                                      const std::string& id) {
+  SendError(res, 404,
+            "org.killbill.billing.callcontext.InternalCallContextFactory$"
+            "ObjectDoesNotExist",
+            nullptr,
+            absl::StrCat("Object id=", id, " type=ACCOUNT doesn't exist!"));
+}
+
+bool KillBillSim::RunJob(Work work) {
   absl::MutexLock lock(&mu_);
-  const CapacityModel::JobId id = model_.Submit(work);
+  const uint64_t epoch = abort_epoch_;
+  const double units = work == Work::kCreate ? 1.0
+                       : work == Work::kTag  ? options_.model.tag_cost
+                                             : options_.model.read_cost;
+  const CapacityModel::JobId id = model_.Submit(units);
   while (!model_.IsDone(id)) {
     if (stopping_ || abort_epoch_ != epoch) {
       model_.Release(id);  // the server "died": its work is lost
+      CurrentConnection()->reset = true;
       return false;
     }
     const Clock::Duration wait = std::clamp<Clock::Duration>(
@@ -538,15 +552,7 @@ void KillBillSim::CreateAccount(const httplib::Request& req,
     return;
   }
 
-  uint64_t epoch;
-  {
-    absl::MutexLock lock(&mu_);
-    epoch = abort_epoch_;
-  }
-  if (!RunJob(1.0, epoch)) {
-    CurrentConnection()->reset = true;
-    return;
-  }
+  if (!RunJob(Work::kCreate)) return;
 
   std::string id;
   {
@@ -611,17 +617,7 @@ void KillBillSim::GetAccountByKey(const httplib::Request& req,
                                   httplib::Response& res) {
   if (!CheckAuth(req, res, true, false)) return;
   const std::string key = req.get_param_value("externalKey");
-  uint64_t epoch;
-  double cost;
-  {
-    absl::MutexLock lock(&mu_);
-    epoch = abort_epoch_;
-    cost = options_.model.read_cost;
-  }
-  if (!RunJob(cost, epoch)) {
-    CurrentConnection()->reset = true;
-    return;
-  }
+  if (!RunJob(Work::kRead)) return;
   absl::MutexLock lock(&mu_);
   auto it = id_by_key_.find(key);
   if (it == id_by_key_.end()) {
@@ -637,25 +633,11 @@ void KillBillSim::GetAccount(const httplib::Request& req,
                              httplib::Response& res) {
   if (!CheckAuth(req, res, true, false)) return;
   const std::string id = req.matches[1];
-  uint64_t epoch;
-  double cost;
-  {
-    absl::MutexLock lock(&mu_);
-    epoch = abort_epoch_;
-    cost = options_.model.read_cost;
-  }
-  if (!RunJob(cost, epoch)) {
-    CurrentConnection()->reset = true;
-    return;
-  }
+  if (!RunJob(Work::kRead)) return;
   absl::MutexLock lock(&mu_);
   auto it = accounts_.find(id);
   if (it == accounts_.end()) {
-    SendError(res, 404,
-              "org.killbill.billing.callcontext.InternalCallContextFactory$"
-              "ObjectDoesNotExist",
-              nullptr,
-              absl::StrCat("Object id=", id, " type=ACCOUNT doesn't exist!"));
+    SendAccountNotFound(res, id);
     return;
   }
   res.status = 200;
@@ -684,26 +666,12 @@ void KillBillSim::AddTags(const httplib::Request& req, httplib::Response& res) {
               "TagList body should be specified");
     return;
   }
-  uint64_t epoch;
-  double tag_cost;
-  {
-    absl::MutexLock lock(&mu_);
-    epoch = abort_epoch_;
-    tag_cost = options_.model.tag_cost;
-  }
-  if (!RunJob(tag_cost, epoch)) {
-    CurrentConnection()->reset = true;
-    return;
-  }
+  if (!RunJob(Work::kTag)) return;
   {
     absl::MutexLock lock(&mu_);
     auto it = accounts_.find(id);
     if (it == accounts_.end()) {
-      SendError(res, 404,
-                "org.killbill.billing.callcontext.InternalCallContextFactory$"
-                "ObjectDoesNotExist",
-                nullptr,
-                absl::StrCat("Object id=", id, " type=ACCOUNT doesn't exist!"));
+      SendAccountNotFound(res, id);
       return;
     }
     for (auto& tag : tag_ids) {
@@ -723,11 +691,7 @@ void KillBillSim::GetTags(const httplib::Request& req, httplib::Response& res) {
   absl::MutexLock lock(&mu_);
   auto it = accounts_.find(id);
   if (it == accounts_.end()) {
-    SendError(res, 404,
-              "org.killbill.billing.callcontext.InternalCallContextFactory$"
-              "ObjectDoesNotExist",
-              nullptr,
-              absl::StrCat("Object id=", id, " type=ACCOUNT doesn't exist!"));
+    SendAccountNotFound(res, id);
     return;
   }
   OJson out = OJson::array();

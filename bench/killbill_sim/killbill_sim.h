@@ -118,9 +118,14 @@ class KillBillSim {
   void Serve(const char* label, const httplib::Request& req,
              httplib::Response& res, bool needs_thread,
              const std::function<void()>& handler);
-  // Runs `work` units through the model; false if the call was aborted
-  // (outage/stop).
-  bool RunJob(double work, uint64_t epoch);
+  // What a call costs in the capacity model: 1 unit, tag_cost or read_cost.
+  enum class Work { kCreate, kTag, kRead };
+  // Runs one call's work through the model. False if the call was aborted
+  // (outage/stop): the connection is then marked to be reset.
+  bool RunJob(Work work);
+  // Kill Bill's 404 for an unknown account id.
+  static void SendAccountNotFound(httplib::Response& res,
+                                  const std::string& id);
   // Auth checks; on failure fills `res` and returns false.
   bool CheckAuth(const httplib::Request& req, httplib::Response& res,
                  bool tenant, bool created_by);
