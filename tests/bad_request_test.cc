@@ -207,8 +207,7 @@ class BadRequestTest : public ::testing::Test {
     options.port = 0;
     sim_ = std::make_unique<sim::KillBillSim>(options);
     ASSERT_TRUE(sim_->Start().ok());
-    const std::string config =
-        ::testing::TempDir() + "/bad_request_gateway.yaml";
+    const std::string config = testing::TestFile("gateway.yaml");
     std::ofstream(config)
         << "server:\n  listen: 127.0.0.1:0\n  max_message_bytes: 16384\n"
         << "metrics:\n  listen: 127.0.0.1:0\n"

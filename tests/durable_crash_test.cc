@@ -35,7 +35,7 @@ class DurableEndToEnd : public ::testing::Test {
     sim_ = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1",
                        "--bus_drain", "5000", "--queue_healthcheck=false"});
     ASSERT_NE(sim_.port, 0) << "sim did not start";
-    config_path_ = ::testing::TempDir() + "/durable_e2e_gateway.yaml";
+    config_path_ = TestFile("gateway.yaml");
   }
 
   std::string Config(const std::string& rate, bool with_database = true) const {

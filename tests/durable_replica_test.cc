@@ -60,7 +60,7 @@ TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
   std::vector<Gateway> gateways;
   for (int i = 0; i < 3; ++i) {
     gateways.push_back(Gateway::Start(
-        ::testing::TempDir() + "/replica" + std::to_string(i) + ".yaml", yaml));
+        TestFile("replica" + std::to_string(i) + ".yaml"), yaml));
     ASSERT_TRUE(gateways.back().ok()) << gateways.back().process->output();
   }
   for (Gateway& g : gateways) {

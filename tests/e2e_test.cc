@@ -32,7 +32,7 @@ class EndToEnd : public ::testing::Test {
         << "sim did not start: " << sim_->output();
     sim_port_ = std::stoi(*sim_port);
 
-    config_path_ = ::testing::TempDir() + "/e2e_gateway.yaml";
+    config_path_ = testing::TestFile("gateway.yaml");
     std::ofstream(config_path_)
         << "server:\n  listen: 127.0.0.1:0\n"
         << "metrics:\n  listen: 127.0.0.1:0\n"

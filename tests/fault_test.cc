@@ -248,10 +248,7 @@ class FaultTest : public ::testing::Test {
                                  {"base_latency_ms", 2}})
                     .ok());
 
-    const std::string config =
-        ::testing::TempDir() + "/fault_gateway_" +
-        ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-        ".yaml";
+    const std::string config = testing::TestFile("gateway.yaml");
     std::ofstream(config)
         << "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
         << "metrics:\n  listen: 127.0.0.1:0\n"

@@ -37,7 +37,7 @@ TEST(Secrets, NeverInCheckConfigLogsMetricsOrErrors) {
   sim::KillBillSim sim(options);
   ASSERT_TRUE(sim.Start().ok());
 
-  const std::string config = ::testing::TempDir() + "/secrets_gateway.yaml";
+  const std::string config = testing::TestFile("gateway.yaml");
   std::ofstream(config) << "server:\n  listen: 127.0.0.1:0\n"
                         << "metrics:\n  listen: 127.0.0.1:0\n"
                         << "logging:\n  level: debug\n"

@@ -84,7 +84,7 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
              {{"capacity", 30}, {"bus_drain", 1000}, {"base_latency_ms", 5}})
           .ok());
 
-  const std::string config = ::testing::TempDir() + "/shutdown_gateway.yaml";
+  const std::string config = testing::TestFile("gateway.yaml");
   std::ofstream(config)
       << "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
       << "metrics:\n  listen: 127.0.0.1:0\n"

@@ -19,7 +19,24 @@
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
+
 namespace bg::testing {
+
+// A path under the test temp directory that belongs to the running test alone
+// (suite, test name and pid in it): ctest runs tests in parallel, so two tests
+// writing one fixed file name would read each other's config.
+inline std::string TestFile(const std::string& suffix) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = "bg-" + std::to_string(getpid());
+  if (info != nullptr) {
+    name += std::string("-") + info->test_suite_name() + "." + info->name();
+  }
+  for (char& c : name) {
+    if (c == '/') c = '_';
+  }
+  return ::testing::TempDir() + "/" + name + "-" + suffix;
+}
 
 class Subprocess {
  public:

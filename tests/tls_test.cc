@@ -70,7 +70,7 @@ class GatewayTls : public ::testing::Test {
   // Starts the gateway with TLS (and mutual TLS when `mutual`); Kill Bill is
   // not needed to answer the health service.
   void Start(bool mutual) {
-    const std::string config = ::testing::TempDir() + "/tls_gateway.yaml";
+    const std::string config = testing::TestFile("gateway.yaml");
     std::ofstream(config) << "server:\n  listen: 127.0.0.1:0\n"
                           << "  tls_cert_file: " << Pki::dir << "/server.crt\n"
                           << "  tls_key_file: " << Pki::dir << "/server.key\n"
@@ -129,7 +129,7 @@ TEST_F(GatewayTls, MutualTlsNeedsAClientCertificateFromTheCa) {
 }
 
 TEST(GatewayTlsConfig, UnreadableCertificateIsRefusedAtStart) {
-  const std::string config = ::testing::TempDir() + "/tls_missing.yaml";
+  const std::string config = testing::TestFile("missing.yaml");
   std::ofstream(config) << "server:\n  listen: 127.0.0.1:0\n"
                         << "  tls_cert_file: /nonexistent/server.crt\n"
                         << "  tls_key_file: /nonexistent/server.key\n"
