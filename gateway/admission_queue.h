@@ -203,13 +203,34 @@ class AdmissionQueue {
   // Removes expired and cancelled jobs anywhere in the queue. `horizon`: also
   // sheds jobs that would expire within it, so a caller sweeping every
   // `horizon` answers them before their deadline rather than after.
+  //
+  // While the breaker is closed it also sheds (into `expired`) the jobs that
+  // can no longer finish in time at the rate the queue is paced at now, the
+  // drain prior (token bucket rate / calls per job): predicted finish = now +
+  // jobs kept ahead / prior + expected latency + deadline margin, walking in
+  // FIFO order so a shed job frees its place for the ones behind it. A job
+  // admitted before the rate controller cut the rate would otherwise wait
+  // until just before its deadline and only then hear "no"; now its caller
+  // hears it at the cut. The measured drain is not used here: it lags a cut by
+  // its window and reads low during half-open probing. While the breaker is
+  // open, queued jobs wait as long as their deadlines allow.
   Dropped Sweep(Clock::Duration horizon = Clock::Duration::zero()) {
     Dropped d;
     absl::MutexLock lock(&mu_);
-    const Clock::TimePoint now = clock_->Now() + horizon;
+    const Clock::TimePoint now = clock_->Now();
+    const double pace = policy_.breaker_open() ? 0.0 : policy_.drain().prior();
+    const Clock::Duration fixed =
+        policy_.expected_latency() + policy_.options().deadline_margin;
     std::deque<T> keep;
     for (T& job : queue_) {
-      if (!DropIfDeadLocked(now, job, &d)) keep.push_back(std::move(job));
+      if (DropIfDeadLocked(now + horizon, job, &d)) continue;
+      if (pace > 0 &&
+          now + FromSeconds(static_cast<double>(keep.size()) / pace) + fixed >
+              Traits::Deadline(job)) {
+        d.expired.push_back(std::move(job));
+        continue;
+      }
+      keep.push_back(std::move(job));
     }
     queue_.swap(keep);
     UpdateBusyLocked();

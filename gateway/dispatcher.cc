@@ -159,6 +159,7 @@ uint64_t Dispatcher::NextRetrySeed() {
 
 void Dispatcher::Submit(Job job) {
   job.admitted = clock_->Now();
+  const int calls = job.expected_calls;
   Admission admission = queue_.Admit(std::move(job));
   if (!admission.admitted) {
     Reject(job, admission);  // Admit() moves from `job` only when it admits it.
@@ -167,6 +168,7 @@ void Dispatcher::Submit(Job job) {
   metrics_->admissions().Increment();
   absl::MutexLock lock(&mu_);
   ++submitted_;
+  submitted_calls_ += static_cast<uint64_t>(std::max(calls, 1));
   cv_.SignalAll();
 }
 
@@ -219,18 +221,27 @@ void Dispatcher::SyncBreakerToQueue() {
 
 void Dispatcher::Tick() {
   bool ran_dry;
+  uint64_t jobs, calls;
   {
     absl::MutexLock lock(&mu_);
     ran_dry = std::exchange(bucket_ran_dry_, false);
+    jobs = submitted_;
+    calls = submitted_calls_;
   }
+  if (jobs > jobs_at_tick_) {
+    calls_per_job_ = static_cast<double>(calls - calls_at_tick_) /
+                     static_cast<double>(jobs - jobs_at_tick_);
+  }
+  jobs_at_tick_ = jobs;
+  calls_at_tick_ = calls;
   const double rate = controller_.Tick(queue_.size() > 0 || ran_dry) *
                       rate_share_.load(std::memory_order_relaxed);
   bucket_.SetRate(rate);
   breaker_.Tick();
   SyncBreakerToQueue();
-  // Registration = create + tag: two calls per job is the prior until drain is
-  // measured.
-  queue_.SetDrainPrior(rate / 2.0);
+  // The pace the bucket allows, in jobs/s: the drain prior until drain is
+  // measured, and what Sweep() predicts queued jobs against.
+  queue_.SetDrainPrior(rate / calls_per_job_);
   auto dropped = queue_.Sweep(options_.adjust_interval);
   AnswerDropped(dropped);
   metrics_->rate_limit().Set(rate);

@@ -133,6 +133,14 @@ class Dispatcher {
   uint64_t retry_seed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t submitted_ ABSL_GUARDED_BY(mu_) =
       0;  // Jobs admitted so far (wake-up check).
+  uint64_t submitted_calls_ ABSL_GUARDED_BY(mu_) =
+      0;  // Their expected Kill Bill calls.
+  // Scheduler thread only: Kill Bill calls per admitted job, measured between
+  // ticks (2 = create + tag until jobs say otherwise), and the counts at the
+  // last tick.
+  double calls_per_job_ = 2.0;
+  uint64_t jobs_at_tick_ = 0;
+  uint64_t calls_at_tick_ = 0;
   // Set by the breaker's transition callback, which may run under the queue's
   // lock; the scheduler applies it to the queue. Atomic: written from any
   // thread without mu_.

@@ -200,6 +200,43 @@ TEST_F(AdmissionQueueTest,
   EXPECT_EQ(queue_.size(), 1u);
 }
 
+// A queue admitted at 10 jobs/s whose pace then drops to 2 jobs/s (the rate
+// controller cut the bucket): job k of the kept ones starts at k / 2 s and
+// needs 200 ms more, so with a 10.2 s deadline k <= 20 fits (equality fits)
+// and the rest are shed now, not at their deadlines.
+TEST_F(AdmissionQueueTest, SweepShedsWhatTheCurrentPaceCannotServeInTime) {
+  AdmissionOptions o = TestOptions();
+  o.capacity = 100;
+  AdmissionQueue<TestJob> q(&clock_, o);
+  for (int i = 0; i < 50; ++i) {
+    TestJob j = Job(i, milliseconds(10200));
+    ASSERT_TRUE(q.Admit(std::move(j)).admitted) << i;
+  }
+  EXPECT_TRUE(q.Sweep().expired.empty());  // 49 / 10 + 0.2 s fits
+  q.SetDrainPrior(2);
+  std::vector<int> shed;
+  for (int i = 21; i < 50; ++i) shed.push_back(i);
+  EXPECT_EQ(Ids(q.Sweep().expired), shed);
+  EXPECT_EQ(q.size(), 21u);
+  EXPECT_EQ(q.Pop().job->id, 0);  // the head is kept: FIFO order
+}
+
+TEST_F(AdmissionQueueTest, SweepKeepsQueuedJobsWaitingWhileTheBreakerIsOpen) {
+  AdmissionOptions o = TestOptions();
+  o.capacity = 100;
+  AdmissionQueue<TestJob> q(&clock_, o);
+  for (int i = 0; i < 50; ++i) {
+    TestJob j = Job(i, milliseconds(10200));
+    ASSERT_TRUE(q.Admit(std::move(j)).admitted) << i;
+  }
+  q.SetDrainPrior(2);
+  q.SetBreakerOpen(true, clock_.Now() + seconds(5));
+  EXPECT_TRUE(q.Sweep().expired.empty());
+  EXPECT_EQ(q.size(), 50u);
+  q.SetBreakerOpen(false);
+  EXPECT_EQ(q.Sweep().expired.size(), 29u);
+}
+
 TEST_F(AdmissionQueueTest, SafetyFactorPadsTheQueueWait) {
   AdmissionOptions o = TestOptions();
   o.wait_safety_factor = 1.5;
