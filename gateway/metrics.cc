@@ -27,6 +27,9 @@ constexpr const char* kEndpointNames[kEndpointCount] = {
 constexpr const char* kDropNames[kDropReasonCount] = {"deadline", "cancelled",
                                                       "shutdown"};
 constexpr const char* kBreakerStates[3] = {"closed", "open", "half_open"};
+constexpr int kOutcomeCount = 3;
+constexpr const char* kOutcomeNames[kOutcomeCount] = {"ok", "rejected",
+                                                      "error"};
 
 }  // namespace
 
@@ -44,7 +47,10 @@ GatewayMetrics::GatewayMetrics()
   auto& request_duration =
       BuildHistogram()
           .Name("billing_gateway_request_duration_seconds")
-          .Help("Time from receiving a gRPC request to answering it")
+          .Help(
+              "Time from receiving a gRPC request to answering it, by method "
+              "and outcome (ok; rejected by flow control, with a reject "
+              "reason; error: any other status)")
           .Register(*registry_);
   for (int m = 0; m < kMethodCount; ++m) {
     const char* method = MethodName(static_cast<Method>(m));
@@ -54,8 +60,11 @@ GatewayMetrics::GatewayMetrics()
            {"code",
             absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
     }
-    request_duration_[m] =
-        &request_duration.Add({{"method", method}}, LatencyBuckets());
+    for (int o = 0; o < kOutcomeCount; ++o) {
+      request_duration_[m][o] = &request_duration.Add(
+          {{"method", method}, {"outcome", kOutcomeNames[o]}},
+          LatencyBuckets());
+    }
   }
 
   auto& kb_calls =
@@ -173,11 +182,12 @@ GatewayMetrics::GatewayMetrics()
 }
 
 void GatewayMetrics::RecordRequest(Method method, absl::StatusCode code,
-                                   double seconds) {
+                                   bool rejected, double seconds) {
   const int c = static_cast<int>(code);
   if (c >= 0 && c < kStatusCodeCount)
     requests_[static_cast<int>(method)][c]->Increment();
-  request_duration_[static_cast<int>(method)]->Observe(seconds);
+  const int outcome = code == absl::StatusCode::kOk ? 0 : rejected ? 1 : 2;
+  request_duration_[static_cast<int>(method)][outcome]->Observe(seconds);
 }
 
 void GatewayMetrics::RecordKillBillCall(KillBillEndpoint endpoint,

@@ -61,7 +61,9 @@ class GatewayMetrics {
     return registry_;
   }
 
-  void RecordRequest(Method method, absl::StatusCode code, double seconds);
+  // `rejected`: answered by flow control (the answer carries a reject reason).
+  void RecordRequest(Method method, absl::StatusCode code, bool rejected,
+                     double seconds);
   void RecordKillBillCall(KillBillEndpoint endpoint, absl::StatusCode code,
                           double seconds);
   void RecordRejection(RejectReason reason) {
@@ -89,7 +91,9 @@ class GatewayMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::array<std::array<prometheus::Counter*, kStatusCodeCount>, kMethodCount>
       requests_{};
-  std::array<prometheus::Histogram*, kMethodCount> request_duration_{};
+  // [method][outcome: ok, rejected, error]
+  std::array<std::array<prometheus::Histogram*, 3>, kMethodCount>
+      request_duration_{};
   std::array<std::array<prometheus::Counter*, kStatusCodeCount>, kEndpointCount>
       kb_calls_{};
   std::array<prometheus::Histogram*, kEndpointCount> kb_duration_{};

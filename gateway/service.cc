@@ -67,7 +67,7 @@ class BillingGatewayService::Call final : public CancellableReactor {
     if (auto code = status.GetPayload(killbill::kKillBillCodePayload)) {
       context_->AddTrailingMetadata(kKillBillCodeKey, std::string(*code));
     }
-    metrics_->RecordRequest(method_, status.code(),
+    metrics_->RecordRequest(method_, status.code(), reject_reason != nullptr,
                             ToSeconds(clock_->Now() - start_));
     Finish(ToGrpc(status));
   }

@@ -416,6 +416,26 @@ class FaultTest : public ::testing::Test {
               page.Sum("billing_gateway_request_duration_seconds_count",
                        {{"method", "CreateAccount"}}))
         << "a gRPC call was answered more than 100 ms after its deadline";
+    // The duration histogram's outcome label agrees with what callers saw:
+    // ok, rejected by flow control (a reject reason in the trailers), error.
+    // A call the caller gave up on (DEADLINE_EXCEEDED, within the 100 ms
+    // allowed) may be any of them on the gateway's side.
+    int ok = 0, rejected = 0, gave_up = 0;
+    for (const Outcome& o : outcomes) {
+      if (o.code == grpc::StatusCode::OK) ++ok;
+      if (!o.reason.empty()) ++rejected;
+      if (o.code == grpc::StatusCode::DEADLINE_EXCEEDED) ++gave_up;
+    }
+    const double by_outcome[3] = {
+        page.Sum("billing_gateway_request_duration_seconds_count",
+                 {{"method", "CreateAccount"}, {"outcome", "ok"}}),
+        page.Sum("billing_gateway_request_duration_seconds_count",
+                 {{"method", "CreateAccount"}, {"outcome", "rejected"}}),
+        page.Sum("billing_gateway_request_duration_seconds_count",
+                 {{"method", "CreateAccount"}, {"outcome", "error"}})};
+    EXPECT_NEAR(by_outcome[0], ok, gave_up);
+    EXPECT_NEAR(by_outcome[1], rejected, gave_up);
+    EXPECT_EQ(by_outcome[0] + by_outcome[1] + by_outcome[2], calls);
     double killbill_calls = 0;
     for (const char* endpoint : {"create_account", "get_account", "add_tags"}) {
       killbill_calls += page.Sum("billing_gateway_killbill_calls_total",
