@@ -295,7 +295,7 @@ double RateController::Tick(bool demand_waiting) {
   if (!known_) {
     if (demand_waiting) SetRateLocked(rate_ + step);
   } else if (rate_ < target) {
-    if (demand_waiting) SetRateLocked(std::min(target, rate_ + step));
+    if (demand_waiting) SetRateLocked(target);  // the model's safe rate
   } else if (rate_ > target && !probing_) {
     SetRateLocked(target);
   } else if (demand_waiting && opt_.probe_wait > Clock::Duration::zero() &&

@@ -56,7 +56,10 @@
 //  `increase_step_per_s`
 //    (calls/s per second) from `initial` (5 -> 45 calls/s in ~40 s at the
 //    default 1.0).
-//  * Below target: additive ramp up to the target. Above it: set to it.
+//  * Drain known: set to the target, up (while demand waits) or down. The
+//    target is the model's own safe rate, so climbing back to it after a dip
+//    that paid the backlog down needs no ramp (a ramp there cost ~1 s per
+//    call/s of goodput); the additive ramp is only for the blind phases.
 //  * Probing: after `probe_wait` without growth, step to drain + `probe_excess`
 //  events/s
 //    (must exceed the 1 entry/s print threshold, or a real excess would stay
@@ -130,7 +133,8 @@ class RateController {
     // Token bucket size (tokens = calls): how many calls may leave at once
     // after a pause. Larger absorbs bursts, smaller smooths Kill Bill's load.
     double burst = 10.0;
-    // Additive increase, calls/s per second, while ramping. 1.0 reaches 90 % of
+    // Additive increase, calls/s per second, while ramping blind (drain
+    // unknown). 1.0 reaches 90 % of
     // 50 calls/s from 5 in ~40 s; larger ramps faster but overshoots more (the
     // bus signal lags).
     double increase_step_per_s = 1.0;

@@ -1,5 +1,6 @@
 #include "gateway/rate_controller.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "gtest/gtest.h"
@@ -148,6 +149,43 @@ TEST_F(RateControllerTest, ErrorRateCutsAndRespectsTheFloor) {
   for (int i = 0; i < 9; ++i) c.RecordOutcome(milliseconds(20), true);
   c.Tick(false);
   EXPECT_DOUBLE_EQ(c.rate(), 2);
+}
+
+// Once the drain is known, the target (drain less headroom, less the dip that
+// pays the modelled backlog down) is where the rate goes at the next tick, up
+// or down: the additive ramp is only for the blind phases.
+TEST_F(RateControllerTest, WithAKnownDrainTheRateGoesToTheTargetAtOnce) {
+  const RateController::Options o = Adaptive();
+  RateController c(&clock_, o);
+  // Ramp to 60 calls/s (30 events/s) with quiet polls, then a growth poll:
+  // cut, drain known.
+  for (int i = 0; i < 50; ++i) {
+    Ticks(c, 1);
+    c.RecordCalls(static_cast<int>(c.rate()));
+    c.OnHealth(CircuitBreaker::Health{});
+  }
+  Polls(c, 1, c.rate(), 0.3);
+  ASSERT_TRUE(c.snapshot().drain_known);
+  auto target = [&o](const RateController::Snapshot& s) {
+    const double dip = std::min(s.backlog_estimate / 5, 0.5 * s.drain_estimate);
+    return std::clamp((s.drain_estimate * (1 - o.headroom) - dip) * 2, o.min,
+                      o.max);
+  };
+  // Quiet polls while sending at the rate: the modelled backlog is paid down,
+  // so the target climbs; the rate follows it tick by tick.
+  double largest_step = 0;
+  for (int i = 0; i < 30; ++i) {
+    c.RecordCalls(static_cast<int>(c.rate()));
+    clock_.Advance(seconds(1));
+    c.OnHealth(CircuitBreaker::Health{});
+    const RateController::Snapshot s = c.snapshot();
+    const double before = c.rate();
+    Ticks(c, 0.1);
+    EXPECT_NEAR(c.rate(), target(s), 1e-9) << "second " << i;
+    largest_step = std::max(largest_step, c.rate() - before);
+  }
+  // An additive ramp (1 call/s per s) would have taken several seconds.
+  EXPECT_GT(largest_step, 3);
 }
 
 TEST_F(RateControllerTest, ProbesAboveAKnownDrainAfterQuietTime) {
