@@ -245,6 +245,7 @@ void Dispatcher::Tick() {
   auto dropped = queue_.Sweep(options_.adjust_interval);
   AnswerDropped(dropped);
   metrics_->rate_limit().Set(rate);
+  metrics_->drain_estimate().Set(controller_.snapshot().drain_estimate);
   metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
 }
 
@@ -367,6 +368,16 @@ void Dispatcher::HealthLoop() {
         ToBreakerHealth(report, options_.queue_growth_threshold);
     breaker_.OnHealth(health);
     controller_.OnHealth(health);
+    if (spdlog::should_log(spdlog::level::debug)) {
+      const RateController::Snapshot c = controller_.snapshot();
+      spdlog::debug(
+          "health poll: growth {:.2f}, bus events since last poll {:.1f}; "
+          "rate {:.2f} calls/s, drain estimate {:.2f} events/s{}, backlog "
+          "estimate {:.1f}{}",
+          health.queues_growing ? health.growth : 0.0, c.last_poll_events,
+          c.rate, c.drain_estimate, c.drain_known ? "" : " (lower bound)",
+          c.backlog_estimate, c.probing ? ", probing" : "");
+    }
     metrics_->killbill_healthy().Set(report.ok() && report->healthy ? 1 : 0);
     if (report.ok()) {
       for (const auto& [queue, growing] : report->queue_growing) {

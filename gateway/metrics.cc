@@ -150,6 +150,14 @@ GatewayMetrics::GatewayMetrics()
                      .Help("Current token-bucket rate of Kill Bill calls")
                      .Register(*registry_)
                      .Add({});
+  drain_estimate_ =
+      &BuildGauge()
+           .Name("billing_gateway_rate_drain_estimate_events_per_second")
+           .Help(
+               "Adaptive rate controller's estimate of Kill Bill's bus drain, "
+               "events/s (0 until a growth episode or quiet polls give one)")
+           .Register(*registry_)
+           .Add({});
   in_flight_ = &BuildGauge()
                     .Name("billing_gateway_killbill_in_flight")
                     .Help("Kill Bill calls in flight now")

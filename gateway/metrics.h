@@ -82,6 +82,7 @@ class GatewayMetrics {
   prometheus::Gauge& queue_capacity() { return *queue_capacity_; }
   prometheus::Histogram& queue_wait() { return *queue_wait_; }
   prometheus::Gauge& rate_limit() { return *rate_limit_; }
+  prometheus::Gauge& drain_estimate() { return *drain_estimate_; }
   prometheus::Gauge& in_flight() { return *in_flight_; }
   prometheus::Gauge& killbill_healthy() { return *killbill_healthy_; }
   prometheus::Counter& retries() { return *retries_; }
@@ -106,6 +107,7 @@ class GatewayMetrics {
   prometheus::Gauge* queue_capacity_;
   prometheus::Histogram* queue_wait_;
   prometheus::Gauge* rate_limit_;
+  prometheus::Gauge* drain_estimate_;
   prometheus::Gauge* in_flight_;
   prometheus::Gauge* killbill_healthy_;
   prometheus::Counter* retries_;

@@ -160,32 +160,40 @@ RateController::Fit RateController::Score(double d_old, double d_new,
   return Fit{sum / static_cast<double>(n - from), d_new};
 }
 
-double RateController::FitGrowth() const {
+RateController::Hypothesis RateController::FitGrowth() const {
   const size_t n = history_.size();
   const double g = history_.back().growth;
   std::vector<Fit> fits;
+  std::vector<Hypothesis> hypotheses;
   const double constant = SolveDrain(0, 0, /*two_segment=*/false, g);
   fits.push_back(Score(constant, constant, 0));
+  hypotheses.push_back({constant, constant, 0});
   const size_t first = n > kChangeSpan ? n - kChangeSpan : 0;
   for (size_t c = first; c + 2 <= n; c += kChangeStep) {
     const double d = SolveDrain(episode_base_, c, /*two_segment=*/true, g);
     fits.push_back(Score(episode_base_, d, c));
+    hypotheses.push_back({episode_base_, d, c});
   }
   double best = fits[0].residual;
   for (const Fit& f : fits) best = std::min(best, f.residual);
-  double drain = 0;
-  for (const Fit& f : fits) {
-    if (f.residual <= best + opt_.fit_tolerance)
-      drain = std::max(drain, f.drain);
+  size_t chosen = 0;
+  double drain = -1;
+  for (size_t i = 0; i < fits.size(); ++i) {
+    if (fits[i].residual <= best + opt_.fit_tolerance &&
+        fits[i].drain > drain) {
+      drain = fits[i].drain;
+      chosen = i;
+    }
   }
-  return drain;
+  return hypotheses[chosen];
 }
 
-double RateController::ModelBacklog() const {
+double RateController::ModelBacklog(const Hypothesis& h) const {
   double backlog = 0;
   for (size_t k = 1; k < history_.size(); ++k) {
     const double dt = (history_[k].t_ms - history_[k - 1].t_ms) / 1000.0;
-    backlog = std::max(0.0, backlog + history_[k].events - drain_ * dt);
+    const double d = k >= h.change ? h.d_new : h.d_old;
+    backlog = std::max(0.0, backlog + history_[k].events - d * dt);
   }
   return backlog;
 }
@@ -221,7 +229,8 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
         probe_wait_ = std::min(probe_wait_ * 2, opt_.max_probe_wait);
       }
     }
-    const double d = FitGrowth();
+    const Hypothesis h = FitGrowth();
+    const double d = h.d_new;
     if (!known_ || d < kDropShare * episode_base_)
       probe_wait_ = opt_.probe_wait;
     drain_ = d;
@@ -229,7 +238,10 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     probing_ = false;
     growing_ = true;
     last_growth_ = now;
-    backlog_ = ModelBacklog();
+    // The backlog the winning hypothesis implies (the old drain before its
+    // change point): replaying the whole history at the new, lower drain would
+    // invent a backlog out of events the old drain had long carried away.
+    backlog_ = ModelBacklog(h);
     const double next = std::max(rate_ * (1 - opt_.max_cut_per_poll),
                                  std::min(rate_, TargetLocked()));
     if (next < rate_) {
@@ -251,7 +263,10 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     }
     drain_ = lower_bound;
   }
-  backlog_ = ModelBacklog();
+  // Quiet poll: carry the estimate forward over the last interval.
+  const Sample& last = history_.back();
+  const double dt = (last.t_ms - history_[history_.size() - 2].t_ms) / 1000.0;
+  backlog_ = std::max(0.0, backlog_ + last.events - drain_ * dt);
 }
 
 double RateController::Tick(bool demand_waiting) {
@@ -321,6 +336,7 @@ RateController::Snapshot RateController::snapshot() const {
   s.drain_known = known_;
   s.probing = probing_;
   s.backlog_estimate = backlog_;
+  s.last_poll_events = history_.back().events;
   s.probe_wait = probe_wait_;
   s.latency_ewma_s = std::max(latency_ewma_s_, 0.0);
   s.latency_baseline_s = std::max(latency_baseline_s_, 0.0);

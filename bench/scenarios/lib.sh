@@ -22,6 +22,8 @@
 #   GW_STATIC_RATE   gateway static rate, Kill Bill calls/s   (default: 48)
 #   GW_ADAPTIVE_INITIAL, GW_ADAPTIVE_MIN, GW_ADAPTIVE_MAX  adaptive rate bounds, calls/s
 #                                                             (default: 20, 2, 60)
+#   GW_LOG_LEVEL     gateway logging.level; debug logs every health poll with the
+#                    rate controller's state                  (default: info)
 #   GW_MAX_IN_FLIGHT, GW_QUEUE_CAPACITY                       (default: 8, 10000)
 #   SIM_ARGS     extra killbill-sim flags (e.g. "--config sim.yaml")
 #   FAILURE_WAIT closed loop: a client's own wait after a rejection or error that carries no
@@ -46,6 +48,7 @@ GW_STATIC_RATE="${GW_STATIC_RATE:-48}"
 GW_ADAPTIVE_INITIAL="${GW_ADAPTIVE_INITIAL:-20}"
 GW_ADAPTIVE_MIN="${GW_ADAPTIVE_MIN:-2}"
 GW_ADAPTIVE_MAX="${GW_ADAPTIVE_MAX:-60}"
+GW_LOG_LEVEL="${GW_LOG_LEVEL:-info}"
 GW_MAX_IN_FLIGHT="${GW_MAX_IN_FLIGHT:-8}"
 GW_QUEUE_CAPACITY="${GW_QUEUE_CAPACITY:-10000}"
 SIM_ARGS="${SIM_ARGS:-}"
@@ -290,6 +293,8 @@ concurrency:
   max_in_flight: ${GW_MAX_IN_FLIGHT}
 queue:
   capacity: ${GW_QUEUE_CAPACITY}
+logging:
+  level: ${GW_LOG_LEVEL}
 EOF
   "$GATEWAY_BIN" --config "$cfg" >"$dir/gateway-$mode.log" 2>&1 &
   local pid=$!
@@ -351,9 +356,28 @@ finish_loadgen() {
     printf 'contender,point,%s\n' "$(head -1 "$prefix.csv")" >"$summary"
   fi
   printf '%s,%s,%s\n' "$contender" "$point" "$(tail -1 "$prefix.csv")" >>"$summary"
-  # Kill Bill's state at the end of the run, for the record.
+  # Kill Bill's state at the end of the run, for the record; the gateway's metrics page
+  # (its own view of answer times: server_answer_times).
   sim_stats_json >"$prefix.sim-stats.json"
+  if [[ "$contender" == gateway-* && -n "${GW_METRICS_PORT:-}" ]]; then
+    curl -sS -m 5 "http://127.0.0.1:$GW_METRICS_PORT/metrics" >"$prefix.gateway-metrics.txt" 2>/dev/null || true
+  fi
   log "$contender $point: $(awk -F, 'NR == 2 { printf "attempted %s ok %s (%.1f%%) goodput %.1f/s p95 %.0f ms rejected %s timeout %s error %s not_sent %s", $7, $8, $14, $15, $20, $10, $11, $12, $13 }' "$prefix.csv")"
+}
+
+# server_answer_times METRICS_TXT OUTCOME: from a saved gateway /metrics page, how many
+# CreateAccount answers of OUTCOME (ok, rejected, error) the gateway gave and the share it
+# gave within 1 ms and within 10 ms of receiving the request (its
+# billing_gateway_request_duration_seconds histogram): "count share_1ms share_10ms".
+server_answer_times() {
+  awk -v outcome="$2" '
+    index($0, "billing_gateway_request_duration_seconds_bucket{") == 1 &&
+    index($0, "method=\"CreateAccount\"") && index($0, "outcome=\"" outcome "\"") {
+      if (index($0, "le=\"0.001\"")) b1 = $2
+      if (index($0, "le=\"0.01\"")) b10 = $2
+      if (index($0, "le=\"+Inf\"")) n = $2
+    }
+    END { if (n > 0) printf "%d %.4f %.4f\n", n, b1 / n, b10 / n; else print "0 - -" }' "$1"
 }
 
 # run_loadgen SUMMARY_CSV CONTENDER POINT PREFIX LOADGEN_ARGS...: start + finish.

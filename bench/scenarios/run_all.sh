@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmark scenarios one after the other and prints their markdown tables.
 #
-#   bench/scenarios/run_all.sh           S1..S4 (about 45 minutes with all five contenders)
+#   bench/scenarios/run_all.sh           S1..S4 (about 45 minutes with all five contenders),
+#                                         then adaptive.sh (5 minutes, gateway-adaptive only)
 #   bench/scenarios/run_all.sh --quick   short S1 (2 concurrency levels) + short S2 with
 #                                         three contenders: a demo of about 3 minutes
 # Environment: see lib.sh (BUILD, CONTENDERS, ...) and each scenario script.
@@ -16,7 +17,7 @@ if [[ "${1:-}" == --quick ]]; then
   "$DIR/s1_storm.sh" --quick || rc=1
   "$DIR/s2_capacity_drop.sh" --quick || rc=1
 else
-  for s in s1_storm s2_capacity_drop s3_outage s4_spike; do
+  for s in s1_storm s2_capacity_drop s3_outage s4_spike adaptive; do
     "$DIR/$s.sh" || rc=1
   done
 fi

@@ -42,3 +42,16 @@ echo
 echo "### S1 registration storm (closed loop, ${S1_DURATION} s per point, deadline ${DEADLINE_S} s, tags=$TAGS)"
 echo
 markdown_table "$SUMMARY"
+if compgen -G "$OUT/gateway-*.gateway-metrics.txt" >/dev/null; then
+  echo
+  echo "Rejections as the gateway itself timed them (receive → answer, its request-duration histogram):"
+  echo
+  echo "| run | rejections | within 1 ms | within 10 ms |"
+  echo "|---|---|---|---|"
+  for f in "$OUT"/gateway-*.gateway-metrics.txt; do
+    read -r n s1 s10 <<<"$(server_answer_times "$f" rejected)"
+    ((n > 0)) || continue
+    printf '| %s | %s | %s | %s |\n' "$(basename "$f" .gateway-metrics.txt)" "$n" \
+      "$(awk -v s="$s1" 'BEGIN { printf "%.2f %%", 100 * s }')" "$(awk -v s="$s10" 'BEGIN { printf "%.2f %%", 100 * s }')"
+  done
+fi
