@@ -204,14 +204,25 @@ TEST_F(AdmissionQueueTest,
 // controller cut the bucket): job k of the kept ones starts at k / 2 s and
 // needs 200 ms more, so with a 10.2 s deadline k <= 20 fits (equality fits)
 // and the rest are shed now, not at their deadlines.
-TEST_F(AdmissionQueueTest, SweepShedsWhatTheCurrentPaceCannotServeInTime) {
-  AdmissionOptions o = TestOptions();
-  o.capacity = 100;
-  AdmissionQueue<TestJob> q(&clock_, o);
-  for (int i = 0; i < 50; ++i) {
-    TestJob j = Job(i, milliseconds(10200));
-    ASSERT_TRUE(q.Admit(std::move(j)).admitted) << i;
+class SweepPaceTest : public AdmissionQueueTest {
+ protected:
+  // 50 jobs with 10.2 s deadlines, admitted at the 10 jobs/s prior.
+  SweepPaceTest() : q_(&clock_, Options()) {
+    for (int i = 0; i < 50; ++i) {
+      TestJob j = Job(i, milliseconds(10200));
+      EXPECT_TRUE(q_.Admit(std::move(j)).admitted) << i;
+    }
   }
+  static AdmissionOptions Options() {
+    AdmissionOptions o = TestOptions();
+    o.capacity = 100;
+    return o;
+  }
+  AdmissionQueue<TestJob> q_;
+};
+
+TEST_F(SweepPaceTest, SweepShedsWhatTheCurrentPaceCannotServeInTime) {
+  AdmissionQueue<TestJob>& q = q_;
   EXPECT_TRUE(q.Sweep().expired.empty());  // 49 / 10 + 0.2 s fits
   q.SetDrainPrior(2);
   std::vector<int> shed;
@@ -221,14 +232,8 @@ TEST_F(AdmissionQueueTest, SweepShedsWhatTheCurrentPaceCannotServeInTime) {
   EXPECT_EQ(q.Pop().job->id, 0);  // the head is kept: FIFO order
 }
 
-TEST_F(AdmissionQueueTest, SweepKeepsQueuedJobsWaitingWhileTheBreakerIsOpen) {
-  AdmissionOptions o = TestOptions();
-  o.capacity = 100;
-  AdmissionQueue<TestJob> q(&clock_, o);
-  for (int i = 0; i < 50; ++i) {
-    TestJob j = Job(i, milliseconds(10200));
-    ASSERT_TRUE(q.Admit(std::move(j)).admitted) << i;
-  }
+TEST_F(SweepPaceTest, SweepKeepsQueuedJobsWaitingWhileTheBreakerIsOpen) {
+  AdmissionQueue<TestJob>& q = q_;
   q.SetDrainPrior(2);
   q.SetBreakerOpen(true, clock_.Now() + seconds(5));
   EXPECT_TRUE(q.Sweep().expired.empty());
