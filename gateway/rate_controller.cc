@@ -242,6 +242,9 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     // change point): replaying the whole history at the new, lower drain would
     // invent a backlog out of events the old drain had long carried away.
     backlog_ = ModelBacklog(h);
+    const bool two_segment = h.change > 0 && h.d_new != h.d_old;
+    change_t_ms_ = two_segment ? history_[h.change].t_ms : -1;
+    change_d_old_ = h.d_old;
     const double next = std::max(rate_ * (1 - opt_.max_cut_per_poll),
                                  std::min(rate_, TargetLocked()));
     if (next < rate_) {
@@ -251,8 +254,21 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     return;
   }
   growing_ = false;
+  // Kill Bill prints no growth: under the last fit's hypothesis (the old drain
+  // before its change point, if that is still in the history) the drain from
+  // then on is at least the one that would print exactly the threshold. A
+  // constant-drain bound over a history that spans a drop would have to carry
+  // the pre-drop traffic too, and so overstates today's drain.
+  size_t change = 0;
+  if (change_t_ms_ >= 0) {
+    while (change < history_.size() && history_[change].t_ms < change_t_ms_)
+      ++change;
+    if (change == 0 || change >= history_.size()) change = 0;
+  }
   const double lower_bound =
-      SolveDrain(0, 0, /*two_segment=*/false, kPrintThreshold);
+      change > 0 ? SolveDrain(change_d_old_, change, /*two_segment=*/true,
+                              kPrintThreshold)
+                 : SolveDrain(0, 0, /*two_segment=*/false, kPrintThreshold);
   if (lower_bound > drain_) {
     if (known_ && probing_ && lower_bound > probe_base_ + 1.0) {
       // Kill Bill absorbed the probe: capacity went up. Ramp again until it

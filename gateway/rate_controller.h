@@ -39,16 +39,22 @@
 //     25 -> 12 drop in ~15 s and does not overshoot down: a number already
 //     explained by a past excess that was since cut away does not lower the
 //     estimate again, so no cool-down is needed on this signal. A single poll
-//     cuts the rate by at most `max_cut_per_poll`.
-//  2. Not growing: Kill Bill says g <= 1 entry/s; the drain d_lb with g(d_lb) =
-//  1 is then a
-//     lower bound of the drain. The estimate is raised to it (this is how a
+//     cuts the rate by at most `max_cut_per_poll`. The backlog estimate is
+//     the winning hypothesis's (old drain before its change point).
+//     `fit_tolerance` must cover real-world jitter (rounding, a poll a little
+//     off Kill Bill's sample): too tight, late change points with too low a
+//     drain win (a recorded live run, replayed in rate_controller_test, fell
+//     to 7.3 instead of 12 events/s at 0.01).
+//  2. Not growing: Kill Bill says g <= 1 entry/s; the drain d_lb with
+//     g(d_lb) = 1 is then a lower bound of the drain, computed under the last
+//     fit's hypothesis while its change point is in the history (a constant
+//     drain over a history spanning a drop would have to carry the pre-drop
+//     traffic and overstates it). The estimate is raised to it (this is how a
 //     probe learns that capacity went up).
 //  3. Target = calls_per_bus_event * (drain * (1 - headroom) -
-//  min(backlog/backlog_drain_time,
-//     0.5 * drain)) where backlog is the model's estimate: a short extra dip
-//     after an overshoot empties the bus quickly, which brings the regression
-//     back under 0.1 sooner.
+//     min(backlog/backlog_drain_time, 0.5 * drain)) where backlog is the
+//     model's estimate: a short extra dip after an overshoot empties the bus
+//     quickly, which brings the regression back under 0.1 sooner.
 //
 // Rate moves (Tick, time-scaled, only while demand is waiting: queue non-empty
 // or bucket dry):
@@ -270,6 +276,10 @@ class RateController {
   bool known_ ABSL_GUARDED_BY(mu_) = false;
   bool growing_ ABSL_GUARDED_BY(mu_) = false;  // latest sample printed growth
   double episode_base_ ABSL_GUARDED_BY(mu_) = 0;
+  // Poll time (ms since start) from which the last fit's lower drain applies,
+  // with the drain before it; < 0 when the fit was a constant drain.
+  double change_t_ms_ ABSL_GUARDED_BY(mu_) = -1;
+  double change_d_old_ ABSL_GUARDED_BY(mu_) = 0;
   bool probing_ ABSL_GUARDED_BY(mu_) = false;
   double probe_base_ ABSL_GUARDED_BY(mu_) = 0;
   Clock::Duration probe_wait_ ABSL_GUARDED_BY(mu_);
