@@ -296,12 +296,13 @@ queue:
 logging:
   level: ${GW_LOG_LEVEL}
 EOF
-  "$GATEWAY_BIN" --config "$cfg" >"$dir/gateway-$mode.log" 2>&1 &
+  # Not "$dir/gateway-$mode.log": that is the loadgen's progress log in S2-S4 and adaptive.sh.
+  "$GATEWAY_BIN" --config "$cfg" >"$dir/gateway-$mode.gateway.log" 2>&1 &
   local pid=$!
   BG_PIDS+=("$pid")
   if ! wait_port "$GW_PORT" "$pid" 15; then
-    tail -20 "$dir/gateway-$mode.log" >&2
-    log "skip gateway-$mode: billing-gateway did not start (see $dir/gateway-$mode.log)"
+    tail -20 "$dir/gateway-$mode.gateway.log" >&2
+    log "skip gateway-$mode: billing-gateway did not start (see $dir/gateway-$mode.gateway.log)"
     stop_pid "$pid"
     return 1
   fi
