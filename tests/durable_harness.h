@@ -1,7 +1,7 @@
 // Helpers of the durable end-to-end tests: killbill-sim and billing-gateway as
-// processes (tests/subprocess.h), a gateway config with a `database:` section,
-// /sim/stats and /metrics reads, and bounded waits on conditions (never a sleep
-// to let time pass).
+// processes (tests/subprocess.h, which also has WaitUntil;
+// tests/gateway_process.h), a gateway config with a `database:` section, and
+// /sim/stats reads.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/gateway_process.h"
 #include "tests/subprocess.h"
 
 namespace bg::testing {
@@ -30,26 +31,6 @@ inline std::unique_ptr<grpc::ClientContext> Context(
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + timeout);
   return ctx;
-}
-
-// Polls `condition` (state of another process: HTTP or SQL) until it holds or
-// `timeout` passes, with `poll` between polls so a sampler does not hammer the
-// process it watches. Used where no blocking primitive exists (sim counters);
-// operation completion is waited for with GetOperation's own server-side wait
-// instead.
-inline bool WaitUntil(const std::function<bool()>& condition,
-                      std::chrono::milliseconds timeout,
-                      std::chrono::milliseconds poll = 50ms) {
-  const auto give_up = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= give_up) return false;
-    struct timespec ts {
-      0, static_cast<long>(
-             std::chrono::duration_cast<std::chrono::nanoseconds>(poll).count())
-    };
-    nanosleep(&ts, nullptr);
-  }
 }
 
 // Waits (GetOperation with a server-side wait) until operation `id` is
@@ -105,61 +86,6 @@ struct Sim {
         n += count.get<uint64_t>();
     }
     return n;
-  }
-};
-
-struct Gateway {
-  std::unique_ptr<Subprocess> process;
-  int grpc_port = 0;
-  int metrics_port = 0;
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<v1::BillingGateway::Stub> stub;
-
-  // `yaml` is the whole config file.
-  static Gateway Start(const std::string& config_path,
-                       const std::string& yaml) {
-    std::ofstream(config_path) << yaml;
-    Gateway g;
-    g.process = std::make_unique<Subprocess>(
-        std::vector<std::string>{BG_GATEWAY_BINARY, "--config", config_path});
-    auto grpc_port =
-        g.process->WaitForLine(R"(grpc listening on port (\d+))", 30s);
-    if (!grpc_port) return g;
-    auto metrics_port =
-        g.process->WaitForLine(R"(metrics listening on port (\d+))", 5s);
-    g.grpc_port = std::stoi(*grpc_port);
-    if (metrics_port) g.metrics_port = std::stoi(*metrics_port);
-    g.channel = grpc::CreateChannel("127.0.0.1:" + *grpc_port,
-                                    grpc::InsecureChannelCredentials());
-    g.stub = v1::BillingGateway::NewStub(g.channel);
-    return g;
-  }
-
-  bool ok() const { return grpc_port != 0; }
-  // SIGKILL (no shutdown code runs) and reap.
-  void Kill() { process.reset(); }
-
-  std::string Metrics() const {
-    httplib::Client c("127.0.0.1", metrics_port);
-    auto r = c.Get("/metrics");
-    return r ? r->body : "";
-  }
-  // Value of the first sample line starting with `series` ("" prefix match), or
-  // -1.
-  double Metric(const std::string& series) const {
-    const std::string page = Metrics();
-    size_t at = 0;
-    while ((at = page.find(series, at)) != std::string::npos) {
-      if (at == 0 || page[at - 1] == '\n') {
-        const size_t space = page.find(' ', at + series.size());
-        const size_t eol = page.find('\n', at);
-        if (space != std::string::npos && space < eol) {
-          return std::stod(page.substr(space + 1, eol - space - 1));
-        }
-      }
-      at += series.size();
-    }
-    return -1;
   }
 };
 

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/gateway_process.h"
 #include "tests/subprocess.h"
 
 namespace bg {
@@ -37,19 +38,13 @@ class EndToEnd : public ::testing::Test {
         << "server:\n  listen: 127.0.0.1:0\n"
         << "metrics:\n  listen: 127.0.0.1:0\n"
         << "killbill:\n  url: http://127.0.0.1:" << sim_port_ << "\n";
-    gateway_ = std::make_unique<testing::Subprocess>(
-        std::vector<std::string>{BG_GATEWAY_BINARY, "--config", config_path_});
-    auto grpc_port =
-        gateway_->WaitForLine(R"(grpc listening on port (\d+))", 20s);
-    ASSERT_TRUE(grpc_port.has_value())
-        << "gateway did not start: " << gateway_->output();
-    auto metrics_port =
-        gateway_->WaitForLine(R"(metrics listening on port (\d+))", 5s);
-    ASSERT_TRUE(metrics_port.has_value());
-    metrics_port_ = std::stoi(*metrics_port);
-    channel_ = grpc::CreateChannel("127.0.0.1:" + *grpc_port,
-                                   grpc::InsecureChannelCredentials());
-    stub_ = v1::BillingGateway::NewStub(channel_);
+    testing::Gateway g = testing::Gateway::Launch(config_path_, 20s);
+    ASSERT_TRUE(g.ok()) << "gateway did not start: " << g.process->output();
+    ASSERT_NE(g.metrics_port, 0);
+    gateway_ = std::move(g.process);
+    metrics_port_ = g.metrics_port;
+    channel_ = g.channel;
+    stub_ = std::move(g.stub);
   }
 
   std::unique_ptr<grpc::ClientContext> Context() {

@@ -45,12 +45,14 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "tests/gateway_process.h"
 #include "tests/subprocess.h"
 
 namespace bg {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::WaitUntil;
 namespace v1 = billing::v1;
 using Steady = std::chrono::steady_clock;
 using Ms = std::chrono::milliseconds;
@@ -264,19 +266,13 @@ class FaultTest : public ::testing::Test {
         << "breaker:\n  window: 2s\n  min_calls: 5\n  open_duration: 300ms\n"
         << "  max_open_duration: 1s\n  half_open_probes: 2\n"
         << "  probe_timeout: 3s\n  slow_call_threshold: 5s\n";
-    gateway_ = std::make_unique<testing::Subprocess>(
-        std::vector<std::string>{BG_GATEWAY_BINARY, "--config", config});
-    auto grpc_port =
-        gateway_->WaitForLine(R"(grpc listening on port (\d+))", 20s);
-    ASSERT_TRUE(grpc_port.has_value())
-        << "gateway did not start: " << gateway_->output();
-    auto metrics_port =
-        gateway_->WaitForLine(R"(metrics listening on port (\d+))", 5s);
-    ASSERT_TRUE(metrics_port.has_value());
-    metrics_port_ = std::stoi(*metrics_port);
-    channel_ = grpc::CreateChannel("127.0.0.1:" + *grpc_port,
-                                   grpc::InsecureChannelCredentials());
-    stub_ = v1::BillingGateway::NewStub(channel_);
+    testing::Gateway g = testing::Gateway::Launch(config, 20s);
+    ASSERT_TRUE(g.ok()) << "gateway did not start: " << g.process->output();
+    ASSERT_NE(g.metrics_port, 0);
+    gateway_ = std::move(g.process);
+    metrics_port_ = g.metrics_port;
+    channel_ = g.channel;
+    stub_ = std::move(g.stub);
     health_ = grpc::health::v1::Health::NewStub(channel_);
     start_ = Steady::now();
   }
@@ -294,18 +290,6 @@ class FaultTest : public ::testing::Test {
     auto res = http.Get("/metrics");
     EXPECT_TRUE(res) << "metrics page unreachable";
     return MetricsPage(res ? res->body : "");
-  }
-
-  // Polls `done` every 50 ms (paced by a wait) until it holds or `timeout`
-  // passes.
-  bool WaitUntil(const std::function<bool()>& done, Ms timeout) {
-    Pacer pacer;
-    const auto give_up = Steady::now() + timeout;
-    while (Steady::now() < give_up) {
-      if (done()) return true;
-      pacer.Wait(50ms);
-    }
-    return done();
   }
 
   bool Serving() {

@@ -13,7 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <string>
@@ -22,6 +26,28 @@
 #include "gtest/gtest.h"
 
 namespace bg::testing {
+
+// Re-checks `condition` (state another process shows: counters over HTTP,
+// rows in PostgreSQL, a metric) every `poll` until it holds or `timeout`
+// passes; true if it held. Used only where no blocking primitive exists (an
+// operation's completion is waited for with GetOperation's own server-side
+// wait instead). The pause between checks is a deadline-bounded condition
+// wait, never past `timeout`.
+inline bool WaitUntil(
+    const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+    std::chrono::milliseconds poll = std::chrono::milliseconds(50)) {
+  using Steady = std::chrono::steady_clock;
+  const Steady::time_point give_up = Steady::now() + timeout;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::unique_lock<std::mutex> lock(mu);
+  while (!condition()) {
+    const Steady::time_point now = Steady::now();
+    if (now >= give_up) return false;
+    cv.wait_until(lock, std::min(give_up, now + poll));
+  }
+  return true;
+}
 
 // A path under the test temp directory that belongs to the running test alone
 // (suite, test name and pid in it): ctest runs tests in parallel, so two tests
