@@ -113,14 +113,14 @@ void DurableWorker::Dispatch(ClaimedOperation op) {
     Complete(std::move(o));
     return;
   }
-  gateway::Job job;
-  job.method = gateway::Method::kCreateAccount;
+  dispatch::Job job;
+  job.method = dispatch::Method::kCreateAccount;
   job.expected_calls = executor_.expected_calls(*request);
   job.deadline = clock_->Now() + options_.attempt_deadline;
   job.cancelled = [] { return false; };
   const int64_t id = op.id;
   const int attempts = op.attempts;
-  job.run = [this, request, id, attempts](gateway::KillBillCalls& calls) {
+  job.run = [this, request, id, attempts](dispatch::KillBillCalls& calls) {
     absl::StatusOr<v1::CreateAccountResponse> result =
         executor_.create_account(*request, calls);
     Outcome o = MakeOutcome(id, attempts, Outcome::Kind::kSucceeded);

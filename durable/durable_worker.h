@@ -41,10 +41,10 @@
 #include "absl/synchronization/mutex.h"
 #include "billing/v1/billing_gateway.pb.h"
 #include "common/clock.h"
+#include "dispatch/job.h"
 #include "durable/durable_metrics.h"
 #include "durable/operation_store.h"
 #include "durable/pg_session.h"
-#include "gateway/job.h"
 
 namespace bg::durable {
 
@@ -53,10 +53,10 @@ namespace bg::durable {
 // implementation.
 struct Executor {
   // Dispatcher::Submit.
-  std::function<void(gateway::Job)> submit;
+  std::function<void(dispatch::Job)> submit;
   // AccountOperations::CreateAccount.
   std::function<absl::StatusOr<billing::v1::CreateAccountResponse>(
-      const billing::v1::CreateAccountRequest&, gateway::KillBillCalls&)>
+      const billing::v1::CreateAccountRequest&, dispatch::KillBillCalls&)>
       create_account;
   // AccountOperations::ExpectedCalls.
   std::function<int(const billing::v1::CreateAccountRequest&)> expected_calls;

@@ -6,17 +6,16 @@
 
 #include <fstream>
 #include <iterator>
-#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "dispatch/dispatcher.h"
 #include "durable/durable_queue.h"
-#include "gateway/account_operations.h"
-#include "gateway/dispatcher.h"
-#include "gateway/metrics.h"
-#include "gateway/service.h"
 #include "killbill_client/killbill_client.h"
+#include "metrics/gateway_metrics.h"
 #include "prometheus/exposer.h"
+#include "service/account_operations.h"
+#include "service/service.h"
 #include "spdlog/spdlog.h"
 
 namespace bg::gateway {
@@ -71,8 +70,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFrom(
   return grpc::SslServerCredentials(options);
 }
 
-DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& c) {
-  DispatcherOptions o;
+dispatch::DispatcherOptions DispatcherOptionsFrom(
+    const config::GatewayConfig& c) {
+  dispatch::DispatcherOptions o;
   o.max_in_flight = c.concurrency.max_in_flight;
   o.adjust_interval = c.rate.adjust_interval;
   o.health_poll_interval = c.health.poll_interval;
@@ -81,8 +81,8 @@ DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& c) {
   o.queue.capacity = static_cast<size_t>(c.queue.capacity);
 
   o.rate.mode = c.rate.mode == config::RateMode::kStatic
-                    ? RateController::Mode::kStatic
-                    : RateController::Mode::kAdaptive;
+                    ? flow::RateController::Mode::kStatic
+                    : flow::RateController::Mode::kAdaptive;
   o.rate.initial = c.rate.initial;
   o.rate.min = c.rate.min;
   o.rate.max = c.rate.max;
@@ -109,30 +109,6 @@ DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& c) {
 }
 
 namespace {
-
-// Dispatcher::SetRateShare(double fraction) scales the token bucket's rate
-// (static or adaptive) to `fraction` of what it would be alone, so N replicas
-// together stay within the configured rate. Called through this detector so the
-// gateway builds with or without that hook; without it each replica paces at
-// the full rate (logged at start).
-template <typename D, typename = void>
-struct HasRateShare : std::false_type {};
-template <typename D>
-struct HasRateShare<D,
-                    std::void_t<decltype(std::declval<D&>().SetRateShare(0.5))>>
-    : std::true_type {};
-
-template <typename D>
-void ApplyRateShare(D* dispatcher, double fraction) {
-  if constexpr (HasRateShare<D>::value) {
-    dispatcher->SetRateShare(fraction);
-  } else {
-    // TODO(lead): Dispatcher::SetRateShare; until then replicas do not share
-    // the rate.
-    (void)dispatcher;
-    (void)fraction;
-  }
-}
 
 durable::DurableOptions DurableOptionsFrom(const config::DatabaseConfig& c) {
   durable::DurableOptions o;
@@ -163,7 +139,7 @@ GatewayServer::GatewayServer(config::GatewayConfig config, Clock* clock)
 GatewayServer::~GatewayServer() { Shutdown(); }
 
 absl::Status GatewayServer::Start() {
-  metrics_ = std::make_unique<GatewayMetrics>();
+  metrics_ = std::make_unique<metrics::GatewayMetrics>();
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics.listen);
   } catch (const std::exception& e) {
@@ -186,25 +162,25 @@ absl::Status GatewayServer::Start() {
   auto health_client = killbill::KillBillClient::Create(health_options);
   if (!health_client.ok()) return health_client.status();
   health_client_ = std::move(*health_client);
-  operations_ = std::make_unique<AccountOperations>(client_.get());
+  operations_ = std::make_unique<service::AccountOperations>(client_.get());
 
-  dispatcher_ = std::make_unique<Dispatcher>(
+  dispatcher_ = std::make_unique<dispatch::Dispatcher>(
       clock_, metrics_.get(), DispatcherOptionsFrom(config_),
       [client = health_client_.get()] { return client->Healthcheck(); });
   if (!config_.database.url.empty()) {
     durable::Executor executor;
-    executor.submit = [d = dispatcher_.get()](Job job) {
+    executor.submit = [d = dispatcher_.get()](dispatch::Job job) {
       d->Submit(std::move(job));
     };
     executor.create_account =
         [ops = operations_.get()](
             const billing::v1::CreateAccountRequest& request,
-            KillBillCalls& calls) {
+            dispatch::KillBillCalls& calls) {
           return ops->CreateAccount(request, calls);
         };
     executor.expected_calls =
         [](const billing::v1::CreateAccountRequest& request) {
-          return AccountOperations::ExpectedCalls(request);
+          return service::AccountOperations::ExpectedCalls(request);
         };
     executor.killbill_code = [](const absl::Status& status) -> std::string {
       auto code = status.GetPayload(killbill::kKillBillCodePayload);
@@ -213,14 +189,8 @@ absl::Status GatewayServer::Start() {
     durable_ = std::make_unique<durable::DurableQueue>(
         clock_, DurableOptionsFrom(config_.database), metrics_->registry(),
         std::move(executor), [d = dispatcher_.get()](double fraction) {
-          ApplyRateShare(d, fraction);
+          d->SetRateShare(fraction);
         });
-    if (!HasRateShare<Dispatcher>::value) {
-      spdlog::warn(
-          "rate share: unavailable (Dispatcher::SetRateShare missing); each "
-          "replica "
-          "paces Kill Bill at the full configured rate");
-    }
     if (absl::Status ready = durable_->Start(); !ready.ok()) {
       // Not fatal: synchronous calls work, durable ones answer UNAVAILABLE
       // until it connects.
@@ -229,7 +199,7 @@ absl::Status GatewayServer::Start() {
           std::string(ready.message()));
     }
   }
-  service_ = std::make_unique<BillingGatewayService>(
+  service_ = std::make_unique<service::BillingGatewayService>(
       clock_, dispatcher_.get(), operations_.get(), metrics_.get(),
       config_.server.default_deadline, durable_.get());
 

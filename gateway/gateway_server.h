@@ -30,17 +30,23 @@ namespace bg::durable {
 class DurableQueue;
 }
 
-namespace bg::gateway {
-
+namespace bg::service {
 class AccountOperations;
 class BillingGatewayService;
+}  // namespace bg::service
+namespace bg::dispatch {
 class Dispatcher;
-class GatewayMetrics;
-
 struct DispatcherOptions;
+}  // namespace bg::dispatch
+namespace bg::metrics {
+class GatewayMetrics;
+}
+
+namespace bg::gateway {
 
 // Config to the options of the parts it configures (exposed for tests).
-DispatcherOptions DispatcherOptionsFrom(const config::GatewayConfig& config);
+dispatch::DispatcherOptions DispatcherOptionsFrom(
+    const config::GatewayConfig& config);
 
 class GatewayServer {
  public:
@@ -62,15 +68,15 @@ class GatewayServer {
  private:
   const config::GatewayConfig config_;
   Clock* const clock_;
-  std::unique_ptr<GatewayMetrics> metrics_;
+  std::unique_ptr<metrics::GatewayMetrics> metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<killbill::KillBillClient> client_;
   std::unique_ptr<killbill::KillBillClient> health_client_;
-  std::unique_ptr<AccountOperations> operations_;
-  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<service::AccountOperations> operations_;
+  std::unique_ptr<dispatch::Dispatcher> dispatcher_;
   std::unique_ptr<durable::DurableQueue>
       durable_;  // Null without database.url.
-  std::unique_ptr<BillingGatewayService> service_;
+  std::unique_ptr<service::BillingGatewayService> service_;
   std::unique_ptr<grpc::Server> server_;
   int grpc_port_ = 0;
   int metrics_port_ = 0;

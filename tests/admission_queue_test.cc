@@ -1,4 +1,4 @@
-#include "gateway/admission_queue.h"
+#include "flow/admission_queue.h"
 
 #include <chrono>
 #include <memory>
@@ -7,7 +7,7 @@
 
 #include "gtest/gtest.h"
 
-namespace bg {
+namespace bg::flow {
 namespace {
 
 using std::chrono::milliseconds;
@@ -323,4 +323,4 @@ TEST_F(AdmissionQueueTest, LatencyEwma) {
 }
 
 }  // namespace
-}  // namespace bg
+}  // namespace bg::flow

@@ -1,4 +1,4 @@
-#include "gateway/circuit_breaker.h"
+#include "flow/circuit_breaker.h"
 
 #include <chrono>
 #include <string>
@@ -6,7 +6,7 @@
 
 #include "gtest/gtest.h"
 
-namespace bg {
+namespace bg::flow {
 namespace {
 
 using std::chrono::milliseconds;
@@ -287,4 +287,4 @@ TEST_F(CircuitBreakerTest, ClosingResetsTheWindow) {
 }
 
 }  // namespace
-}  // namespace bg
+}  // namespace bg::flow

@@ -1,9 +1,7 @@
 # Concurrency stress test of the flow-control parts and the Kill Bill client pool (label
 # `concurrency`). Meant for ThreadSanitizer (scripts/sanitize.sh tsan) but runs in every build.
-if(TARGET bg_flow AND TARGET bg_sim)
-  bg_test(concurrency_stress_test SOURCES concurrency_stress_test.cc
-          LIBS bg_flow bg_killbill_client bg_sim LABELS concurrency)
-endif()
+bg_test(concurrency_stress_test SOURCES concurrency_stress_test.cc
+        LIBS bg_flow bg_killbill_client bg_sim LABELS concurrency)
 
 # ThreadSanitizer build only: Debian's Abseil is not instrumented, so every test executable
 # gets the shim that reports absl::Mutex/CondVar synchronization to TSan

@@ -25,16 +25,16 @@
 
 #include "bench/killbill_sim/killbill_sim.h"
 #include "common/clock.h"
-#include "gateway/admission_queue.h"
-#include "gateway/circuit_breaker.h"
-#include "gateway/rate_controller.h"
-#include "gateway/retry_policy.h"
-#include "gateway/token_bucket.h"
+#include "flow/admission_queue.h"
+#include "flow/circuit_breaker.h"
+#include "flow/rate_controller.h"
+#include "flow/retry_policy.h"
+#include "flow/token_bucket.h"
 #include "gtest/gtest.h"
 #include "killbill_client/killbill_client.h"
 #include "killbill_client/parse.h"
 
-namespace bg {
+namespace bg::flow {
 namespace {
 
 using std::chrono::milliseconds;
@@ -432,4 +432,4 @@ TEST(ConcurrencyStress, KillBillClientPoolAgainstSim) {
 }
 
 }  // namespace
-}  // namespace bg
+}  // namespace bg::flow

@@ -2,14 +2,12 @@
 # and the crash and replica tests with killbill-sim and billing-gateway as processes.
 bg_test(durable_store_test SOURCES durable_store_test.cc LIBS bg_durable LABELS durable)
 
-if(TARGET killbill-sim)
-  foreach(t durable_crash_test durable_replica_test)
-    bg_test(${t} SOURCES ${t}.cc
-            LIBS bg_gateway bg_proto PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
-            LABELS durable e2e)
-    target_compile_definitions(${t} PRIVATE
-      BG_SIM_BINARY="$<TARGET_FILE:killbill-sim>"
-      BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
-    add_dependencies(${t} killbill-sim billing-gateway)
-  endforeach()
-endif()
+foreach(t durable_crash_test durable_replica_test)
+  bg_test(${t} SOURCES ${t}.cc
+          LIBS bg_durable bg_proto PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
+          LABELS durable e2e)
+  target_compile_definitions(${t} PRIVATE
+    BG_SIM_BINARY="$<TARGET_FILE:killbill-sim>"
+    BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
+  add_dependencies(${t} killbill-sim billing-gateway)
+endforeach()

@@ -14,30 +14,16 @@
 #include <iostream>
 #include <mutex>
 #include <set>
-#include <type_traits>
 
-#include "gateway/dispatcher.h"
 #include "tests/durable_harness.h"
 #include "tests/pg_fixture.h"
 
 namespace bg::testing {
 namespace {
 
-template <typename D, typename = void>
-struct HasRateShare : std::false_type {};
-template <typename D>
-struct HasRateShare<D,
-                    std::void_t<decltype(std::declval<D&>().SetRateShare(0.5))>>
-    : std::true_type {};
-
 constexpr double kRate = 30;  // R, Kill Bill calls/s for all replicas together.
 
 TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
-  if (!HasRateShare<gateway::Dispatcher>::value) {
-    GTEST_SKIP() << "Dispatcher::SetRateShare(double) is not there yet (see "
-                    "durable/ report): "
-                    "replicas cannot share the rate";
-  }
   if (auto missing = PgFixture::MissingBinaries()) GTEST_SKIP() << *missing;
   PgFixture pg;
   ASSERT_EQ(pg.Start(), "");

@@ -1,13 +1,11 @@
-if(TARGET killbill-sim)
-  bg_test(e2e_test SOURCES e2e_test.cc
-          LIBS bg_proto bg_health_proto bg_reflection_proto PkgConfig::HTTPLIB
-               nlohmann_json::nlohmann_json
-          LABELS e2e)
-  target_compile_definitions(e2e_test PRIVATE
-    BG_SIM_BINARY="$<TARGET_FILE:killbill-sim>"
-    BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
-  add_dependencies(e2e_test killbill-sim billing-gateway)
-endif()
+bg_test(e2e_test SOURCES e2e_test.cc
+        LIBS bg_proto bg_health_proto bg_reflection_proto PkgConfig::HTTPLIB
+             nlohmann_json::nlohmann_json
+        LABELS e2e)
+target_compile_definitions(e2e_test PRIVATE
+  BG_SIM_BINARY="$<TARGET_FILE:killbill-sim>"
+  BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
+add_dependencies(e2e_test killbill-sim billing-gateway)
 
 # TLS and mutual TLS on the gRPC server, HTTPS with CA verification to Kill Bill. Has its
 # own main() (a test environment makes the certificates once).

@@ -1,4 +1,4 @@
-# Unit tests of the flow-control parts (gateway/flow.cmake), all under bg::FakeClock.
+# Unit tests of the flow-control parts (flow/), all under bg::FakeClock.
 bg_test(token_bucket_test SOURCES token_bucket_test.cc LIBS bg_flow bg_sim LABELS unit)
 bg_test(circuit_breaker_test SOURCES circuit_breaker_test.cc LIBS bg_flow bg_sim LABELS unit)
 bg_test(admission_queue_test SOURCES admission_queue_test.cc LIBS bg_flow bg_sim LABELS unit)

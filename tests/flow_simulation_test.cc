@@ -20,12 +20,12 @@
 
 #include "bench/killbill_sim/capacity_model.h"
 #include "bench/killbill_sim/queue_growth.h"
-#include "gateway/circuit_breaker.h"
-#include "gateway/rate_controller.h"
-#include "gateway/token_bucket.h"
+#include "flow/circuit_breaker.h"
+#include "flow/rate_controller.h"
+#include "flow/token_bucket.h"
 #include "gtest/gtest.h"
 
-namespace bg {
+namespace bg::flow {
 namespace {
 
 using std::chrono::milliseconds;
@@ -295,4 +295,4 @@ TEST(FlowSimulationTest, StaticRateAboveTheDrainGrowsTheBacklog) {
 }
 
 }  // namespace
-}  // namespace bg
+}  // namespace bg::flow

@@ -1,4 +1,4 @@
-#include "gateway/rate_controller.h"
+#include "flow/rate_controller.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,7 +9,7 @@
 
 #include "gtest/gtest.h"
 
-namespace bg {
+namespace bg::flow {
 namespace {
 
 using std::chrono::milliseconds;
@@ -281,4 +281,4 @@ TEST_F(RateControllerTest, RecordedDrainDropSettlesNearTheTrueDrain) {
 }
 
 }  // namespace
-}  // namespace bg
+}  // namespace bg::flow

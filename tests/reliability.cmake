@@ -8,15 +8,13 @@ bg_test(bad_killbill_answer_test
   LIBS bg_killbill_client PkgConfig::HTTPLIB Threads::Threads
   LABELS integration)
 
-if(TARGET billing-gateway AND TARGET bg_sim)
-  foreach(test fault_test shutdown_test bad_request_test)
-    bg_test(${test}
-      SOURCES ${CMAKE_CURRENT_LIST_DIR}/${test}.cc
-      LIBS bg_sim bg_proto bg_health_proto PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
-           absl::strings
-      LABELS e2e)
-    target_compile_definitions(${test} PRIVATE
-      BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
-    add_dependencies(${test} billing-gateway)
-  endforeach()
-endif()
+foreach(test fault_test shutdown_test bad_request_test)
+  bg_test(${test}
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/${test}.cc
+    LIBS bg_sim bg_proto bg_health_proto PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
+         absl::strings
+    LABELS e2e)
+  target_compile_definitions(${test} PRIVATE
+    BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
+  add_dependencies(${test} billing-gateway)
+endforeach()

@@ -1,11 +1,11 @@
-#include "gateway/retry_policy.h"
+#include "flow/retry_policy.h"
 
 #include <chrono>
 #include <vector>
 
 #include "gtest/gtest.h"
 
-namespace bg {
+namespace bg::flow {
 namespace {
 
 using std::chrono::milliseconds;
@@ -113,4 +113,4 @@ TEST(RetryBudgetTest, WindowSlides) {
 }
 
 }  // namespace
-}  // namespace bg
+}  // namespace bg::flow

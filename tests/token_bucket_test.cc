@@ -1,10 +1,10 @@
-#include "gateway/token_bucket.h"
+#include "flow/token_bucket.h"
 
 #include <chrono>
 
 #include "gtest/gtest.h"
 
-namespace bg {
+namespace bg::flow {
 namespace {
 
 using std::chrono::milliseconds;
@@ -107,4 +107,4 @@ TEST(TokenBucketTest, LongRunCountMatchesRate) {
 }
 
 }  // namespace
-}  // namespace bg
+}  // namespace bg::flow

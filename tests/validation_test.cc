@@ -1,10 +1,10 @@
-#include "gateway/validation.h"
+#include "service/validation.h"
 
 #include <string>
 
 #include "gtest/gtest.h"
 
-namespace bg::gateway {
+namespace bg::service {
 namespace {
 
 namespace v1 = billing::v1;
@@ -106,4 +106,4 @@ TEST(ValidateGetAccount, NeedsExactlyOneWellFormedKey) {
 }
 
 }  // namespace
-}  // namespace bg::gateway
+}  // namespace bg::service

@@ -5,12 +5,12 @@
 
 #include "benchmark/benchmark.h"
 #include "common/clock.h"
-#include "gateway/admission_queue.h"
-#include "gateway/circuit_breaker.h"
-#include "gateway/rate_controller.h"
-#include "gateway/token_bucket.h"
+#include "flow/admission_queue.h"
+#include "flow/circuit_breaker.h"
+#include "flow/rate_controller.h"
+#include "flow/token_bucket.h"
 
-namespace bg {
+namespace bg::flow {
 namespace {
 
 void BM_TokenBucketTryAcquire(benchmark::State& state) {
@@ -79,4 +79,4 @@ void BM_RateControllerPoll(benchmark::State& state) {
 BENCHMARK(BM_RateControllerPoll)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
-}  // namespace bg
+}  // namespace bg::flow

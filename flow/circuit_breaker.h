@@ -48,7 +48,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 
-namespace bg {
+namespace bg::flow {
 
 class CircuitBreaker {
  public:
@@ -202,4 +202,4 @@ class CircuitBreaker {
   std::array<uint64_t, 3> transitions_ ABSL_GUARDED_BY(mu_) = {0, 0, 0};
 };
 
-}  // namespace bg
+}  // namespace bg::flow

@@ -40,16 +40,30 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "gateway/admission_queue.h"
-#include "gateway/circuit_breaker.h"
-#include "gateway/job.h"
-#include "gateway/metrics.h"
-#include "gateway/rate_controller.h"
-#include "gateway/retry_policy.h"
-#include "gateway/token_bucket.h"
+#include "dispatch/job.h"
+#include "flow/admission_queue.h"
+#include "flow/circuit_breaker.h"
+#include "flow/rate_controller.h"
+#include "flow/retry_policy.h"
+#include "flow/token_bucket.h"
 #include "killbill_client/types.h"
+#include "metrics/gateway_metrics.h"
 
-namespace bg::gateway {
+namespace bg::dispatch {
+
+using flow::Admission;
+using flow::AdmissionOptions;
+using flow::AdmissionQueue;
+using flow::CircuitBreaker;
+using flow::RateController;
+using flow::RejectReason;
+using flow::RejectReasonName;
+using flow::RetryBudget;
+using flow::RetryOptions;
+using flow::RetryPolicy;
+using flow::TokenBucket;
+using metrics::DropReason;
+using metrics::GatewayMetrics;
 
 struct DispatcherOptions {
   AdmissionOptions queue;
@@ -155,4 +169,4 @@ class Dispatcher {
   bool shut_down_ = false;
 };
 
-}  // namespace bg::gateway
+}  // namespace bg::dispatch

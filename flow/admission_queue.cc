@@ -1,8 +1,8 @@
-#include "gateway/admission_queue.h"
+#include "flow/admission_queue.h"
 
 #include <cmath>
 
-namespace bg {
+namespace bg::flow {
 namespace {
 // Rounded, not truncated: 0.3 s must be 300 ms, not 299.999999 ms.
 Clock::Duration RoundSeconds(double s) {
@@ -89,4 +89,4 @@ Clock::Duration AdmissionPolicy::expected_latency() const {
   return RoundSeconds(latency_s_);
 }
 
-}  // namespace bg
+}  // namespace bg::flow

@@ -1,11 +1,11 @@
-#include "gateway/account_operations.h"
+#include "service/account_operations.h"
 
 #include <algorithm>
 #include <chrono>
 #include <thread>
 #include <vector>
 
-namespace bg::gateway {
+namespace bg::service {
 namespace {
 
 namespace v1 = billing::v1;
@@ -142,4 +142,4 @@ absl::StatusOr<v1::Account> AccountOperations::GetAccount(
   return ToProto(*account);
 }
 
-}  // namespace bg::gateway
+}  // namespace bg::service

@@ -1,10 +1,10 @@
-#include "gateway/rate_controller.h"
+#include "flow/rate_controller.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-namespace bg {
+namespace bg::flow {
 namespace {
 // Kill Bill's queue healthcheck (see KILLBILL.md).
 constexpr size_t kWindow = 60;
@@ -361,4 +361,4 @@ RateController::Snapshot RateController::snapshot() const {
   return s;
 }
 
-}  // namespace bg
+}  // namespace bg::flow

@@ -10,9 +10,25 @@
 
 #include "absl/status/status.h"
 #include "common/clock.h"
-#include "gateway/metrics.h"
 
-namespace bg::gateway {
+namespace bg::dispatch {
+
+// The gRPC methods that become jobs (a metrics label and the job's kind).
+enum class Method { kCreateAccount = 0, kGetAccount = 1 };
+inline constexpr int kMethodCount = 2;
+inline const char* MethodName(Method m) {
+  return m == Method::kCreateAccount ? "CreateAccount" : "GetAccount";
+}
+
+// The Kill Bill calls a job may make (a metrics label; the healthcheck is the
+// health monitor's).
+enum class KillBillEndpoint {
+  kCreateAccount = 0,
+  kGetAccount,
+  kAddTags,
+  kHealthcheck
+};
+inline constexpr int kEndpointCount = 4;
 
 class KillBillCalls;
 
@@ -57,4 +73,4 @@ class KillBillCalls {
   virtual Clock* clock() const = 0;
 };
 
-}  // namespace bg::gateway
+}  // namespace bg::dispatch

@@ -1,4 +1,4 @@
-#include "gateway/service.h"
+#include "service/service.h"
 
 #include <algorithm>
 #include <atomic>
@@ -7,9 +7,9 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "durable/durable_queue.h"
-#include "gateway/validation.h"
+#include "service/validation.h"
 
-namespace bg::gateway {
+namespace bg::service {
 namespace {
 
 grpc::Status ToGrpc(const absl::Status& status) {
@@ -296,4 +296,4 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetOperation(
   return call;
 }
 
-}  // namespace bg::gateway
+}  // namespace bg::service

@@ -1,4 +1,4 @@
-#include "gateway/dispatcher.h"
+#include "dispatch/dispatcher.h"
 
 #include <algorithm>
 #include <optional>
@@ -9,7 +9,7 @@
 #include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 
-namespace bg::gateway {
+namespace bg::dispatch {
 namespace {
 
 // Kill Bill answers that say it is struggling (as opposed to "your request was
@@ -426,4 +426,4 @@ void Dispatcher::Shutdown(Clock::Duration grace) {
   metrics_->queue_depth().Set(0);
 }
 
-}  // namespace bg::gateway
+}  // namespace bg::dispatch

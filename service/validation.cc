@@ -1,4 +1,4 @@
-#include "gateway/validation.h"
+#include "service/validation.h"
 
 #include <set>
 
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "killbill_client/parse.h"
 
-namespace bg::gateway {
+namespace bg::service {
 namespace {
 
 absl::Status FieldError(absl::string_view field, absl::string_view problem) {
@@ -143,4 +143,4 @@ absl::Status ValidateGetAccount(const billing::v1::GetAccountRequest& request) {
   return FieldError("key", "set external_key or account_id");
 }
 
-}  // namespace bg::gateway
+}  // namespace bg::service

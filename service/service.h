@@ -25,16 +25,22 @@
 
 #include "billing/v1/billing_gateway.grpc.pb.h"
 #include "common/clock.h"
-#include "gateway/account_operations.h"
-#include "gateway/dispatcher.h"
-#include "gateway/metrics.h"
+#include "dispatch/dispatcher.h"
+#include "metrics/gateway_metrics.h"
+#include "service/account_operations.h"
 
 namespace bg::durable {
 class DurableQueue;
 struct OperationRecord;
 }  // namespace bg::durable
 
-namespace bg::gateway {
+namespace bg::service {
+
+using dispatch::Dispatcher;
+using dispatch::Job;
+using dispatch::KillBillCalls;
+using dispatch::Method;
+using metrics::GatewayMetrics;
 
 inline constexpr char kRejectReasonKey[] = "billing-gateway-reject-reason";
 inline constexpr char kRetryPushbackKey[] = "grpc-retry-pushback-ms";
@@ -97,4 +103,4 @@ class BillingGatewayService final
 // The public form of a stored operation.
 void ToProto(const durable::OperationRecord& op, billing::v1::Operation* out);
 
-}  // namespace bg::gateway
+}  // namespace bg::service

@@ -23,7 +23,7 @@
 
 #include "common/clock.h"
 
-namespace bg {
+namespace bg::flow {
 
 class DrainRate {
  public:
@@ -65,4 +65,4 @@ class DrainRate {
   std::array<Bucket, kBuckets> buckets_;
 };
 
-}  // namespace bg
+}  // namespace bg::flow

@@ -1,9 +1,9 @@
-#include "gateway/token_bucket.h"
+#include "flow/token_bucket.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace bg {
+namespace bg::flow {
 namespace {
 // Rounding slack: n tokens count as available when within 1e-11 of n. Far below
 // the tokens one nanosecond earns at any sane rate (3e-9 at 3/s), far above
@@ -69,4 +69,4 @@ double TokenBucket::Available() {
   return tokens_;
 }
 
-}  // namespace bg
+}  // namespace bg::flow

@@ -1,9 +1,9 @@
-#include "gateway/retry_policy.h"
+#include "flow/retry_policy.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace bg {
+namespace bg::flow {
 
 RetryPolicy::RetryPolicy(const RetryOptions& options, uint64_t seed)
     : opt_(options), rng_(seed), previous_(options.initial_backoff) {}
@@ -73,4 +73,4 @@ double RetryBudget::Available() {
   return std::max(0.0, AvailableLocked(clock_->Now()));
 }
 
-}  // namespace bg
+}  // namespace bg::flow

@@ -21,7 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 
-namespace bg {
+namespace bg::flow {
 
 // Maps 1:1 to the `retry.*` YAML keys.
 struct RetryOptions {
@@ -107,4 +107,4 @@ class RetryBudget {
   std::array<Bucket, kBuckets> buckets_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace bg
+}  // namespace bg::flow

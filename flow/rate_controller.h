@@ -113,10 +113,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "gateway/circuit_breaker.h"
-#include "gateway/token_bucket.h"
+#include "flow/circuit_breaker.h"
+#include "flow/token_bucket.h"
 
-namespace bg {
+namespace bg::flow {
 
 class RateController {
  public:
@@ -297,4 +297,4 @@ class RateController {
   uint64_t fast_cuts_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-}  // namespace bg
+}  // namespace bg::flow

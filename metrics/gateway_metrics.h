@@ -21,26 +21,23 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "gateway/admission_queue.h"
+#include "dispatch/job.h"
+#include "flow/admission_queue.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 
-namespace bg::gateway {
+namespace bg::metrics {
 
-enum class Method { kCreateAccount = 0, kGetAccount = 1 };
-inline constexpr int kMethodCount = 2;
-const char* MethodName(Method m);
-
-enum class KillBillEndpoint {
-  kCreateAccount = 0,
-  kGetAccount,
-  kAddTags,
-  kHealthcheck
-};
-inline constexpr int kEndpointCount = 4;
+using dispatch::kEndpointCount;
+using dispatch::KillBillEndpoint;
+using dispatch::kMethodCount;
+using dispatch::Method;
+using dispatch::MethodName;
+using flow::RejectReason;
+using flow::RejectReasonName;
 
 // Why a request was refused before reaching Kill Bill: bg::RejectReason
 // (admission_queue.h).
@@ -118,4 +115,4 @@ class GatewayMetrics {
   std::map<std::string, prometheus::Gauge*> queue_growth_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace bg::gateway
+}  // namespace bg::metrics

@@ -51,9 +51,9 @@
 #include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "gateway/drain_rate.h"
+#include "flow/drain_rate.h"
 
-namespace bg {
+namespace bg::flow {
 
 enum class RejectReason {
   kQueueFull,
@@ -321,4 +321,4 @@ class AdmissionQueue {
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-}  // namespace bg
+}  // namespace bg::flow

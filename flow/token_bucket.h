@@ -19,7 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 
-namespace bg {
+namespace bg::flow {
 
 class TokenBucket {
  public:
@@ -62,4 +62,4 @@ class TokenBucket {
   Clock::TimePoint last_refill_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace bg
+}  // namespace bg::flow

@@ -16,10 +16,13 @@
 
 #include "absl/status/statusor.h"
 #include "billing/v1/billing_gateway.pb.h"
-#include "gateway/job.h"
+#include "dispatch/job.h"
 #include "killbill_client/killbill_client.h"
 
-namespace bg::gateway {
+namespace bg::service {
+
+using dispatch::KillBillCalls;
+using dispatch::KillBillEndpoint;
 
 class AccountOperations {
  public:
@@ -46,4 +49,4 @@ class AccountOperations {
 // The Kill Bill tag definition id for a proto tag (valid values only).
 const char* TagDefinitionId(billing::v1::AccountTag tag);
 
-}  // namespace bg::gateway
+}  // namespace bg::service

@@ -1,9 +1,9 @@
-#include "gateway/circuit_breaker.h"
+#include "flow/circuit_breaker.h"
 
 #include <algorithm>
 #include <utility>
 
-namespace bg {
+namespace bg::flow {
 
 CircuitBreaker::CircuitBreaker(Clock* clock, Options options)
     : clock_(clock),
@@ -265,4 +265,4 @@ Clock::Duration CircuitBreaker::current_open_duration() const {
   return open_duration_;
 }
 
-}  // namespace bg
+}  // namespace bg::flow

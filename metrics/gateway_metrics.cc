@@ -1,4 +1,4 @@
-#include "gateway/metrics.h"
+#include "metrics/gateway_metrics.h"
 
 #include <string>
 
@@ -7,7 +7,7 @@
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 
-namespace bg::gateway {
+namespace bg::metrics {
 namespace {
 
 using prometheus::BuildCounter;
@@ -32,10 +32,6 @@ constexpr const char* kOutcomeNames[kOutcomeCount] = {"ok", "rejected",
                                                       "error"};
 
 }  // namespace
-
-const char* MethodName(Method m) {
-  return m == Method::kCreateAccount ? "CreateAccount" : "GetAccount";
-}
 
 GatewayMetrics::GatewayMetrics()
     : registry_(std::make_shared<prometheus::Registry>()) {
@@ -226,4 +222,4 @@ void GatewayMetrics::SetQueueGrowth(const std::string& queue, double growth) {
   it->second->Set(growth);
 }
 
-}  // namespace bg::gateway
+}  // namespace bg::metrics

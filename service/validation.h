@@ -8,7 +8,7 @@
 #include "absl/status/status.h"
 #include "billing/v1/billing_gateway.pb.h"
 
-namespace bg::gateway {
+namespace bg::service {
 
 inline constexpr size_t kMaxExternalKeyBytes =
     255;  // Kill Bill's own limit (code 5).
@@ -21,4 +21,4 @@ absl::Status ValidateCreateAccount(
     const billing::v1::CreateAccountRequest& request);
 absl::Status ValidateGetAccount(const billing::v1::GetAccountRequest& request);
 
-}  // namespace bg::gateway
+}  // namespace bg::service

@@ -1,8 +1,8 @@
-#include "gateway/drain_rate.h"
+#include "flow/drain_rate.h"
 
 #include <algorithm>
 
-namespace bg {
+namespace bg::flow {
 namespace {
 constexpr double kMinRate = 1e-3;  // jobs/s; keeps divisions finite
 }
@@ -69,4 +69,4 @@ double DrainRate::PerSecond() {
   return std::max(rate, kMinRate);
 }
 
-}  // namespace bg
+}  // namespace bg::flow

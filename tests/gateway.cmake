@@ -1,1 +1,0 @@
-bg_test(validation_test SOURCES validation_test.cc LIBS bg_gateway LABELS unit)
