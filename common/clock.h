@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <thread>
 
 namespace bg {
 
@@ -23,6 +24,9 @@ class Clock {
 
   virtual ~Clock() = default;
   virtual TimePoint Now() const = 0;
+  // Blocks the calling thread until Now() >= t: the only way product code
+  // waits for time to pass (a token, a retry backoff), so tests drive it.
+  virtual void SleepUntil(TimePoint t) = 0;
 };
 
 // Real steady time. Stateless, so one shared instance is enough.
@@ -33,6 +37,7 @@ class SteadyClock final : public Clock {
     return &clock;
   }
   TimePoint Now() const override { return std::chrono::steady_clock::now(); }
+  void SleepUntil(TimePoint t) override { std::this_thread::sleep_until(t); }
 };
 
 // Time that moves only when a test says so. Starts at an arbitrary non-zero
@@ -44,6 +49,15 @@ class FakeClock final : public Clock {
                    .count()) {}
   TimePoint Now() const override {
     return TimePoint(Duration(ticks_.load(std::memory_order_acquire)));
+  }
+  // Simulated time: a sleeper moves time forward to its wake-up point at once
+  // (meant for tests in which the sleeper is the thread that drives time).
+  void SleepUntil(TimePoint t) override {
+    Duration::rep want = t.time_since_epoch().count();
+    Duration::rep now = ticks_.load(std::memory_order_acquire);
+    while (now < want && !ticks_.compare_exchange_weak(
+                             now, want, std::memory_order_acq_rel)) {
+    }
   }
   void Advance(Duration d) {
     ticks_.fetch_add(d.count(), std::memory_order_acq_rel);

@@ -112,14 +112,14 @@ struct ConcurrencyConfig {
 
 enum class RateMode { kStatic, kAdaptive };
 
-// The token bucket that paces Kill Bill calls, and the controller that moves
-// its rate. Rates are Kill Bill calls per second; all > 0 and <= 100000, min <=
+// The token bucket that paces Kill Bill's bus, and the controller that moves
+// its rate. Rates are main-bus events per second; all > 0 and <= 100000, min <=
 // initial <= max.
 struct RateConfig {
   RateMode mode = RateMode::kAdaptive;  // static: stay at `initial` forever.
-  double initial = 20;                  // rate at start-up.
+  double initial = 10;                  // rate at start-up.
   double min = 1;                       // adaptive floor.
-  double max = 100;                     // adaptive ceiling.
+  double max = 50;                      // adaptive ceiling.
   double burst = 10;                    // bucket depth in tokens [1, 100000].
   double increase_step = 1;  // additive increase per adjust_interval.
   Millis adjust_interval = std::chrono::seconds(1);  // [10ms, 1m]

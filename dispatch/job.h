@@ -1,9 +1,15 @@
-// Job: one admitted gRPC request waiting for, or doing, its Kill Bill calls.
+// Job: one admitted request (a gRPC call, or a durable operation's attempt)
+// waiting for, or doing, its Kill Bill calls; and KillBillCalls, what a running
+// job may ask around each of those calls.
 //
-// The service builds a Job for each valid request; the dispatcher owns it from
-// admission until it is answered exactly once, by `run` (the Kill Bill work,
-// which answers the call itself) or by `drop`/`reject` (answered without
-// running). A Job is moved between threads but used by one thread at a time.
+// The edge (service/, durable/) builds a Job for each valid request, with the
+// Cost its operation declares; the dispatcher owns it from admission until it
+// is answered exactly once, by `run` (the Kill Bill work, which answers the
+// call itself) or by `answer` (a rejection or a drop, without running). A Job
+// is moved between threads but used by one thread at a time.
+//
+// This header is the whole contract between the edge and the dispatcher:
+// durable/ depends on it and not on the dispatcher.
 #pragma once
 
 #include <functional>
@@ -30,14 +36,34 @@ enum class KillBillEndpoint {
 };
 inline constexpr int kEndpointCount = 4;
 
+// What a piece of Kill Bill work spends of Kill Bill's two limits: its API
+// (every HTTP call, reads included) and its main bus (the events writes post,
+// drained at a fixed rate whatever the API does). Declared by the operation
+// that does the work (service/account_operations.h), never assumed by the
+// flow control: a registration with a tag and an untagged create differ by a
+// factor of two on the bus.
+struct Cost {
+  int calls = 0;       // Kill Bill HTTP calls
+  int bus_events = 0;  // main-bus events those calls post when they succeed
+
+  Cost& operator+=(const Cost& o) {
+    calls += o.calls;
+    bus_events += o.bus_events;
+    return *this;
+  }
+  friend bool operator==(const Cost& a, const Cost& b) {
+    return a.calls == b.calls && a.bus_events == b.bus_events;
+  }
+};
+
 class KillBillCalls;
 
 struct Job {
   Method method = Method::kCreateAccount;
-  // Kill Bill calls this job is expected to make (create + one per tag); the
-  // dispatcher takes that many tokens before starting it. Unforeseen calls (a
-  // lookup after 409, a retry) take theirs through KillBillCalls::Admit.
-  int expected_calls = 1;
+  // What the job is expected to spend: the dispatcher takes that many tokens
+  // of each budget before starting it. Unforeseen calls (a lookup after 409, a
+  // retry) take theirs through KillBillCalls::Admit.
+  Cost cost{1, 0};
   Clock::TimePoint admitted;
   Clock::TimePoint deadline;
   // True once the caller has gone away (gRPC OnCancel). Read from the
@@ -59,11 +85,12 @@ struct Job {
 class KillBillCalls {
  public:
   virtual ~KillBillCalls() = default;
-  // Called before each Kill Bill call: takes a token (or uses one prepaid at
-  // dispatch) and fails with DEADLINE_EXCEEDED/UNAVAILABLE when the call can no
-  // longer be made in time.
-  virtual absl::Status Admit(KillBillEndpoint endpoint) = 0;
-  // Called after each Kill Bill call with its outcome and latency.
+  // Called before each Kill Bill call with that call's own cost: spends what
+  // was prepaid at dispatch, waits (never past the deadline) for tokens beyond
+  // it, and fails with DEADLINE_EXCEEDED when the call can no longer be made in
+  // time.
+  virtual absl::Status Admit(KillBillEndpoint endpoint, Cost cost) = 0;
+  // Called after each admitted Kill Bill call with its outcome and latency.
   virtual void Record(KillBillEndpoint endpoint, const absl::Status& status,
                       Clock::Duration latency) = 0;
   // Asks the retry policy and budget for one more attempt of an idempotent

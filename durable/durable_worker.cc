@@ -115,7 +115,7 @@ void DurableWorker::Dispatch(ClaimedOperation op) {
   }
   dispatch::Job job;
   job.method = dispatch::Method::kCreateAccount;
-  job.expected_calls = executor_.expected_calls(*request);
+  job.cost = executor_.cost_of(*request);
   job.deadline = clock_->Now() + options_.attempt_deadline;
   job.cancelled = [] { return false; };
   const int64_t id = op.id;

@@ -58,8 +58,9 @@ struct Executor {
   std::function<absl::StatusOr<billing::v1::CreateAccountResponse>(
       const billing::v1::CreateAccountRequest&, dispatch::KillBillCalls&)>
       create_account;
-  // AccountOperations::ExpectedCalls.
-  std::function<int(const billing::v1::CreateAccountRequest&)> expected_calls;
+  // AccountOperations::CostOf: what the job will spend of Kill Bill.
+  std::function<dispatch::Cost(const billing::v1::CreateAccountRequest&)>
+      cost_of;
   // Kill Bill's error code carried by a failed status ("" when none).
   std::function<std::string(const absl::Status&)> killbill_code;
 };

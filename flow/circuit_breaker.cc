@@ -186,6 +186,17 @@ void CircuitBreaker::OnFailure(const Permit& permit, Clock::Duration latency) {
   OnResult(permit, latency, /*success=*/false);
 }
 
+void CircuitBreaker::Release(const Permit& permit) {
+  if (!permit.allowed || !permit.is_probe) return;
+  absl::MutexLock lock(&mu_);
+  if (permit.epoch != epoch_ || state_ != State::kHalfOpen) return;
+  auto it = std::find(outstanding_probes_.begin(), outstanding_probes_.end(),
+                      permit.issued_at);
+  if (it == outstanding_probes_.end()) return;
+  outstanding_probes_.erase(it);
+  --probes_issued_;
+}
+
 void CircuitBreaker::OnHealth(const Health& h) {
   std::vector<Transition> ts;
   {

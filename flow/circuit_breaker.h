@@ -141,6 +141,11 @@ class CircuitBreaker {
   // answer.
   void OnSuccess(const Permit& permit, Clock::Duration latency);
   void OnFailure(const Permit& permit, Clock::Duration latency);
+  // The permit was not used: its job ended before any Kill Bill call (deadline
+  // passed, caller gone, no token in time). A half-open probe is handed back
+  // so another job can probe at once; without this it would stay outstanding
+  // until `probe_timeout` and reopen the breaker with a doubled duration.
+  void Release(const Permit& permit);
   // One healthcheck poll.
   void OnHealth(const Health& health);
   // Time-driven transitions (open elapsed, probe timeout) without a call;

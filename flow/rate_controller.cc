@@ -23,14 +23,12 @@ constexpr double kDropShare = 0.8;
 constexpr double kMaxDipShare = 0.5;
 }  // namespace
 
-RateController::RateController(Clock* clock, Options options,
-                               TokenBucket* bucket)
+RateController::RateController(Clock* clock, Options options)
     : clock_(clock),
       opt_(std::move(options)),
-      bucket_(bucket),
       start_(clock->Now()),
       rate_(std::clamp(opt_.initial, opt_.min, opt_.max)),
-      drain_(rate_ / opt_.calls_per_bus_event),
+      drain_(rate_),
       probe_wait_(opt_.probe_wait),
       last_growth_(start_),
       last_tick_(start_),
@@ -41,7 +39,6 @@ RateController::RateController(Clock* clock, Options options,
     history_.push_back(
         Sample{-1000.0 * static_cast<double>(kWindow - i), 0, -1});
   }
-  if (bucket_ != nullptr) bucket_->SetRate(rate_);
 }
 
 double RateController::MsSinceStart(Clock::TimePoint t) const {
@@ -50,14 +47,12 @@ double RateController::MsSinceStart(Clock::TimePoint t) const {
 
 void RateController::SetRateLocked(double r) {
   r = std::clamp(r, opt_.min, opt_.max);
-  if (r == rate_) return;
   rate_ = r;
-  if (bucket_ != nullptr) bucket_->SetRate(r);
 }
 
-void RateController::RecordCalls(int n) {
+void RateController::RecordBusEvents(double n) {
   absl::MutexLock lock(&mu_);
-  calls_since_poll_ += n;
+  events_since_poll_ += n;
 }
 
 void RateController::RecordOutcome(Clock::Duration latency, bool failed) {
@@ -202,8 +197,7 @@ double RateController::TargetLocked() const {
   const double dip =
       std::min(backlog_ / std::max(ToSeconds(opt_.backlog_drain_time), 1e-3),
                kMaxDipShare * drain_);
-  return std::max(opt_.min, (drain_ * (1 - opt_.headroom) - dip) *
-                                opt_.calls_per_bus_event);
+  return std::max(opt_.min, drain_ * (1 - opt_.headroom) - dip);
 }
 
 void RateController::OnHealth(const CircuitBreaker::Health& health) {
@@ -216,9 +210,8 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     return;  // two polls at one instant: keep the first
   const double growth =
       health.queues_growing && health.growth > 0 ? health.growth * 10 : -1;
-  history_.push_back(
-      Sample{t_ms, calls_since_poll_ / opt_.calls_per_bus_event, growth});
-  calls_since_poll_ = 0;
+  history_.push_back(Sample{t_ms, events_since_poll_, growth});
+  events_since_poll_ = 0;
   while (history_.size() > kHistory) history_.pop_front();
   if (opt_.mode == Mode::kStatic) return;
 
@@ -333,7 +326,7 @@ double RateController::Tick(bool demand_waiting) {
              now - last_growth_ >= probe_wait_) {
     if (!probing_) probe_base_ = drain_;
     probing_ = true;
-    const double cap = (drain_ + opt_.probe_excess) * opt_.calls_per_bus_event;
+    const double cap = drain_ + opt_.probe_excess;
     SetRateLocked(std::max(rate_, std::min(rate_ + step, cap)));
   }
   return rate_;

@@ -1,6 +1,8 @@
-// RateController: sets the token bucket's rate (Kill Bill calls per second) so
-// that Kill Bill's bus is fed no faster than it drains, without anyone tuning a
-// number per install.
+// RateController: sets the rate of main-bus events per second the gateway lets
+// reach Kill Bill, so that Kill Bill's bus is fed no faster than it drains,
+// without anyone tuning a number per install. Its unit is the bus event: what
+// each job costs in events is declared by the job (dispatch/job.h, Cost), so
+// tagged registrations, untagged creates and reads all meet the same budget.
 //
 // ---------------------------------------------------------------------------------------
 // The problem
@@ -20,8 +22,9 @@
 // The algorithm: a model observer of the healthcheck
 // ---------------------------------------------------------------------------------------
 // The controller knows the one unknown input of that number: it sent the calls
-// itself. It records the bus events it caused between polls (calls /
-// calls_per_bus_event) and, for a candidate drain d (events/s), replays Kill
+// itself. It records the bus events it caused between polls (each successful
+// call reports the events it posted) and, for a candidate drain d (events/s),
+// replays Kill
 // Bill's computation exactly: backlog B += events - d*dt (floored at 0),
 // smoothing 0.3, OLS over 60 poll timestamps. That gives the growth number Kill
 // Bill *would* print, g(d), decreasing in d. Then, at every poll:
@@ -51,8 +54,8 @@
 //     drain over a history spanning a drop would have to carry the pre-drop
 //     traffic and overstates it). The estimate is raised to it (this is how a
 //     probe learns that capacity went up).
-//  3. Target = calls_per_bus_event * (drain * (1 - headroom) -
-//     min(backlog/backlog_drain_time, 0.5 * drain)) where backlog is the
+//  3. Target = drain * (1 - headroom) -
+//     min(backlog/backlog_drain_time, 0.5 * drain) where backlog is the
 //     model's estimate: a short extra dip after an overshoot empties the bus
 //     quickly, which brings the regression back under 0.1 sooner.
 //
@@ -60,7 +63,7 @@
 // or bucket dry):
 //  * Before the first growth episode nothing is known: additive ramp
 //  `increase_step_per_s`
-//    (calls/s per second) from `initial` (5 -> 45 calls/s in ~40 s at the
+//    (events/s per second) from `initial` (5 -> 23 events/s in ~20 s at the
 //    default 1.0).
 //  * Drain known: set to the target, up (while demand waits) or down. The
 //    target is the model's own safe rate, so climbing back to it after a dip
@@ -100,8 +103,7 @@
 // polls), about 200k cheap steps (~1 ms); other polls ~40 x 150.
 //
 // Thread-safety: all methods are safe to call concurrently (internal
-// absl::Mutex). The TokenBucket's SetRate is called under this lock (the bucket
-// never calls back).
+// absl::Mutex). The owner applies rate() to its token bucket after each Tick.
 // ---------------------------------------------------------------------------------------
 #pragma once
 
@@ -114,7 +116,6 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "flow/circuit_breaker.h"
-#include "flow/token_bucket.h"
 
 namespace bg::flow {
 
@@ -122,7 +123,7 @@ class RateController {
  public:
   enum class Mode { kStatic, kAdaptive };
 
-  // Maps 1:1 to the `rate.*` YAML keys. Rates are Kill Bill calls per second.
+  // Maps 1:1 to the `rate.*` YAML keys. Rates are main-bus events per second.
   struct Options {
     // kStatic: always `initial`. kAdaptive: the algorithm above.
     Mode mode = Mode::kAdaptive;
@@ -136,17 +137,13 @@ class RateController {
     // Ceiling: never exceed it, whatever the signals say (also the bound of a
     // blind ramp).
     double max = 100.0;
-    // Token bucket size (tokens = calls): how many calls may leave at once
+    // Token bucket size (tokens = bus events): how many may leave at once
     // after a pause. Larger absorbs bursts, smaller smooths Kill Bill's load.
     double burst = 10.0;
-    // Additive increase, calls/s per second, while ramping blind (drain
-    // unknown). 1.0 reaches 90 % of
-    // 50 calls/s from 5 in ~40 s; larger ramps faster but overshoots more (the
-    // bus signal lags).
+    // Additive increase, events/s per second, while ramping blind (drain
+    // unknown). 1.0 reaches 90 % of 25 events/s from 5 in ~20 s; larger ramps
+    // faster but overshoots more (the bus signal lags).
     double increase_step_per_s = 1.0;
-    // Kill Bill calls per bus event (registration = create + tag = 2 calls, 1
-    // event).
-    double calls_per_bus_event = 2.0;
     // Share of the estimated drain left unused, so the bus backlog shrinks
     // rather than hovers. Larger: healthier bus, less goodput.
     double headroom = 0.05;
@@ -207,14 +204,15 @@ class RateController {
     uint64_t fast_cuts = 0;
   };
 
-  // `bucket` (may be null) gets SetRate() on every change.
-  RateController(Clock* clock, Options options, TokenBucket* bucket = nullptr);
+  RateController(Clock* clock, Options options);
   RateController(const RateController&) = delete;
   RateController& operator=(const RateController&) = delete;
 
-  // `n` Kill Bill calls were dispatched (they cause bus events at
-  // calls_per_bus_event).
-  void RecordCalls(int n = 1);
+  // A Kill Bill call succeeded and posted `n` main-bus events. Only successes
+  // count: a call that failed (409, timeout) may or may not have posted, and
+  // undercounting errs on the safe side (the drain looks lower), while
+  // overcounting would overstate the drain.
+  void RecordBusEvents(double n);
   // A Kill Bill call finished: its latency, and whether it failed for a reason
   // that says Kill Bill is struggling (5xx, timeout; not 4xx).
   void RecordOutcome(Clock::Duration latency, bool failed);
@@ -265,13 +263,12 @@ class RateController {
 
   Clock* const clock_;
   const Options opt_;
-  TokenBucket* const bucket_;
   const Clock::TimePoint start_;
 
   mutable absl::Mutex mu_;
   double rate_ ABSL_GUARDED_BY(mu_);
   std::deque<Sample> history_ ABSL_GUARDED_BY(mu_);
-  double calls_since_poll_ ABSL_GUARDED_BY(mu_) = 0;
+  double events_since_poll_ ABSL_GUARDED_BY(mu_) = 0;
   double drain_ ABSL_GUARDED_BY(mu_) = 0;  // events/s
   bool known_ ABSL_GUARDED_BY(mu_) = false;
   bool growing_ ABSL_GUARDED_BY(mu_) = false;  // latest sample printed growth

@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "dispatch/dispatcher.h"
+#include "dispatch/flow_control.h"
+#include "dispatch/health_monitor.h"
 #include "durable/durable_queue.h"
 #include "killbill_client/killbill_client.h"
 #include "metrics/gateway_metrics.h"
@@ -70,13 +72,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFrom(
   return grpc::SslServerCredentials(options);
 }
 
-dispatch::DispatcherOptions DispatcherOptionsFrom(
-    const config::GatewayConfig& c) {
-  dispatch::DispatcherOptions o;
-  o.max_in_flight = c.concurrency.max_in_flight;
+dispatch::FlowOptions FlowOptionsFrom(const config::GatewayConfig& c) {
+  dispatch::FlowOptions o;
   o.adjust_interval = c.rate.adjust_interval;
-  o.health_poll_interval = c.health.poll_interval;
-  o.queue_growth_threshold = c.health.queue_growth_threshold;
 
   o.queue.capacity = static_cast<size_t>(c.queue.capacity);
 
@@ -106,6 +104,15 @@ dispatch::DispatcherOptions DispatcherOptionsFrom(
   o.retry.max_backoff = c.retry.max_backoff;
   o.retry.budget_ratio = c.retry.budget_ratio;
   return o;
+}
+
+dispatch::HealthMonitor::Options HealthOptionsFrom(
+    const config::GatewayConfig& c) {
+  return {c.health.poll_interval, c.health.queue_growth_threshold};
+}
+
+killbill::BusEvents BusEventsFrom(const config::GatewayConfig& c) {
+  return killbill::BusEvents{};
 }
 
 namespace {
@@ -162,11 +169,19 @@ absl::Status GatewayServer::Start() {
   auto health_client = killbill::KillBillClient::Create(health_options);
   if (!health_client.ok()) return health_client.status();
   health_client_ = std::move(*health_client);
-  operations_ = std::make_unique<service::AccountOperations>(client_.get());
+  operations_ = std::make_unique<service::AccountOperations>(
+      client_.get(), BusEventsFrom(config_));
 
+  flow_ = std::make_unique<dispatch::FlowControl>(clock_, metrics_.get(),
+                                                  FlowOptionsFrom(config_));
+  health_ = std::make_unique<dispatch::HealthMonitor>(
+      clock_, metrics_.get(), HealthOptionsFrom(config_),
+      [client = health_client_.get()] { return client->Healthcheck(); },
+      &flow_->breaker(), &flow_->controller());
+  health_->Start();
   dispatcher_ = std::make_unique<dispatch::Dispatcher>(
-      clock_, metrics_.get(), DispatcherOptionsFrom(config_),
-      [client = health_client_.get()] { return client->Healthcheck(); });
+      clock_, flow_.get(),
+      dispatch::DispatcherOptions{config_.concurrency.max_in_flight});
   if (!config_.database.url.empty()) {
     durable::Executor executor;
     executor.submit = [d = dispatcher_.get()](dispatch::Job job) {
@@ -178,19 +193,18 @@ absl::Status GatewayServer::Start() {
             dispatch::KillBillCalls& calls) {
           return ops->CreateAccount(request, calls);
         };
-    executor.expected_calls =
-        [](const billing::v1::CreateAccountRequest& request) {
-          return service::AccountOperations::ExpectedCalls(request);
-        };
+    executor.cost_of = [ops = operations_.get()](
+                           const billing::v1::CreateAccountRequest& request) {
+      return ops->CostOf(request);
+    };
     executor.killbill_code = [](const absl::Status& status) -> std::string {
       auto code = status.GetPayload(killbill::kKillBillCodePayload);
       return code ? std::string(*code) : std::string();
     };
     durable_ = std::make_unique<durable::DurableQueue>(
         clock_, DurableOptionsFrom(config_.database), metrics_->registry(),
-        std::move(executor), [d = dispatcher_.get()](double fraction) {
-          d->SetRateShare(fraction);
-        });
+        std::move(executor),
+        [f = flow_.get()](double fraction) { f->SetRateShare(fraction); });
     if (absl::Status ready = durable_->Start(); !ready.ok()) {
       // Not fatal: synchronous calls work, durable ones answer UNAVAILABLE
       // until it connects.
@@ -230,6 +244,7 @@ void GatewayServer::Shutdown() {
   // of the drained jobs are recorded.
   if (durable_) durable_->StopClaiming();
   dispatcher_->Shutdown(config_.server.shutdown_grace);
+  health_->Stop();
   if (durable_) durable_->Shutdown(std::chrono::seconds(5));
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server_->Wait();

@@ -15,6 +15,9 @@
 #include "absl/status/status.h"
 #include "common/clock.h"
 #include "config/gateway_config.h"
+#include "dispatch/flow_control.h"
+#include "dispatch/health_monitor.h"
+#include "killbill_client/types.h"
 
 namespace grpc {
 class Server;
@@ -36,7 +39,8 @@ class BillingGatewayService;
 }  // namespace bg::service
 namespace bg::dispatch {
 class Dispatcher;
-struct DispatcherOptions;
+class FlowControl;
+class HealthMonitor;
 }  // namespace bg::dispatch
 namespace bg::metrics {
 class GatewayMetrics;
@@ -44,9 +48,12 @@ class GatewayMetrics;
 
 namespace bg::gateway {
 
-// Config to the options of the parts it configures (exposed for tests).
-dispatch::DispatcherOptions DispatcherOptionsFrom(
+// The assembly's mapping from config to the parts' options. Tests that run the
+// production wiring (flow_simulation_test) build the parts through these.
+dispatch::FlowOptions FlowOptionsFrom(const config::GatewayConfig& config);
+dispatch::HealthMonitor::Options HealthOptionsFrom(
     const config::GatewayConfig& config);
+killbill::BusEvents BusEventsFrom(const config::GatewayConfig& config);
 
 class GatewayServer {
  public:
@@ -73,6 +80,8 @@ class GatewayServer {
   std::unique_ptr<killbill::KillBillClient> client_;
   std::unique_ptr<killbill::KillBillClient> health_client_;
   std::unique_ptr<service::AccountOperations> operations_;
+  std::unique_ptr<dispatch::FlowControl> flow_;
+  std::unique_ptr<dispatch::HealthMonitor> health_;
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
   std::unique_ptr<durable::DurableQueue>
       durable_;  // Null without database.url.

@@ -56,6 +56,16 @@ struct HealthReport {
   std::map<std::string, double> queue_growth;
 };
 
+// Main-bus events Kill Bill posts per write (read from Kill Bill 0.24: the
+// account creation event; one control-tag creation event per tag). The bus
+// drains a fixed number of events per second, so this, not the number of HTTP
+// calls, is what a write costs the bus. Configurable (`cost.*`) because another
+// Kill Bill version, or plugins listening on the bus, may post more.
+struct BusEvents {
+  int per_account = 1;
+  int per_tag = 1;
+};
+
 // The fixed ids of Kill Bill's system tag definitions.
 inline constexpr char kTagAutoPayOff[] = "00000000-0000-0000-0000-000000000001";
 inline constexpr char kTagAutoInvoicingOff[] =

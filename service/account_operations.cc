@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 #include <vector>
 
 namespace bg::service {
@@ -12,9 +11,9 @@ namespace v1 = billing::v1;
 
 // Runs one Kill Bill call through `calls`: admission, timing, recording.
 template <typename Fn>
-auto Call(KillBillCalls& calls, KillBillEndpoint endpoint, Fn fn)
-    -> decltype(fn()) {
-  if (absl::Status admitted = calls.Admit(endpoint); !admitted.ok())
+auto Call(KillBillCalls& calls, KillBillEndpoint endpoint, dispatch::Cost cost,
+          Fn fn) -> decltype(fn()) {
+  if (absl::Status admitted = calls.Admit(endpoint, cost); !admitted.ok())
     return admitted;
   const Clock::TimePoint start = calls.clock()->Now();
   auto result = fn();
@@ -74,6 +73,15 @@ const char* TagDefinitionId(v1::AccountTag tag) {
   }
 }
 
+dispatch::Cost AccountOperations::CostOf(
+    const v1::CreateAccountRequest& request) const {
+  dispatch::Cost cost{1, bus_events_.per_account};
+  if (request.tags_size() > 0) {
+    cost += dispatch::Cost{1, bus_events_.per_tag * request.tags_size()};
+  }
+  return cost;
+}
+
 absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
     const v1::CreateAccountRequest& request, KillBillCalls& calls) const {
   killbill::NewAccount account;
@@ -88,22 +96,22 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
   response.set_external_key(request.external_key());
   absl::StatusOr<std::string> id;
   for (;;) {
-    id = Call(calls, KillBillEndpoint::kCreateAccount, [&] {
-      return client_->CreateAccount(account, UntilDeadline(calls));
-    });
+    id = Call(
+        calls, KillBillEndpoint::kCreateAccount, {1, bus_events_.per_account},
+        [&] { return client_->CreateAccount(account, UntilDeadline(calls)); });
     if (id.ok() || !absl::IsUnavailable(id.status())) break;
     Clock::Duration backoff{};
     if (!calls.MayRetry(&backoff)) break;
     if (calls.clock()->Now() + backoff >= calls.deadline()) break;
     // Backoff is short (bounded by retry.max_backoff) and only on the worker
     // running this job.
-    std::this_thread::sleep_for(backoff);
+    calls.clock()->SleepUntil(calls.clock()->Now() + backoff);
   }
   if (id.ok()) {
     response.set_account_id(*id);
     response.set_created(true);
   } else if (absl::IsAlreadyExists(id.status())) {
-    auto existing = Call(calls, KillBillEndpoint::kGetAccount, [&] {
+    auto existing = Call(calls, KillBillEndpoint::kGetAccount, kRead, [&] {
       return client_->GetAccountByKey(request.external_key(),
                                       UntilDeadline(calls));
     });
@@ -118,10 +126,12 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
     std::vector<std::string> tag_ids;
     for (int tag : request.tags())
       tag_ids.emplace_back(TagDefinitionId(v1::AccountTag(tag)));
-    absl::Status tagged = Call(calls, KillBillEndpoint::kAddTags, [&] {
-      return client_->AddTags(response.account_id(), tag_ids,
-                              UntilDeadline(calls));
-    });
+    const dispatch::Cost tag_cost{1, bus_events_.per_tag * request.tags_size()};
+    absl::Status tagged =
+        Call(calls, KillBillEndpoint::kAddTags, tag_cost, [&] {
+          return client_->AddTags(response.account_id(), tag_ids,
+                                  UntilDeadline(calls));
+        });
     // Tags already on the account (a repeated registration) are the state asked
     // for.
     if (!tagged.ok() && !absl::IsAlreadyExists(tagged)) return tagged;
@@ -131,7 +141,7 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
 
 absl::StatusOr<v1::Account> AccountOperations::GetAccount(
     const v1::GetAccountRequest& request, KillBillCalls& calls) const {
-  auto account = Call(calls, KillBillEndpoint::kGetAccount, [&] {
+  auto account = Call(calls, KillBillEndpoint::kGetAccount, kRead, [&] {
     return request.has_account_id()
                ? client_->GetAccountById(request.account_id(),
                                          UntilDeadline(calls))

@@ -26,8 +26,9 @@ using dispatch::KillBillEndpoint;
 
 class AccountOperations {
  public:
-  explicit AccountOperations(killbill::KillBillClient* client)
-      : client_(client) {}
+  explicit AccountOperations(killbill::KillBillClient* client,
+                             killbill::BusEvents bus_events = {})
+      : client_(client), bus_events_(bus_events) {}
 
   absl::StatusOr<billing::v1::CreateAccountResponse> CreateAccount(
       const billing::v1::CreateAccountRequest& request,
@@ -36,14 +37,18 @@ class AccountOperations {
       const billing::v1::GetAccountRequest& request,
       KillBillCalls& calls) const;
 
-  // Kill Bill calls a valid request is expected to make (the tokens taken at
-  // dispatch).
-  static int ExpectedCalls(const billing::v1::CreateAccountRequest& request) {
-    return 1 + (request.tags_size() > 0 ? 1 : 0);
+  // What a valid request is expected to spend (the tokens taken at dispatch):
+  // the create, and one tag call posting one event per tag.
+  dispatch::Cost CostOf(const billing::v1::CreateAccountRequest& request) const;
+  static dispatch::Cost CostOf(const billing::v1::GetAccountRequest&) {
+    return kRead;
   }
 
  private:
+  static constexpr dispatch::Cost kRead{1, 0};
+
   killbill::KillBillClient* const client_;
+  const killbill::BusEvents bus_events_;
 };
 
 // The Kill Bill tag definition id for a proto tag (valid values only).

@@ -116,7 +116,7 @@ Clock::TimePoint BillingGatewayService::DeadlineOf(
 template <typename Request, typename Response, typename Work>
 grpc::ServerUnaryReactor* BillingGatewayService::Handle(
     Method method, grpc::CallbackServerContext* context, const Request* request,
-    Response* response, const absl::Status& valid, int expected_calls,
+    Response* response, const absl::Status& valid, dispatch::Cost cost,
     Work work) {
   auto* call = new Call(context, metrics_, method, clock_);
   if (!valid.ok()) {
@@ -125,7 +125,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::Handle(
   }
   Job job;
   job.method = method;
-  job.expected_calls = expected_calls;
+  job.cost = cost;
   job.deadline = DeadlineOf(context);
   job.cancelled = [call] { return call->cancelled(); };
   job.run = [call, request, response, work](KillBillCalls& calls) {
@@ -146,8 +146,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::CreateAccount(
     const billing::v1::CreateAccountRequest* request,
     billing::v1::CreateAccountResponse* response) {
   return Handle(Method::kCreateAccount, context, request, response,
-                ValidateCreateAccount(*request),
-                AccountOperations::ExpectedCalls(*request),
+                ValidateCreateAccount(*request), operations_->CostOf(*request),
                 [ops = operations_](const auto& req, KillBillCalls& calls) {
                   return ops->CreateAccount(req, calls);
                 });
@@ -159,7 +158,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetAccount(
     billing::v1::Account* response) {
   return Handle(Method::kGetAccount, context, request, response,
                 ValidateGetAccount(*request),
-                /*expected_calls=*/1,
+                AccountOperations::CostOf(*request),
                 [ops = operations_](const auto& req, KillBillCalls& calls) {
                   return ops->GetAccount(req, calls);
                 });

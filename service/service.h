@@ -89,7 +89,7 @@ class BillingGatewayService final
                                    grpc::CallbackServerContext* context,
                                    const Request* request, Response* response,
                                    const absl::Status& valid,
-                                   int expected_calls, Work work);
+                                   dispatch::Cost cost, Work work);
   Clock::TimePoint DeadlineOf(const grpc::CallbackServerContext* context) const;
 
   Clock* const clock_;

@@ -96,9 +96,9 @@ TEST(ConfigDefaultsTest, DocumentedDefaults) {
   EXPECT_EQ(c.queue.capacity, 10000);
   EXPECT_EQ(c.concurrency.max_in_flight, 8);
   EXPECT_EQ(c.rate.mode, RateMode::kAdaptive);
-  EXPECT_EQ(c.rate.initial, 20);
+  EXPECT_EQ(c.rate.initial, 10);
   EXPECT_EQ(c.rate.min, 1);
-  EXPECT_EQ(c.rate.max, 100);
+  EXPECT_EQ(c.rate.max, 50);
   EXPECT_EQ(c.rate.burst, 10);
   EXPECT_EQ(c.rate.increase_step, 1);
   EXPECT_EQ(c.rate.adjust_interval, std::chrono::seconds(1));
@@ -466,9 +466,9 @@ const std::vector<BrokenFile>& BrokenFiles() {
       {"bad_rate_min_gt_max.yaml", 2, 8, "rate.min",
        "must be <= rate.max (10), got 50"},
       {"bad_rate_initial_gt_max.yaml", 2, 12, "rate.initial",
-       "must be <= rate.max (100), got 200"},
+       "must be <= rate.max (50), got 200"},
       {"bad_rate_max_below_default_initial.yaml", 2, 8, "rate.max",
-       "must be >= rate.initial (20), got 5"},
+       "must be >= rate.initial (10), got 5"},
       {"bad_breaker_open_gt_max.yaml", 2, 18, "breaker.open_duration",
        "must be <= breaker.max_open_duration (1m), got 1m30s"},
       {"bad_retry_backoff_order.yaml", 2, 16, "retry.max_backoff",

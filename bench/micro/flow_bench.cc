@@ -66,12 +66,12 @@ void BM_RateControllerPoll(benchmark::State& state) {
   growing.queues_growing = true;
   growing.growth = 0.3;
   for (int i = 0; i < 200; ++i) {
-    controller.RecordCalls(50);
+    controller.RecordBusEvents(25);
     clock.Advance(std::chrono::seconds(1));
     controller.OnHealth(quiet);
   }
   for (auto _ : state) {
-    controller.RecordCalls(50);
+    controller.RecordBusEvents(25);
     clock.Advance(std::chrono::seconds(1));
     controller.OnHealth(state.range(0) ? growing : quiet);
   }

@@ -1,0 +1,140 @@
+// FlowControl: the flow-control parts of flow/ wired together for one gateway
+// process, with no thread of its own. The Dispatcher's threads drive it in
+// production; a fake-clock simulation drives the very same object in tests.
+//
+// clang-format off
+//   Submit(job) ──► AdmissionQueue ── rejected: answered at once with a
+//                        │             reason and a retry pushback
+//   TryStartNext() ──► CallGate::TryTake: the head job's Cost from the bus
+//                        │  bucket (events/s, set by the RateController) and
+//                        │  the API bucket (calls/s, fixed), plus a breaker
+//                        ▼  permit; expired or cancelled jobs are answered
+//   Run(started) ──► CallGate::Run: the job's Kill Bill calls; outcomes feed
+//                        the breaker, the controller, the queue's latency
+//   Tick() (every adjust_interval): controller → bucket rate x rate share,
+//                        breaker tick, breaker state → queue, queue sweep
+// clang-format on
+//
+// The health monitor feeds breaker() and controller() from its own thread.
+// Every Job is answered exactly once: by its run, or here (rejected at
+// admission, dropped while queued, refused at shutdown).
+//
+// Thread-safety: every method may be called from any thread; Tick and
+// TryStartNext are meant for one scheduler thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "dispatch/call_gate.h"
+#include "dispatch/job.h"
+#include "flow/admission_queue.h"
+#include "flow/circuit_breaker.h"
+#include "flow/rate_controller.h"
+#include "flow/retry_policy.h"
+#include "flow/token_bucket.h"
+#include "metrics/gateway_metrics.h"
+
+namespace bg::dispatch {
+
+struct FlowOptions {
+  flow::AdmissionOptions queue;
+  flow::CircuitBreaker::Options breaker;
+  flow::RateController::Options rate;
+  flow::RetryOptions retry;
+  // Kill Bill's API budget, calls per second (reads included): a fixed
+  // ceiling, since Kill Bill publishes no signal of its API capacity. The bus
+  // budget (rate.*) binds writes long before it; this one keeps a storm of
+  // reads, which post no bus event, from flooding Kill Bill's API.
+  double api_calls_per_s = 50;
+  // How often Tick() runs: the controller and breaker tick, the queue sweep.
+  Clock::Duration adjust_interval = std::chrono::seconds(1);
+};
+
+class FlowControl {
+ public:
+  FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
+              FlowOptions options);
+  FlowControl(const FlowControl&) = delete;
+  FlowControl& operator=(const FlowControl&) = delete;
+
+  // Admits `job` or answers it at once with a rejection. True if admitted.
+  bool Submit(Job job) ABSL_LOCKS_EXCLUDED(mu_);
+
+  struct Started {
+    Job job;
+    CallGate::Ticket ticket;
+  };
+  struct Next {
+    std::optional<Started> started;
+    // When nothing started although jobs wait: how long until the head job
+    // might (its tokens, or the breaker's next probe). Zero otherwise.
+    Clock::Duration retry_in{0};
+  };
+  // Takes the head job if its cost and a breaker permit are available; answers
+  // the expired and cancelled jobs met on the way.
+  Next TryStartNext();
+  // Runs a started job on the calling thread.
+  void Run(Started& started);
+
+  // The periodic moves (see the file comment). Call every adjust_interval.
+  void Tick() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // This replica's share of the rate, in (0, 1]: with N live replicas on one
+  // database each paces Kill Bill at rate / N. Takes effect at the next tick.
+  void SetRateShare(double fraction);
+
+  // Refuses new jobs (shutting_down) from now on.
+  void StopAdmitting();
+  // Answers every queued job with UNAVAILABLE / shutting_down.
+  void AnswerAllQueued();
+  size_t queued() const { return queue_.size(); }
+
+  flow::CircuitBreaker& breaker() { return breaker_; }
+  flow::RateController& controller() { return controller_; }
+  const FlowOptions& options() const { return options_; }
+
+ private:
+  void Reject(Job& job, const flow::Admission& admission);
+  void AnswerDropped(flow::AdmissionQueue<Job>::Dropped& dropped);
+  // Tells the queue the breaker's state after a transition (see the callback).
+  void SyncBreakerToQueue();
+
+  Clock* const clock_;
+  metrics::GatewayMetrics* const metrics_;
+  const FlowOptions options_;
+
+  flow::AdmissionQueue<Job> queue_;
+  flow::TokenBucket bus_bucket_;
+  flow::TokenBucket api_bucket_;
+  flow::CircuitBreaker breaker_;
+  flow::RateController controller_;
+  flow::RetryBudget retry_budget_;
+  CallGate gate_;
+
+  // The declared cost of the jobs admitted so far, for the pace the queue is
+  // predicted against (jobs/s = budget / cost per job).
+  absl::Mutex mu_;
+  uint64_t admitted_ ABSL_GUARDED_BY(mu_) = 0;
+  Cost admitted_cost_ ABSL_GUARDED_BY(mu_);
+  // Tick's own view (one scheduler thread): counts at the last tick and the
+  // cost per job measured between ticks.
+  uint64_t admitted_at_tick_ = 0;
+  Cost cost_at_tick_;
+  double calls_per_job_ = 2;
+  double events_per_job_ = 2;
+  // Set when the head job found no tokens; read and cleared by Tick (demand
+  // is waiting). Atomic: written by TryStartNext, read by Tick.
+  std::atomic<bool> bucket_ran_dry_{false};
+  // Set by the breaker's transition callback, which may run under the queue's
+  // lock; applied to the queue outside it. Atomic: written from any thread.
+  std::atomic<bool> breaker_changed_{true};
+  // Written by the replica heartbeat, read by Tick; a lone double.
+  std::atomic<double> rate_share_{1.0};
+};
+
+}  // namespace bg::dispatch

@@ -1,0 +1,111 @@
+#include "dispatch/health_monitor.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/time/time.h"
+#include "spdlog/spdlog.h"
+
+namespace bg::dispatch {
+
+HealthMonitor::HealthMonitor(Clock* clock, metrics::GatewayMetrics* metrics,
+                             Options options, Probe probe,
+                             flow::CircuitBreaker* breaker,
+                             flow::RateController* controller)
+    : clock_(clock),
+      metrics_(metrics),
+      options_(options),
+      probe_(std::move(probe)),
+      breaker_(breaker),
+      controller_(controller) {}
+
+HealthMonitor::~HealthMonitor() { Stop(); }
+
+flow::CircuitBreaker::Health HealthMonitor::Interpret(
+    const absl::StatusOr<killbill::HealthReport>& report,
+    double growth_threshold) {
+  flow::CircuitBreaker::Health h;
+  h.reachable = report.ok();
+  if (!report.ok()) return h;
+  for (const auto& check : report->checks) {
+    if (!check.healthy &&
+        !absl::EndsWith(check.name, "KillbillQueuesHealthcheck")) {
+      h.healthy_except_queues = false;
+    }
+  }
+  for (const auto& [queue, growth] : report->queue_growth) {
+    h.growth = std::max(h.growth, growth);
+  }
+  h.queues_growing = h.growth > growth_threshold;
+  return h;
+}
+
+flow::CircuitBreaker::Health HealthMonitor::PollOnce() {
+  const Clock::TimePoint start = clock_->Now();
+  const absl::StatusOr<killbill::HealthReport> report = probe_();
+  // A 500 "growing queues" answer is a successful poll: the endpoint series
+  // counts the poll, not Kill Bill's verdict.
+  metrics_->RecordKillBillCall(KillBillEndpoint::kHealthcheck,
+                               report.status().code(),
+                               ToSeconds(clock_->Now() - start));
+  const flow::CircuitBreaker::Health health =
+      Interpret(report, options_.queue_growth_threshold);
+  breaker_->OnHealth(health);
+  controller_->OnHealth(health);
+  if (spdlog::should_log(spdlog::level::debug)) {
+    const flow::RateController::Snapshot c = controller_->snapshot();
+    spdlog::debug(
+        "health poll: growth {:.2f}, bus events since last poll {:.1f}; "
+        "rate {:.2f} events/s, drain estimate {:.2f} events/s{}, backlog "
+        "estimate {:.1f}{}",
+        health.queues_growing ? health.growth : 0.0, c.last_poll_events, c.rate,
+        c.drain_estimate, c.drain_known ? "" : " (lower bound)",
+        c.backlog_estimate, c.probing ? ", probing" : "");
+  }
+  metrics_->killbill_healthy().Set(report.ok() && report->healthy ? 1 : 0);
+  if (report.ok()) {
+    for (const auto& [queue, growing] : report->queue_growing) {
+      auto it = report->queue_growth.find(queue);
+      metrics_->SetQueueGrowth(
+          queue, it == report->queue_growth.end() ? 0 : it->second);
+    }
+  } else {
+    spdlog::warn("Kill Bill healthcheck failed: {}",
+                 std::string(report.status().message()));
+  }
+  return health;
+}
+
+void HealthMonitor::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void HealthMonitor::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    cv_.SignalAll();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void HealthMonitor::Loop() {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    mu_.Unlock();
+    PollOnce();
+    mu_.Lock();
+    // An interruptible wait (Stop() must not wait out a poll interval), timed
+    // from the injected clock.
+    const Clock::TimePoint next = clock_->Now() + options_.poll_interval;
+    while (!stopping_ && clock_->Now() < next) {
+      cv_.WaitWithTimeout(
+          &mu_,
+          absl::FromChrono(std::chrono::nanoseconds(next - clock_->Now())));
+    }
+  }
+}
+
+}  // namespace bg::dispatch
