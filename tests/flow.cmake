@@ -5,6 +5,7 @@ bg_test(admission_queue_test SOURCES admission_queue_test.cc LIBS bg_flow bg_sim
 bg_test(rate_controller_test SOURCES rate_controller_test.cc LIBS bg_flow bg_sim LABELS unit)
 bg_test(retry_policy_test SOURCES retry_policy_test.cc LIBS bg_flow bg_sim LABELS unit)
 bg_test(flow_simulation_test SOURCES flow_simulation_test.cc LIBS bg_flow bg_sim LABELS unit)
+bg_test(windowed_counter_test SOURCES windowed_counter_test.cc LIBS bg_flow LABELS unit)
 # rate_controller_test replays a health-poll trace recorded from a live gateway.
 target_compile_definitions(rate_controller_test PRIVATE
   BG_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
