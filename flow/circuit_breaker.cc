@@ -8,8 +8,7 @@ namespace bg::flow {
 CircuitBreaker::CircuitBreaker(Clock* clock, Options options)
     : clock_(clock),
       opt_(std::move(options)),
-      bucket_width_(std::max<Clock::Duration>(opt_.window / kBuckets,
-                                              Clock::Duration(1))),
+      outcomes_(opt_.window),
       open_duration_(opt_.open_duration) {}
 
 void CircuitBreaker::SetTransitionCallback(TransitionCallback cb) {
@@ -79,7 +78,7 @@ void CircuitBreaker::TransitionLocked(State to, Reason why,
       break;
     case State::kClosed:
       open_duration_ = opt_.open_duration;
-      for (Bucket& b : buckets_) b = Bucket{};
+      outcomes_.Clear();
       break;
   }
 }
@@ -124,15 +123,6 @@ CircuitBreaker::Permit CircuitBreaker::Allow() {
   return p;
 }
 
-void CircuitBreaker::Record(Clock::TimePoint now, bool success, bool slow) {
-  const int64_t index = (now.time_since_epoch() / bucket_width_);
-  Bucket& b = buckets_[static_cast<size_t>(index % kBuckets)];
-  if (b.index != index) b = Bucket{index, 0, 0, 0};
-  ++b.calls;
-  if (!success) ++b.failures;
-  if (slow) ++b.slow;
-}
-
 void CircuitBreaker::OnResult(const Permit& permit, Clock::Duration latency,
                               bool success) {
   std::vector<Transition> ts;
@@ -144,19 +134,13 @@ void CircuitBreaker::OnResult(const Permit& permit, Clock::Duration latency,
     if (permit.epoch != epoch_) {
       // Admitted in an earlier state: no say in this one.
     } else if (state_ == State::kClosed) {
-      Record(now, success, slow);
-      const int64_t current = now.time_since_epoch() / bucket_width_;
-      int calls = 0, failures = 0, slows = 0;
-      for (const Bucket& b : buckets_) {
-        if (b.index < 0 || current - b.index >= kBuckets) continue;
-        calls += b.calls;
-        failures += b.failures;
-        slows += b.slow;
-      }
+      outcomes_.Add(now, {1, success ? 0 : 1, slow ? 1 : 0});
+      const Outcomes sum = outcomes_.Sum(now);
+      const int64_t calls = sum.calls;
       if (calls >= opt_.min_calls && calls > 0) {
-        if (failures >= opt_.failure_rate_threshold * calls) {
+        if (sum.failures >= opt_.failure_rate_threshold * calls) {
           TransitionLocked(State::kOpen, Reason::kFailureRate, now, &ts);
-        } else if (slows >= opt_.slow_call_rate_threshold * calls) {
+        } else if (sum.slow >= opt_.slow_call_rate_threshold * calls) {
           TransitionLocked(State::kOpen, Reason::kSlowCallRate, now, &ts);
         }
       }

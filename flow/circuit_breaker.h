@@ -47,6 +47,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "flow/windowed_counter.h"
 
 namespace bg::flow {
 
@@ -165,17 +166,22 @@ class CircuitBreaker {
   static const char* ReasonName(Reason r);
 
  private:
-  struct Bucket {
-    int64_t index = -1;  // window slot id (time / bucket width); -1 = empty
-    int calls = 0;
-    int failures = 0;
-    int slow = 0;
+  // Call outcomes counted over the sliding `window`.
+  struct Outcomes {
+    int64_t calls = 0;
+    int64_t failures = 0;
+    int64_t slow = 0;
+    Outcomes& operator+=(const Outcomes& o) {
+      calls += o.calls;
+      failures += o.failures;
+      slow += o.slow;
+      return *this;
+    }
   };
   struct Transition {
     State from, to;
     Reason why;
   };
-  static constexpr int kBuckets = 10;
 
   void OnResult(const Permit& permit, Clock::Duration latency, bool success);
   void AdvanceLocked(Clock::TimePoint now, std::vector<Transition>* out)
@@ -183,20 +189,17 @@ class CircuitBreaker {
   void TransitionLocked(State to, Reason why, Clock::TimePoint now,
                         std::vector<Transition>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Record(Clock::TimePoint now, bool success, bool slow)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HealthGreenLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Notify(const std::vector<Transition>& ts);
 
   Clock* const clock_;
   const Options opt_;
-  const Clock::Duration bucket_width_;
   TransitionCallback callback_;
 
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kClosed;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
-  std::array<Bucket, kBuckets> buckets_ ABSL_GUARDED_BY(mu_);
+  WindowedCounter<Outcomes> outcomes_ ABSL_GUARDED_BY(mu_);
   Clock::TimePoint open_until_ ABSL_GUARDED_BY(mu_);
   Clock::Duration open_duration_ ABSL_GUARDED_BY(mu_);
   int probes_issued_ ABSL_GUARDED_BY(mu_) = 0;

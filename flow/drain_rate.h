@@ -18,10 +18,10 @@
 // Thread-safety: none; the owner (AdmissionQueue) calls it under its own lock.
 #pragma once
 
-#include <array>
 #include <cstdint>
 
 #include "common/clock.h"
+#include "flow/windowed_counter.h"
 
 namespace bg::flow {
 
@@ -47,22 +47,24 @@ class DrainRate {
   double PerSecond();
 
  private:
-  static constexpr int kBuckets = 10;
-  struct Bucket {
-    int64_t index = -1;
+  // Jobs drained and busy time counted over `window`.
+  struct Activity {
     int64_t drained = 0;
     Clock::Duration busy{0};
+    Activity& operator+=(const Activity& o) {
+      drained += o.drained;
+      busy += o.busy;
+      return *this;
+    }
   };
-  Bucket& At(int64_t index);
   void FlushBusy(Clock::TimePoint now);
 
   Clock* const clock_;
   const Options opt_;
-  const Clock::Duration width_;
   double prior_;
   bool busy_ = false;
   Clock::TimePoint busy_since_;
-  std::array<Bucket, kBuckets> buckets_;
+  WindowedCounter<Activity> activity_;
 };
 
 }  // namespace bg::flow

@@ -33,38 +33,24 @@ RetryBudget::RetryBudget(Clock* clock, const RetryOptions& options)
       ratio_(options.budget_ratio),
       min_per_window_(options.budget_min_per_s *
                       ToSeconds(options.budget_window)),
-      bucket_width_(std::max<Clock::Duration>(options.budget_window / kBuckets,
-                                              Clock::Duration(1))) {}
-
-RetryBudget::Bucket& RetryBudget::CurrentLocked(Clock::TimePoint now) {
-  const int64_t index = now.time_since_epoch() / bucket_width_;
-  Bucket& b = buckets_[static_cast<size_t>(index % kBuckets)];
-  if (b.index != index) b = Bucket{index, 0, 0};
-  return b;
-}
+      usage_(options.budget_window) {}
 
 double RetryBudget::AvailableLocked(Clock::TimePoint now) {
-  const int64_t current = now.time_since_epoch() / bucket_width_;
-  int64_t calls = 0, retries = 0;
-  for (const Bucket& b : buckets_) {
-    if (b.index < 0 || current - b.index >= kBuckets) continue;
-    calls += b.calls;
-    retries += b.retries;
-  }
-  return ratio_ * static_cast<double>(calls) + min_per_window_ -
-         static_cast<double>(retries);
+  const Usage sum = usage_.Sum(now);
+  return ratio_ * static_cast<double>(sum.calls) + min_per_window_ -
+         static_cast<double>(sum.retries);
 }
 
 void RetryBudget::RecordCall() {
   absl::MutexLock lock(&mu_);
-  ++CurrentLocked(clock_->Now()).calls;
+  usage_.Add(clock_->Now(), {1, 0});
 }
 
 bool RetryBudget::TryAcquireRetry() {
   absl::MutexLock lock(&mu_);
   const Clock::TimePoint now = clock_->Now();
   if (AvailableLocked(now) < 1.0 - 1e-9) return false;
-  ++CurrentLocked(now).retries;
+  usage_.Add(now, {0, 1});
   return true;
 }
 

@@ -12,7 +12,6 @@
 // synchronized.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -20,6 +19,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "flow/windowed_counter.h"
 
 namespace bg::flow {
 
@@ -88,23 +88,24 @@ class RetryBudget {
   double Available();
 
  private:
-  static constexpr int kBuckets = 10;
-  struct Bucket {
-    int64_t index = -1;
+  // First attempts and retries counted over `budget_window`.
+  struct Usage {
     int64_t calls = 0;
     int64_t retries = 0;
+    Usage& operator+=(const Usage& o) {
+      calls += o.calls;
+      retries += o.retries;
+      return *this;
+    }
   };
-  Bucket& CurrentLocked(Clock::TimePoint now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double AvailableLocked(Clock::TimePoint now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Clock* const clock_;
   const double ratio_;
   const double min_per_window_;
-  const Clock::Duration bucket_width_;
   absl::Mutex mu_;
-  std::array<Bucket, kBuckets> buckets_ ABSL_GUARDED_BY(mu_);
+  WindowedCounter<Usage> usage_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace bg::flow

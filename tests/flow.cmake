@@ -8,6 +8,7 @@ bg_test(flow_simulation_test SOURCES flow_simulation_test.cc
         LIBS bg_gateway bg_sim LABELS unit)
 target_compile_definitions(flow_simulation_test PRIVATE
   BG_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+bg_test(windowed_counter_test SOURCES windowed_counter_test.cc LIBS bg_flow LABELS unit)
 # rate_controller_test replays a health-poll trace recorded from a live gateway.
 target_compile_definitions(rate_controller_test PRIVATE
   BG_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
