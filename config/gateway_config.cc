@@ -92,7 +92,8 @@ std::string FormatDouble(double value) {
   return std::string(buf, shortest.ptr);
 }
 
-std::string FormatMillis(Millis value) {
+template <typename Rep, typename Period>
+std::string FormatMillis(std::chrono::duration<Rep, Period> value) {
   return absl::FormatDuration(absl::FromChrono(value));
 }
 
@@ -105,7 +106,9 @@ bool HasControlCharacter(absl::string_view text) {
 // --- Scalar parsers
 // --------------------------------------------------------------------
 
-Field IntField(absl::string_view name, int* out, int64_t lo, int64_t hi) {
+// Stores into any integer type that holds [lo, hi] (int, size_t).
+template <typename Int>
+Field IntField(absl::string_view name, Int* out, int64_t lo, int64_t hi) {
   return {name, "an integer",
           [=](const std::string& text) -> std::optional<std::string> {
             int64_t value;
@@ -116,7 +119,7 @@ Field IntField(absl::string_view name, int* out, int64_t lo, int64_t hi) {
               return absl::StrCat("must be between ", lo, " and ", hi, ", got ",
                                   value);
             }
-            *out = static_cast<int>(value);
+            *out = static_cast<Int>(value);
             return std::nullopt;
           }};
 }
@@ -151,8 +154,15 @@ Field DoubleField(absl::string_view name, double* out, DoubleRange range) {
           }};
 }
 
-Field DurationField(absl::string_view name, Millis* out, absl::Duration lo,
+// Stores into any std::chrono::duration with at least millisecond precision
+// (Millis, Clock::Duration).
+template <typename Rep, typename Period>
+Field DurationField(absl::string_view name,
+                    std::chrono::duration<Rep, Period>* out, absl::Duration lo,
                     absl::Duration hi) {
+  using Stored = std::chrono::duration<Rep, Period>;
+  static_assert(std::ratio_less_equal_v<Period, std::milli>,
+                "a duration key is kept at millisecond precision");
   return {
       name, "a duration such as \"250ms\", \"2s\" or \"1m\"",
       [=](const std::string& text) -> std::optional<std::string> {
@@ -173,7 +183,8 @@ Field DurationField(absl::string_view name, Millis* out, absl::Duration lo,
           return absl::StrCat("must be a whole number of milliseconds, got ",
                               absl::FormatDuration(value));
         }
-        *out = absl::ToChronoMilliseconds(value);
+        *out = std::chrono::duration_cast<Stored>(
+            absl::ToChronoMilliseconds(value));
         return std::nullopt;
       }};
 }
@@ -458,23 +469,26 @@ std::vector<Section> Schema(GatewayConfig& c) {
        }},
       {"database",
        {
-           DatabaseUrlField("url", &c.database.url),
-           DurationField("connect_timeout", &c.database.connect_timeout,
+           DatabaseUrlField("url", &c.database.session.url),
+           DurationField("connect_timeout", &c.database.session.connect_timeout,
                          absl::Seconds(1), Minutes(5)),
-           DurationField("lease", &c.database.lease, absl::Seconds(1),
+           DurationField("lease", &c.database.worker.lease, absl::Seconds(1),
                          Hours(1)),
-           IntField("claim_batch", &c.database.claim_batch, 1, 1000),
-           IntField("max_outstanding", &c.database.max_outstanding, 1, 100000),
-           DurationField("poll_interval", &c.database.poll_interval,
+           IntField("claim_batch", &c.database.worker.claim_batch, 1, 1000),
+           IntField("max_outstanding", &c.database.worker.max_outstanding, 1,
+                    100000),
+           DurationField("poll_interval", &c.database.worker.poll_interval,
                          Milliseconds(10), Minutes(1)),
-           DurationField("attempt_deadline", &c.database.attempt_deadline,
-                         absl::Seconds(1), Hours(1)),
-           IntField("max_attempts", &c.database.max_attempts, 1, 1000),
-           DurationField("retry_initial_backoff",
-                         &c.database.retry_initial_backoff, Milliseconds(10),
+           DurationField("attempt_deadline",
+                         &c.database.worker.attempt_deadline, absl::Seconds(1),
                          Hours(1)),
-           DurationField("retry_max_backoff", &c.database.retry_max_backoff,
+           IntField("max_attempts", &c.database.worker.max_attempts, 1, 1000),
+           DurationField("retry_initial_backoff",
+                         &c.database.worker.retry_initial_backoff,
                          Milliseconds(10), Hours(1)),
+           DurationField("retry_max_backoff",
+                         &c.database.worker.retry_max_backoff, Milliseconds(10),
+                         Hours(1)),
            DurationField("retention", &c.database.retention, Minutes(1),
                          Hours(24 * 3650)),
            DurationField("heartbeat_interval", &c.database.heartbeat_interval,
@@ -749,7 +763,7 @@ class ConfigReader {
                          " (overrides database.url): ", *error,
                          " (unset it to use the file's value)"));
       }
-      c.database.url = *std::move(url);
+      c.database.session.url = *std::move(url);
     }
     return absl::OkStatus();
   }
@@ -777,7 +791,7 @@ class ConfigReader {
 
   absl::Status CheckRelations(const GatewayConfig& c) const {
     const auto number = [](double v) { return FormatDouble(v); };
-    const auto duration = [](Millis v) { return FormatMillis(v); };
+    const auto duration = [](auto v) { return FormatMillis(v); };
     absl::Status checks[] = {
         CheckOrder("rate.min", c.rate.min, "rate.max", c.rate.max, number),
         CheckOrder("rate.min", c.rate.min, "rate.initial", c.rate.initial,
@@ -790,9 +804,9 @@ class ConfigReader {
         CheckOrder("retry.initial_backoff", c.retry.initial_backoff,
                    "retry.max_backoff", c.retry.max_backoff, duration),
         CheckOrder("database.retry_initial_backoff",
-                   c.database.retry_initial_backoff,
-                   "database.retry_max_backoff", c.database.retry_max_backoff,
-                   duration),
+                   c.database.worker.retry_initial_backoff,
+                   "database.retry_max_backoff",
+                   c.database.worker.retry_max_backoff, duration),
         CheckOrder("database.heartbeat_interval", c.database.heartbeat_interval,
                    "database.heartbeat_timeout", c.database.heartbeat_timeout,
                    duration),
@@ -995,7 +1009,7 @@ std::string_view RateModeName(RateMode mode) {
 
 std::string DescribeForLog(const GatewayConfig& c) {
   constexpr absl::string_view kRedacted = "\"<redacted>\"";
-  const auto d = FormatMillis;
+  const auto d = [](auto v) { return FormatMillis(v); };
   const auto n = FormatDouble;
   std::string out;
   absl::StrAppend(&out, "server:\n",                                          //
@@ -1063,23 +1077,24 @@ std::string DescribeForLog(const GatewayConfig& c) {
                   "  initial_backoff: ", d(c.retry.initial_backoff), "\n",  //
                   "  max_backoff: ", d(c.retry.max_backoff), "\n",          //
                   "  budget_ratio: ", n(c.retry.budget_ratio), "\n");
-  const DatabaseConfig& db = c.database;
+  const durable::DurableOptions& db = c.database;
+  const durable::WorkerOptions& worker = c.database.worker;
   absl::StrAppend(&out, "database:\n");
-  if (!db.url.empty()) {
-    absl::StrAppend(&out, "  url: ", YamlString(RedactDatabaseUrl(db.url)),
-                    "\n");
+  if (!db.session.url.empty()) {
+    absl::StrAppend(
+        &out, "  url: ", YamlString(RedactDatabaseUrl(db.session.url)), "\n");
   }
-  absl::StrAppend(&out,                                                  //
-                  "  connect_timeout: ", d(db.connect_timeout), "\n",    //
-                  "  lease: ", d(db.lease), "\n",                        //
-                  "  claim_batch: ", db.claim_batch, "\n",               //
-                  "  max_outstanding: ", db.max_outstanding, "\n",       //
-                  "  poll_interval: ", d(db.poll_interval), "\n",        //
-                  "  attempt_deadline: ", d(db.attempt_deadline), "\n",  //
-                  "  max_attempts: ", db.max_attempts, "\n",             //
-                  "  retry_initial_backoff: ", d(db.retry_initial_backoff),
-                  "\n",                                                      //
-                  "  retry_max_backoff: ", d(db.retry_max_backoff), "\n",    //
+  absl::StrAppend(&out,  //
+                  "  connect_timeout: ", d(db.session.connect_timeout), "\n",
+                  "  lease: ", d(worker.lease), "\n",                        //
+                  "  claim_batch: ", worker.claim_batch, "\n",               //
+                  "  max_outstanding: ", worker.max_outstanding, "\n",       //
+                  "  poll_interval: ", d(worker.poll_interval), "\n",        //
+                  "  attempt_deadline: ", d(worker.attempt_deadline), "\n",  //
+                  "  max_attempts: ", worker.max_attempts, "\n",             //
+                  "  retry_initial_backoff: ", d(worker.retry_initial_backoff),
+                  "\n",  //
+                  "  retry_max_backoff: ", d(worker.retry_max_backoff), "\n",
                   "  retention: ", d(db.retention), "\n",                    //
                   "  heartbeat_interval: ", d(db.heartbeat_interval), "\n",  //
                   "  heartbeat_timeout: ", d(db.heartbeat_timeout), "\n",    //
@@ -1096,11 +1111,6 @@ auto Tie(const ServerConfig& s) {
                   s.default_deadline, s.tls_cert_file, s.tls_key_file,
                   s.tls_client_ca_file);
 }
-auto Tie(const KillBillConfig& k) {
-  return std::tie(k.url, k.api_key, k.api_secret, k.username, k.password,
-                  k.created_by, k.connect_timeout, k.request_timeout,
-                  k.max_connections, k.ca_file);
-}
 auto Tie(const RateConfig& r) {
   return std::tie(r.mode, r.initial, r.min, r.max, r.burst, r.increase_step,
                   r.adjust_interval, r.cooldown);
@@ -1108,22 +1118,68 @@ auto Tie(const RateConfig& r) {
 auto Tie(const HealthConfig& h) {
   return std::tie(h.poll_interval, h.timeout, h.queue_growth_threshold);
 }
-auto Tie(const BreakerConfig& b) {
+
+// The component options structs have no operator== of their own; these list
+// every field, including those no key sets. The size checks catch most fields
+// added to a struct and not here (sizes as laid out by libstdc++ on LP64, what
+// the project builds with).
+#if defined(__GLIBCXX__) && defined(__LP64__)
+#define BG_EXPECT_SIZE(type, size)            \
+  static_assert(sizeof(type) == (size), #type \
+                " has changed: compare its "  \
+                "new fields in Tie()")
+#else
+#define BG_EXPECT_SIZE(type, size) static_assert(true)
+#endif
+auto Tie(const killbill::ClientOptions& k) {
+  BG_EXPECT_SIZE(killbill::ClientOptions, 256);
+  return std::tie(k.url, k.api_key, k.api_secret, k.username, k.password,
+                  k.created_by, k.connect_timeout, k.request_timeout,
+                  k.max_connections, k.ca_file, k.max_response_bytes);
+}
+auto Tie(const flow::DrainRate::Options& d) {
+  BG_EXPECT_SIZE(flow::DrainRate::Options, 16);
+  return std::tie(d.window, d.min_busy);
+}
+auto Tie(const flow::AdmissionOptions& q) {
+  BG_EXPECT_SIZE(flow::AdmissionOptions, 80);
+  return std::tuple_cat(
+      std::tie(q.capacity, q.deadline_margin, q.wait_safety_factor,
+               q.initial_latency, q.latency_ewma_alpha, q.initial_drain_per_s),
+      Tie(q.drain), std::tie(q.min_retry_pushback, q.max_retry_pushback));
+}
+auto Tie(const flow::CircuitBreaker::Options& b) {
+  BG_EXPECT_SIZE(flow::CircuitBreaker::Options, 88);
   return std::tie(b.failure_rate_threshold, b.slow_call_threshold,
                   b.slow_call_rate_threshold, b.window, b.min_calls,
                   b.open_duration, b.max_open_duration, b.half_open_probes,
-                  b.probe_timeout);
+                  b.probe_timeout, b.health_failures_to_open,
+                  b.growth_open_threshold);
 }
-auto Tie(const DatabaseConfig& d) {
-  return std::tie(d.url, d.connect_timeout, d.lease, d.claim_batch,
-                  d.max_outstanding, d.poll_interval, d.attempt_deadline,
-                  d.max_attempts, d.retry_initial_backoff, d.retry_max_backoff,
-                  d.retention, d.heartbeat_interval, d.heartbeat_timeout,
-                  d.submit_batch, d.submit_writers, d.submit_queue);
+auto Tie(const flow::RetryOptions& r) {
+  BG_EXPECT_SIZE(flow::RetryOptions, 56);
+  return std::tie(r.max_attempts, r.initial_backoff, r.max_backoff, r.jitter,
+                  r.budget_ratio, r.budget_min_per_s, r.budget_window);
 }
-auto Tie(const RetryConfig& r) {
-  return std::tie(r.max_attempts, r.initial_backoff, r.max_backoff,
-                  r.budget_ratio);
+auto Tie(const durable::PgSessionOptions& s) {
+  BG_EXPECT_SIZE(durable::PgSessionOptions, 96);
+  return std::tie(s.url, s.connect_timeout, s.application_name,
+                  s.min_reconnect_backoff, s.max_reconnect_backoff,
+                  s.statement_timeout);
+}
+auto Tie(const durable::WorkerOptions& w) {
+  BG_EXPECT_SIZE(durable::WorkerOptions, 88);
+  return std::tie(w.owner, w.lease, w.claim_batch, w.max_outstanding,
+                  w.poll_interval, w.attempt_deadline, w.max_attempts,
+                  w.retry_initial_backoff, w.retry_max_backoff);
+}
+auto Tie(const durable::DurableOptions& d) {
+  BG_EXPECT_SIZE(durable::DurableOptions, 224);
+  return std::tuple_cat(
+      Tie(d.session), Tie(d.worker),
+      std::tie(d.retention, d.heartbeat_interval, d.heartbeat_timeout,
+               d.submit_batch, d.submit_writers, d.submit_queue,
+               d.max_waiters));
 }
 
 }  // namespace
@@ -1132,8 +1188,7 @@ bool operator==(const GatewayConfig& a, const GatewayConfig& b) {
   return Tie(a.server) == Tie(b.server) &&
          a.metrics.listen == b.metrics.listen &&
          a.logging.level == b.logging.level &&
-         Tie(a.killbill) == Tie(b.killbill) &&
-         a.queue.capacity == b.queue.capacity &&
+         Tie(a.killbill) == Tie(b.killbill) && Tie(a.queue) == Tie(b.queue) &&
          a.concurrency.max_in_flight == b.concurrency.max_in_flight &&
          Tie(a.rate) == Tie(b.rate) && Tie(a.health) == Tie(b.health) &&
          Tie(a.breaker) == Tie(b.breaker) && Tie(a.retry) == Tie(b.retry) &&

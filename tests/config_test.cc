@@ -119,16 +119,16 @@ TEST(ConfigDefaultsTest, DocumentedDefaults) {
   EXPECT_EQ(c.retry.initial_backoff, std::chrono::milliseconds(100));
   EXPECT_EQ(c.retry.max_backoff, std::chrono::seconds(2));
   EXPECT_EQ(c.retry.budget_ratio, 0.1);
-  EXPECT_EQ(c.database.url, "");
-  EXPECT_EQ(c.database.connect_timeout, std::chrono::seconds(5));
-  EXPECT_EQ(c.database.lease, std::chrono::seconds(30));
-  EXPECT_EQ(c.database.claim_batch, 32);
-  EXPECT_EQ(c.database.max_outstanding, 64);
-  EXPECT_EQ(c.database.poll_interval, std::chrono::milliseconds(200));
-  EXPECT_EQ(c.database.attempt_deadline, std::chrono::minutes(2));
-  EXPECT_EQ(c.database.max_attempts, 20);
-  EXPECT_EQ(c.database.retry_initial_backoff, std::chrono::seconds(1));
-  EXPECT_EQ(c.database.retry_max_backoff, std::chrono::minutes(1));
+  EXPECT_EQ(c.database.session.url, "");
+  EXPECT_EQ(c.database.session.connect_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c.database.worker.lease, std::chrono::seconds(30));
+  EXPECT_EQ(c.database.worker.claim_batch, 32);
+  EXPECT_EQ(c.database.worker.max_outstanding, 64);
+  EXPECT_EQ(c.database.worker.poll_interval, std::chrono::milliseconds(200));
+  EXPECT_EQ(c.database.worker.attempt_deadline, std::chrono::minutes(2));
+  EXPECT_EQ(c.database.worker.max_attempts, 20);
+  EXPECT_EQ(c.database.worker.retry_initial_backoff, std::chrono::seconds(1));
+  EXPECT_EQ(c.database.worker.retry_max_backoff, std::chrono::minutes(1));
   EXPECT_EQ(c.database.retention, std::chrono::hours(168));
   EXPECT_EQ(c.database.heartbeat_interval, std::chrono::seconds(1));
   EXPECT_EQ(c.database.heartbeat_timeout, std::chrono::seconds(5));
@@ -174,7 +174,7 @@ TEST(ConfigExampleTest, ReferenceFileNamesEveryKey) {
   with_optional_keys.server.tls_cert_file = "/tls.crt";
   with_optional_keys.server.tls_key_file = "/tls.key";
   with_optional_keys.server.tls_client_ca_file = "/ca.pem";
-  with_optional_keys.database.url = "postgresql://db/x";
+  with_optional_keys.database.session.url = "postgresql://db/x";
   std::string example;
   {
     std::FILE* f = std::fopen(kExampleFile.c_str(), "r");
@@ -254,17 +254,17 @@ GatewayConfig EverythingChanged() {
   c.retry.initial_backoff = milliseconds(10);
   c.retry.max_backoff = milliseconds(10);
   c.retry.budget_ratio = 0;
-  c.database.url =
+  c.database.session.url =
       "postgresql://billing:S3CRET-db@db.internal:6432/billing?sslmode=require";
-  c.database.connect_timeout = seconds(3);
-  c.database.lease = seconds(10);
-  c.database.claim_batch = 8;
-  c.database.max_outstanding = 16;
-  c.database.poll_interval = milliseconds(50);
-  c.database.attempt_deadline = seconds(30);
-  c.database.max_attempts = 5;
-  c.database.retry_initial_backoff = milliseconds(100);
-  c.database.retry_max_backoff = seconds(5);
+  c.database.session.connect_timeout = seconds(3);
+  c.database.worker.lease = seconds(10);
+  c.database.worker.claim_batch = 8;
+  c.database.worker.max_outstanding = 16;
+  c.database.worker.poll_interval = milliseconds(50);
+  c.database.worker.attempt_deadline = seconds(30);
+  c.database.worker.max_attempts = 5;
+  c.database.worker.retry_initial_backoff = milliseconds(100);
+  c.database.worker.retry_max_backoff = seconds(5);
   c.database.retention = std::chrono::hours(1);
   c.database.heartbeat_interval = milliseconds(500);
   c.database.heartbeat_timeout = seconds(2);
@@ -305,7 +305,8 @@ TEST(ConfigParseTest, DescribeForLogParsesBack) {
     GatewayConfig expected = original;
     expected.killbill.api_key = expected.killbill.api_secret =
         expected.killbill.username = expected.killbill.password = "<redacted>";
-    expected.database.url = RedactDatabaseUrl(expected.database.url);
+    expected.database.session.url =
+        RedactDatabaseUrl(expected.database.session.url);
     EXPECT_EQ(*parsed, expected) << text;
   }
 }
@@ -657,7 +658,7 @@ TEST(ConfigDatabaseTest, EnvironmentOverridesTheUrl) {
   absl::StatusOr<GatewayConfig> config = ParseConfig(
       "database:\n  url: \"postgresql://file/db\"\n", "db.yaml", env);
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->database.url, "postgresql://u:S3CRET@h:5/db");
+  EXPECT_EQ(config->database.session.url, "postgresql://u:S3CRET@h:5/db");
   EXPECT_THAT(DescribeForLog(*config), Not(HasSubstr(kSecretMarker)));
 }
 
