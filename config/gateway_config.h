@@ -1,11 +1,16 @@
 // GatewayConfig: the typed, validated configuration of billing-gateway, and the
 // one place that turns YAML (plus a few environment variables) into it.
 //
-// The YAML file is parsed once at start-up into plain structs whose every field
-// carries its default in a member initialiser; the rest of the program reads
-// those structs and never sees YAML. `config/gateway.yaml` is the commented
-// reference of every key, its default, its range and its trade-off; the ranges
-// enforced here are the ones written there.
+// The YAML file is parsed once at start-up into plain structs; the rest of the
+// program reads those structs and never sees YAML. Every default lives in one
+// place, a member initialiser: for the sections killbill, queue, breaker, retry
+// and database GatewayConfig holds the component's own options struct
+// (killbill::ClientOptions, flow::AdmissionOptions, ...) and the parser writes
+// the keys straight into its fields, so the component's default is the
+// configuration's default; the other sections are the structs below.
+// `config/gateway.yaml` is the commented reference of every key, its default,
+// its range and its trade-off (a unit test keeps its values equal to the
+// defaults); the ranges enforced here are the ones written there.
 //
 // Errors: every problem in the file (YAML syntax error, unknown key at any
 // level, duplicate key, wrong type, bad duration, value out of range,
@@ -36,6 +41,11 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "durable/durable_queue.h"
+#include "flow/admission_queue.h"
+#include "flow/circuit_breaker.h"
+#include "flow/retry_policy.h"
+#include "killbill_client/killbill_client.h"
 
 namespace bg::config {
 
@@ -77,35 +87,6 @@ struct LoggingConfig {
   LogLevel level = LogLevel::kInfo;  // trace | debug | info | warn | error
 };
 
-// The Kill Bill backend.
-struct KillBillConfig {
-  // scheme://host[:port], scheme http or https, no path, query or credentials;
-  // a single trailing '/' is dropped. Suitable as cpp-httplib's
-  // scheme_host_port.
-  std::string url = "http://127.0.0.1:8080";
-  // Secrets: overridden by
-  // BILLING_GATEWAY_KILLBILL_{API_KEY,API_SECRET,USERNAME,PASSWORD}. Never
-  // empty, never contain control characters (they travel in HTTP headers).
-  std::string api_key = "fresh-tenant";
-  std::string api_secret = "fresh-secret";
-  std::string username = "admin";
-  std::string password = "password";
-  // X-Killbill-CreatedBy on every write (Kill Bill's audit log).
-  std::string created_by = "billing-gateway";
-  Millis connect_timeout = std::chrono::seconds(2);   // [1ms, 5m]
-  Millis request_timeout = std::chrono::seconds(10);  // [1ms, 10m]
-  int max_connections = 16;  // keep-alive pool size [1, 1024]
-  // PEM bundle to verify Kill Bill's certificate; only with an https url. Empty
-  // = the system's trust store. Existence is checked by the client when it
-  // opens the file.
-  std::string ca_file;
-};
-
-// The bounded admission queue.
-struct QueueConfig {
-  int capacity = 10000;  // jobs waiting for a token [1, 1000000]
-};
-
 struct ConcurrencyConfig {
   int max_in_flight = 8;  // Kill Bill calls outstanding at once [1, 1024]
 };
@@ -123,8 +104,11 @@ struct RateConfig {
   double burst = 10;                    // bucket depth in tokens [1, 100000].
   double increase_step = 1;  // additive increase per adjust_interval.
   Millis adjust_interval = std::chrono::seconds(1);  // [10ms, 1m]
-  Millis cooldown =
-      std::chrono::seconds(10);  // no increase this long after a cut [0, 1h]
+  // RateController::Options::fast_cooldown: after a cut on a fast signal (Kill
+  // Bill latency or error share), that same signal may not cut again for this
+  // long, so the first cut can show its effect [0, 1h]. It does not hold back
+  // increases, nor cuts on the bus growth number.
+  Millis cooldown = std::chrono::seconds(10);
 };
 
 // Polling Kill Bill's GET /1.0/healthcheck.
@@ -136,92 +120,31 @@ struct HealthConfig {
   double queue_growth_threshold = 0.1;
 };
 
-struct BreakerConfig {
-  double failure_rate_threshold = 0.5;  // open at this failure share (0, 1].
-  Millis slow_call_threshold =
-      std::chrono::seconds(5);            // a call this slow is "slow".
-  double slow_call_rate_threshold = 0.8;  // open at this slow share (0, 1].
-  Millis window =
-      std::chrono::seconds(10);  // sliding window of outcomes [100ms, 1h].
-  int min_calls = 10;  // no decision on fewer calls in the window [1, 100000].
-  Millis open_duration =
-      std::chrono::seconds(2);  // first open period [1ms, 1h].
-  // Repeated trips back off up to this (>= open_duration, <= 1h).
-  Millis max_open_duration = std::chrono::seconds(60);
-  int half_open_probes = 3;  // successes needed to close again [1, 1000].
-  Millis probe_timeout = std::chrono::seconds(10);  // [1ms, 10m]
-};
-
-// Retries of idempotent calls (jittered exponential backoff inside a retry
-// budget).
-struct RetryConfig {
-  int max_attempts = 3;  // including the first [1, 10].
-  Millis initial_backoff = std::chrono::milliseconds(100);  // [1ms, 1m]
-  Millis max_backoff = std::chrono::seconds(2);  // >= initial_backoff, <= 10m.
-  double budget_ratio = 0.1;  // retries at most this share of calls [0, 1].
-};
-
-// PostgreSQL: durable asynchronous operations (SubmitCreateAccount /
-// GetOperation) and coordination between replicas. Absent `url` = the gateway
-// runs on its in-memory queue only and refuses asynchronous submissions.
-struct DatabaseConfig {
-  // libpq connection URI, postgresql://[user[:password]@]host[:port]/dbname
-  // [?param=value...] (or postgres://). Empty = no database. Secret (it may
-  // carry a password): overridden by BILLING_GATEWAY_DATABASE_URL; libpq's own
-  // PGPASSWORD / ~/.pgpass also work. Only RedactDatabaseUrl()'s form is
-  // logged.
-  std::string url;
-  Millis connect_timeout =
-      std::chrono::seconds(5);  // [1s, 5m] (libpq: whole seconds)
-  // How long a claimed operation belongs to its replica without renewal
-  // [1s, 1h]; renewed every lease/3 while the replica lives. A dead replica's
-  // operations are taken over this long after its last renewal.
-  Millis lease = std::chrono::seconds(30);
-  // Operations claimed per query [1, 1000].
-  int claim_batch = 32;
-  // Claimed operations handed to the dispatcher and not yet finished [1,
-  // 100000].
-  int max_outstanding = 64;
-  // Claim poll period when there was nothing to claim [10ms, 1m].
-  Millis poll_interval = std::chrono::milliseconds(200);
-  // Deadline of one attempt inside the dispatcher [1s, 1h].
-  Millis attempt_deadline = std::chrono::minutes(2);
-  // Attempts before a retryable failure becomes FAILED [1, 1000].
-  int max_attempts = 20;
-  // Backoff of a retryable failure, doubled per attempt up to the max [10ms,
-  // 1h].
-  Millis retry_initial_backoff = std::chrono::seconds(1);
-  Millis retry_max_backoff = std::chrono::minutes(1);
-  // Finished operations are deleted this long after they finished [1m, 3650d].
-  Millis retention = std::chrono::hours(24 * 7);
-  // Replica heartbeat period [100ms, 1m] and the silence after which a replica
-  // counts as dead and its rate share is redistributed [> heartbeat_interval,
-  // 1h].
-  Millis heartbeat_interval = std::chrono::seconds(1);
-  Millis heartbeat_timeout = std::chrono::seconds(5);
-  // Group commit of submissions: most operations per INSERT transaction
-  // [1, 10000], writer connections [1, 64], submissions waiting for a writer
-  // [1, 1000000] (beyond: RESOURCE_EXHAUSTED).
-  int submit_batch = 256;
-  int submit_writers = 2;
-  int submit_queue = 20000;
-};
-
+// Each section is the struct its `section.*` keys are written into. A
+// component's options struct may have fields no key sets (e.g.
+// breaker.health_failures_to_open): those keep the struct's default.
 struct GatewayConfig {
   ServerConfig server;
   MetricsConfig metrics;
   LoggingConfig logging;
-  KillBillConfig killbill;
-  QueueConfig queue;
+  killbill::ClientOptions killbill;
+  flow::AdmissionOptions queue;
   ConcurrencyConfig concurrency;
   RateConfig rate;
   HealthConfig health;
-  BreakerConfig breaker;
-  RetryConfig retry;
-  DatabaseConfig database;
+  flow::CircuitBreaker::Options breaker;
+  flow::RetryOptions retry;
+  // database.url and connect_timeout go to `session`; lease, claim_batch,
+  // max_outstanding, poll_interval, attempt_deadline, max_attempts and
+  // retry_{initial,max}_backoff to `worker` (whose `owner`, the replica id, is
+  // filled in at run time by durable::DurableQueue); the rest are top-level
+  // fields of the same name. Absent url (empty) = no database: the gateway runs
+  // on its in-memory queue only and refuses asynchronous submissions.
+  durable::DurableOptions database;
 };
 
-// Field-by-field equality (secrets included).
+// Field-by-field equality of every field, secrets and the options fields that
+// no key sets included.
 bool operator==(const GatewayConfig& a, const GatewayConfig& b);
 inline bool operator!=(const GatewayConfig& a, const GatewayConfig& b) {
   return !(a == b);

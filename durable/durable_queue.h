@@ -36,6 +36,10 @@ class OperationWaiter;
 class ReplicaCoordinator;
 class SubmitBatcher;
 
+// The `database.*` YAML keys set these (config/gateway_config.h says which key
+// goes where; ranges in config/gateway.yaml); max_waiters and the session's
+// application_name, reconnect backoffs and statement_timeout have no key. These
+// defaults are the gateway's: config/ has no other.
 struct DurableOptions {
   PgSessionOptions session;
   WorkerOptions worker;  // worker.owner is filled with the replica id

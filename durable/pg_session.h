@@ -73,7 +73,10 @@ class PgResult {
 };
 
 struct PgSessionOptions {
-  std::string url;  // libpq URI; never logged.
+  // libpq URI; never logged. database.url, or BILLING_GATEWAY_DATABASE_URL
+  // which overrides it.
+  std::string url;
+  // libpq's connect_timeout counts whole seconds.
   Clock::Duration connect_timeout = std::chrono::seconds(5);
   std::string application_name = "billing-gateway";
   Clock::Duration min_reconnect_backoff = std::chrono::milliseconds(100);

@@ -64,11 +64,12 @@ enum class RejectReason {
 // Bounded label value for metrics and the rejection detail ("queue_full", ...).
 const char* RejectReasonName(RejectReason reason);
 
-// Maps 1:1 to the `queue.*` YAML keys.
+// `queue.capacity` (YAML) sets `capacity`; the other fields have no key. These
+// defaults are the gateway's: config/ has no other.
 struct AdmissionOptions {
   // Most jobs waiting. Bounds memory and the worst wait (capacity / drain
   // rate); the deadline check usually rejects before the queue is full.
-  size_t capacity = 1000;
+  size_t capacity = 10000;
   // Time reserved for the answer's way back to the caller; a job is only
   // admitted/run when it can finish this long before its deadline.
   Clock::Duration deadline_margin = std::chrono::milliseconds(20);

@@ -67,7 +67,9 @@ class CircuitBreaker {
                        // again
   };
 
-  // Maps 1:1 to the `breaker.*` YAML keys.
+  // The `breaker.*` YAML keys set the fields of the same name (ranges in
+  // config/gateway.yaml); health_failures_to_open and growth_open_threshold
+  // have no key. These defaults are the gateway's: config/ has no other.
   struct Options {
     // Failure share within `window` at or above which the breaker opens. Lower
     // trips sooner on a partial outage, but a few 5xx at low volume can then
@@ -77,7 +79,7 @@ class CircuitBreaker {
     // Bill's normal latency (tens of ms) but under the gRPC deadline; the
     // RateController already reacts to milder latency rises, so this is the
     // last line.
-    Clock::Duration slow_call_threshold = std::chrono::seconds(3);
+    Clock::Duration slow_call_threshold = std::chrono::seconds(5);
     // Slow share within `window` at or above which the breaker opens.
     double slow_call_rate_threshold = 0.8;
     // Length of the sliding window over call outcomes. Longer is steadier but
@@ -85,9 +87,9 @@ class CircuitBreaker {
     Clock::Duration window = std::chrono::seconds(10);
     // No rate-based trip below this many calls in the window (no verdict on 2
     // calls).
-    int min_calls = 20;
+    int min_calls = 10;
     // First open duration; doubled after each failed half-open round.
-    Clock::Duration open_duration = std::chrono::seconds(5);
+    Clock::Duration open_duration = std::chrono::seconds(2);
     // Cap of the doubling: how long Kill Bill can go unprobed at worst.
     Clock::Duration max_open_duration = std::chrono::seconds(60);
     // Probe calls admitted in half-open; all must succeed to close. More probes

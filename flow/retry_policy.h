@@ -23,7 +23,10 @@
 
 namespace bg::flow {
 
-// Maps 1:1 to the `retry.*` YAML keys.
+// The `retry.*` YAML keys set max_attempts, initial_backoff, max_backoff and
+// budget_ratio (ranges in config/gateway.yaml); jitter, budget_min_per_s and
+// budget_window have no key. These defaults are the gateway's: config/ has no
+// other.
 struct RetryOptions {
   enum class Jitter {
     // delay = uniform(0, min(max_backoff, initial_backoff * 2^(retry-1))).

@@ -43,8 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     c->killbill.username = c->killbill.password = "x";
   }
   // The database URL is printed with its password redacted: compare that form.
-  expected.database.url = bg::config::RedactDatabaseUrl(expected.database.url);
-  got.database.url = bg::config::RedactDatabaseUrl(got.database.url);
+  expected.database.session.url =
+      bg::config::RedactDatabaseUrl(expected.database.session.url);
+  got.database.session.url =
+      bg::config::RedactDatabaseUrl(got.database.session.url);
   if (expected != got) {
     std::fprintf(stderr,
                  "DescribeForLog round trip changed a value:\n---\n%s\n",

@@ -22,21 +22,6 @@
 
 namespace bg::gateway {
 
-killbill::ClientOptions ClientOptionsFrom(const config::KillBillConfig& c) {
-  killbill::ClientOptions o;
-  o.url = c.url;
-  o.api_key = c.api_key;
-  o.api_secret = c.api_secret;
-  o.username = c.username;
-  o.password = c.password;
-  o.created_by = c.created_by;
-  o.connect_timeout = c.connect_timeout;
-  o.request_timeout = c.request_timeout;
-  o.max_connections = c.max_connections;
-  o.ca_file = c.ca_file;
-  return o;
-}
-
 // Reads a whole PEM file; the error names the config key, never the contents.
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* key) {
   std::ifstream in(path, std::ios::binary);
@@ -76,7 +61,9 @@ dispatch::FlowOptions FlowOptionsFrom(const config::GatewayConfig& c) {
   dispatch::FlowOptions o;
   o.adjust_interval = c.rate.adjust_interval;
 
-  o.queue.capacity = static_cast<size_t>(c.queue.capacity);
+  o.queue = c.queue;
+  o.breaker = c.breaker;
+  o.retry = c.retry;
 
   o.rate.mode = c.rate.mode == config::RateMode::kStatic
                     ? flow::RateController::Mode::kStatic
@@ -89,20 +76,6 @@ dispatch::FlowOptions FlowOptionsFrom(const config::GatewayConfig& c) {
       c.rate.increase_step / ToSeconds(c.rate.adjust_interval);
   o.rate.fast_cooldown = c.rate.cooldown;
 
-  o.breaker.failure_rate_threshold = c.breaker.failure_rate_threshold;
-  o.breaker.slow_call_threshold = c.breaker.slow_call_threshold;
-  o.breaker.slow_call_rate_threshold = c.breaker.slow_call_rate_threshold;
-  o.breaker.window = c.breaker.window;
-  o.breaker.min_calls = c.breaker.min_calls;
-  o.breaker.open_duration = c.breaker.open_duration;
-  o.breaker.max_open_duration = c.breaker.max_open_duration;
-  o.breaker.half_open_probes = c.breaker.half_open_probes;
-  o.breaker.probe_timeout = c.breaker.probe_timeout;
-
-  o.retry.max_attempts = c.retry.max_attempts;
-  o.retry.initial_backoff = c.retry.initial_backoff;
-  o.retry.max_backoff = c.retry.max_backoff;
-  o.retry.budget_ratio = c.retry.budget_ratio;
   return o;
 }
 
@@ -114,31 +87,6 @@ dispatch::HealthMonitor::Options HealthOptionsFrom(
 killbill::BusEvents BusEventsFrom(const config::GatewayConfig& c) {
   return killbill::BusEvents{};
 }
-
-namespace {
-
-durable::DurableOptions DurableOptionsFrom(const config::DatabaseConfig& c) {
-  durable::DurableOptions o;
-  o.session.url = c.url;
-  o.session.connect_timeout = c.connect_timeout;
-  o.worker.lease = c.lease;
-  o.worker.claim_batch = c.claim_batch;
-  o.worker.max_outstanding = c.max_outstanding;
-  o.worker.poll_interval = c.poll_interval;
-  o.worker.attempt_deadline = c.attempt_deadline;
-  o.worker.max_attempts = c.max_attempts;
-  o.worker.retry_initial_backoff = c.retry_initial_backoff;
-  o.worker.retry_max_backoff = c.retry_max_backoff;
-  o.retention = c.retention;
-  o.heartbeat_interval = c.heartbeat_interval;
-  o.heartbeat_timeout = c.heartbeat_timeout;
-  o.submit_batch = c.submit_batch;
-  o.submit_writers = c.submit_writers;
-  o.submit_queue = c.submit_queue;
-  return o;
-}
-
-}  // namespace
 
 GatewayServer::GatewayServer(config::GatewayConfig config, Clock* clock)
     : config_(std::move(config)), clock_(clock) {}
@@ -157,13 +105,12 @@ absl::Status GatewayServer::Start() {
   exposer_->RegisterCollectable(metrics_->shared_registry());
   metrics_port_ = exposer_->GetListeningPorts().front();
 
-  auto client =
-      killbill::KillBillClient::Create(ClientOptionsFrom(config_.killbill));
+  auto client = killbill::KillBillClient::Create(config_.killbill);
   if (!client.ok()) return client.status();
   client_ = std::move(*client);
   // The healthcheck has its own connection and timeout, so a saturated pool of
   // account calls never delays the signal that protects Kill Bill.
-  killbill::ClientOptions health_options = ClientOptionsFrom(config_.killbill);
+  killbill::ClientOptions health_options = config_.killbill;
   health_options.max_connections = 1;
   health_options.request_timeout = config_.health.timeout;
   auto health_client = killbill::KillBillClient::Create(health_options);
@@ -182,7 +129,7 @@ absl::Status GatewayServer::Start() {
   dispatcher_ = std::make_unique<dispatch::Dispatcher>(
       clock_, flow_.get(),
       dispatch::DispatcherOptions{config_.concurrency.max_in_flight});
-  if (!config_.database.url.empty()) {
+  if (!config_.database.session.url.empty()) {
     durable::Executor executor;
     executor.submit = [d = dispatcher_.get()](dispatch::Job job) {
       d->Submit(std::move(job));
@@ -201,9 +148,10 @@ absl::Status GatewayServer::Start() {
       auto code = status.GetPayload(killbill::kKillBillCodePayload);
       return code ? std::string(*code) : std::string();
     };
+    // config_.database is passed as parsed: the queue fills worker.owner with
+    // its replica id.
     durable_ = std::make_unique<durable::DurableQueue>(
-        clock_, DurableOptionsFrom(config_.database), metrics_->registry(),
-        std::move(executor),
+        clock_, config_.database, metrics_->registry(), std::move(executor),
         [f = flow_.get()](double fraction) { f->SetRateShare(fraction); });
     if (absl::Status ready = durable_->Start(); !ready.ok()) {
       // Not fatal: synchronous calls work, durable ones answer UNAVAILABLE
@@ -253,7 +201,8 @@ void GatewayServer::Shutdown() {
 
 std::string GatewayServer::QueueMode() const {
   if (!durable_) return "in-memory (no database configured)";
-  return absl::StrCat("durable (", config::DatabaseTarget(config_.database.url),
+  return absl::StrCat("durable (",
+                      config::DatabaseTarget(config_.database.session.url),
                       ", replica ", durable_->replica_id(), ")");
 }
 

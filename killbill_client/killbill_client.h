@@ -47,10 +47,16 @@ namespace bg::killbill {
 inline constexpr char kKillBillCodePayload[] =
     "type.billing-gateway/killbill.code";
 
+// The `killbill.*` YAML keys set the fields of the same name (ranges in
+// config/gateway.yaml); max_response_bytes has no key. These defaults are the
+// gateway's: config/ has no other.
 struct ClientOptions {
-  // Base URL, scheme://host[:port] (http or https), no path.
+  // Base URL, scheme://host[:port] (http or https), no path. config/ drops a
+  // single trailing '/'.
   std::string url = "http://127.0.0.1:8080";
-  // Tenant credentials (X-Killbill-ApiKey / X-Killbill-ApiSecret).
+  // Tenant credentials (X-Killbill-ApiKey / X-Killbill-ApiSecret). The four
+  // secrets may come from BILLING_GATEWAY_KILLBILL_{API_KEY,API_SECRET,
+  // USERNAME,PASSWORD}, which override the file (config/gateway_config.h).
   std::string api_key = "fresh-tenant";
   std::string api_secret = "fresh-secret";
   // HTTP basic auth.

@@ -1,9 +1,11 @@
-// Tests of config/: defaults, the reference gateway.yaml, every key changed,
-// the broken-file corpus in tests/testdata/config (each refused at the expected
+// Tests of config/: defaults, the reference gateway.yaml (key by key equal to
+// the defaults, and naming every key), every key changed, the broken-file
+// corpus in tests/testdata/config (each refused at the expected
 // FILE:LINE:COLUMN and key path), environment overrides of secrets, and that
 // secrets never reach an error message or DescribeForLog().
 #include <dirent.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -12,10 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/clock.h"
 #include "config/gateway_config.h"
 #include "gmock/gmock.h"
@@ -119,16 +123,16 @@ TEST(ConfigDefaultsTest, DocumentedDefaults) {
   EXPECT_EQ(c.retry.initial_backoff, std::chrono::milliseconds(100));
   EXPECT_EQ(c.retry.max_backoff, std::chrono::seconds(2));
   EXPECT_EQ(c.retry.budget_ratio, 0.1);
-  EXPECT_EQ(c.database.url, "");
-  EXPECT_EQ(c.database.connect_timeout, std::chrono::seconds(5));
-  EXPECT_EQ(c.database.lease, std::chrono::seconds(30));
-  EXPECT_EQ(c.database.claim_batch, 32);
-  EXPECT_EQ(c.database.max_outstanding, 64);
-  EXPECT_EQ(c.database.poll_interval, std::chrono::milliseconds(200));
-  EXPECT_EQ(c.database.attempt_deadline, std::chrono::minutes(2));
-  EXPECT_EQ(c.database.max_attempts, 20);
-  EXPECT_EQ(c.database.retry_initial_backoff, std::chrono::seconds(1));
-  EXPECT_EQ(c.database.retry_max_backoff, std::chrono::minutes(1));
+  EXPECT_EQ(c.database.session.url, "");
+  EXPECT_EQ(c.database.session.connect_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c.database.worker.lease, std::chrono::seconds(30));
+  EXPECT_EQ(c.database.worker.claim_batch, 32);
+  EXPECT_EQ(c.database.worker.max_outstanding, 64);
+  EXPECT_EQ(c.database.worker.poll_interval, std::chrono::milliseconds(200));
+  EXPECT_EQ(c.database.worker.attempt_deadline, std::chrono::minutes(2));
+  EXPECT_EQ(c.database.worker.max_attempts, 20);
+  EXPECT_EQ(c.database.worker.retry_initial_backoff, std::chrono::seconds(1));
+  EXPECT_EQ(c.database.worker.retry_max_backoff, std::chrono::minutes(1));
   EXPECT_EQ(c.database.retention, std::chrono::hours(168));
   EXPECT_EQ(c.database.heartbeat_interval, std::chrono::seconds(1));
   EXPECT_EQ(c.database.heartbeat_timeout, std::chrono::seconds(5));
@@ -165,8 +169,112 @@ TEST(ConfigExampleTest, ReferenceFileParsesToDefaults) {
   EXPECT_EQ(*config, GatewayConfig{});
 }
 
-// Every key DescribeForLog prints is written out (not just defaulted) in the
-// reference.
+// The keys of a YAML text laid out like config/gateway.yaml and like
+// DescribeForLog's output: sections at the start of a line ("breaker:"), keys
+// indented by two spaces ("  min_calls: 10"), keys without a default commented
+// out ("  # ca_file: ..."). Prose comments are skipped; a commented line that
+// looks like a key ("  # adaptive: start at ...") is a candidate that only
+// counts where a key of that name is expected.
+struct KeyLine {
+  std::string section;
+  std::string text;  // The line as written, without the "# " of a comment.
+  int line;          // 1-based.
+};
+struct KeyLines {
+  std::map<std::string, KeyLine> keys;       // "breaker.min_calls" -> line
+  std::map<std::string, KeyLine> commented;  // candidates, see above
+  std::vector<std::string> unexpected;       // lines of neither shape
+};
+
+KeyLines ReadKeyLines(const std::string& text) {
+  KeyLines out;
+  std::string section;
+  int number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++number;
+    const std::string where = absl::StrCat(number, ": ", line);
+    if (line.empty() || absl::StartsWith(line, "#")) continue;
+    const bool indented = absl::ConsumePrefix(&line, "  ");
+    const bool commented = indented && absl::ConsumePrefix(&line, "# ");
+    const size_t colon = line.find(':');
+    const absl::string_view name = line.substr(0, colon);
+    const bool is_name = colon != absl::string_view::npos && !name.empty() &&
+                         std::all_of(name.begin(), name.end(), [](char c) {
+                           return absl::ascii_islower(c) || c == '_';
+                         });
+    if (!indented) {
+      if (is_name && line.size() == colon + 1) {
+        section = std::string(name);
+      } else {
+        out.unexpected.push_back(where);
+      }
+      continue;
+    }
+    const bool has_value = is_name && line.size() > colon + 2 &&
+                           line[colon + 1] == ' ' && line[colon + 2] != ' ';
+    if (commented) {
+      if (has_value && !section.empty()) {
+        out.commented.emplace(
+            absl::StrCat(section, ".", name),
+            KeyLine{section, absl::StrCat("  ", line), number});
+      }
+      continue;
+    }
+    if (!has_value || section.empty()) {
+      out.unexpected.push_back(where);
+      continue;
+    }
+    auto [it, inserted] =
+        out.keys.emplace(absl::StrCat(section, ".", name),
+                         KeyLine{section, absl::StrCat("  ", line), number});
+    if (!inserted) out.unexpected.push_back(absl::StrCat(where, " (again)"));
+  }
+  return out;
+}
+
+std::string ReadReferenceFile() {
+  std::string text;
+  std::FILE* f = std::fopen(kExampleFile.c_str(), "r");
+  if (f == nullptr) return text;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  std::fclose(f);
+  return text;
+}
+
+// Each key the reference file states holds the default: the key alone, parsed
+// into an otherwise empty file, gives exactly GatewayConfig{}. Fails, naming
+// the key, when a default changes in an options struct (flow::CircuitBreaker::
+// Options, ...) or a config struct and not in config/gateway.yaml, or the
+// other way round.
+TEST(ConfigExampleTest, ReferenceFileStatesTheDefaults) {
+  const KeyLines file = ReadKeyLines(ReadReferenceFile());
+  ASSERT_FALSE(file.keys.empty()) << "cannot read " << kExampleFile;
+  const KeyLines defaults = ReadKeyLines(DescribeForLog(GatewayConfig{}));
+  for (const auto& [path, key] : file.keys) {
+    const std::string yaml = absl::StrCat(key.section, ":\n", key.text, "\n");
+    absl::StatusOr<GatewayConfig> alone =
+        ParseConfig(yaml, "gateway.yaml", Environment::Empty());
+    const std::string where =
+        absl::StrCat("config/gateway.yaml:", key.line, ": ", path, ": ");
+    if (!alone.ok()) {
+      ADD_FAILURE() << where << "refused on its own: " << alone.status();
+      continue;
+    }
+    if (*alone == GatewayConfig{}) continue;
+    auto printed = defaults.keys.find(path);
+    ADD_FAILURE() << where << "the file says \"" << key.text
+                  << "\" but the default is \""
+                  << (printed == defaults.keys.end() ? "(not printed)"
+                                                     : printed->second.text)
+                  << "\" (a secret's default is printed redacted)";
+  }
+}
+
+// The reverse: every key of the defaults is stated in the reference file, and
+// every key without a default (absent = off) is there commented out with an
+// example. DescribeForLog prints every key that has a value.
 TEST(ConfigExampleTest, ReferenceFileNamesEveryKey) {
   GatewayConfig with_optional_keys;
   with_optional_keys.killbill.url = "https://kb:8443";
@@ -174,31 +282,32 @@ TEST(ConfigExampleTest, ReferenceFileNamesEveryKey) {
   with_optional_keys.server.tls_cert_file = "/tls.crt";
   with_optional_keys.server.tls_key_file = "/tls.key";
   with_optional_keys.server.tls_client_ca_file = "/ca.pem";
-  with_optional_keys.database.url = "postgresql://db/x";
-  std::string example;
-  {
-    std::FILE* f = std::fopen(kExampleFile.c_str(), "r");
-    ASSERT_NE(f, nullptr);
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) example.append(buf, n);
-    std::fclose(f);
+  with_optional_keys.database.session.url = "postgresql://db/x";
+  const KeyLines file = ReadKeyLines(ReadReferenceFile());
+  const KeyLines defaults = ReadKeyLines(DescribeForLog(GatewayConfig{}));
+  const KeyLines all = ReadKeyLines(DescribeForLog(with_optional_keys));
+  ASSERT_FALSE(file.keys.empty()) << "cannot read " << kExampleFile;
+  EXPECT_THAT(defaults.unexpected, ::testing::IsEmpty());
+  EXPECT_THAT(file.unexpected, ::testing::IsEmpty())
+      << "config/gateway.yaml: lines that are neither a section, a key, nor "
+         "a comment";
+
+  for (const auto& [path, printed] : defaults.keys) {
+    EXPECT_EQ(file.keys.count(path), 1u)
+        << "config/gateway.yaml does not state " << path
+        << " (the defaults print \"" << printed.text << "\")";
   }
-  std::vector<std::string> example_lines = absl::StrSplit(example, '\n');
-  for (absl::string_view line :
-       absl::StrSplit(DescribeForLog(with_optional_keys), '\n')) {
-    if (line.empty()) continue;
-    std::string key(line.substr(0, line.find(':') + 1));
-    bool found = false;
-    for (const std::string& example_line : example_lines) {
-      // Optional keys without a default appear commented out: "  # ca_file:
-      // ...".
-      std::string uncommented = example_line;
-      if (absl::StartsWith(uncommented, "  # "))
-        uncommented = "  " + uncommented.substr(4);
-      if (absl::StartsWith(uncommented, key)) found = true;
-    }
-    EXPECT_TRUE(found) << "config/gateway.yaml does not document " << key;
+  for (const auto& [path, key] : file.keys) {
+    EXPECT_EQ(defaults.keys.count(path), 1u)
+        << "config/gateway.yaml:" << key.line << ": " << path
+        << " is not a key with a default (DescribeForLog of the defaults does "
+           "not print it)";
+  }
+  for (const auto& [path, printed] : all.keys) {
+    if (defaults.keys.count(path) > 0) continue;
+    EXPECT_EQ(file.commented.count(path), 1u)
+        << "config/gateway.yaml does not show " << path
+        << ", a key without a default, commented out with an example";
   }
 }
 
@@ -254,17 +363,17 @@ GatewayConfig EverythingChanged() {
   c.retry.initial_backoff = milliseconds(10);
   c.retry.max_backoff = milliseconds(10);
   c.retry.budget_ratio = 0;
-  c.database.url =
+  c.database.session.url =
       "postgresql://billing:S3CRET-db@db.internal:6432/billing?sslmode=require";
-  c.database.connect_timeout = seconds(3);
-  c.database.lease = seconds(10);
-  c.database.claim_batch = 8;
-  c.database.max_outstanding = 16;
-  c.database.poll_interval = milliseconds(50);
-  c.database.attempt_deadline = seconds(30);
-  c.database.max_attempts = 5;
-  c.database.retry_initial_backoff = milliseconds(100);
-  c.database.retry_max_backoff = seconds(5);
+  c.database.session.connect_timeout = seconds(3);
+  c.database.worker.lease = seconds(10);
+  c.database.worker.claim_batch = 8;
+  c.database.worker.max_outstanding = 16;
+  c.database.worker.poll_interval = milliseconds(50);
+  c.database.worker.attempt_deadline = seconds(30);
+  c.database.worker.max_attempts = 5;
+  c.database.worker.retry_initial_backoff = milliseconds(100);
+  c.database.worker.retry_max_backoff = seconds(5);
   c.database.retention = std::chrono::hours(1);
   c.database.heartbeat_interval = milliseconds(500);
   c.database.heartbeat_timeout = seconds(2);
@@ -305,7 +414,8 @@ TEST(ConfigParseTest, DescribeForLogParsesBack) {
     GatewayConfig expected = original;
     expected.killbill.api_key = expected.killbill.api_secret =
         expected.killbill.username = expected.killbill.password = "<redacted>";
-    expected.database.url = RedactDatabaseUrl(expected.database.url);
+    expected.database.session.url =
+        RedactDatabaseUrl(expected.database.session.url);
     EXPECT_EQ(*parsed, expected) << text;
   }
 }
@@ -657,7 +767,7 @@ TEST(ConfigDatabaseTest, EnvironmentOverridesTheUrl) {
   absl::StatusOr<GatewayConfig> config = ParseConfig(
       "database:\n  url: \"postgresql://file/db\"\n", "db.yaml", env);
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->database.url, "postgresql://u:S3CRET@h:5/db");
+  EXPECT_EQ(config->database.session.url, "postgresql://u:S3CRET@h:5/db");
   EXPECT_THAT(DescribeForLog(*config), Not(HasSubstr(kSecretMarker)));
 }
 
