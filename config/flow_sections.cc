@@ -36,6 +36,9 @@ std::vector<Section> FlowSections(GatewayConfig& c) {
   const DoubleRange kShare{0, false, 1};
   return {
       {"queue", {IntField("capacity", &c.queue.capacity, 1, 1000000)}},
+      {"cost",
+       {IntField("account_bus_events", &c.cost.per_account, 0, 1000),
+        IntField("tag_bus_events", &c.cost.per_tag, 0, 1000)}},
       {"concurrency",
        {IntField("max_in_flight", &c.concurrency.max_in_flight, 1, 1024)}},
       {"rate",
@@ -51,6 +54,8 @@ std::vector<Section> FlowSections(GatewayConfig& c) {
            DurationField("adjust_interval", &c.rate.adjust_interval,
                          Milliseconds(10), Minutes(1)),
            DurationField("cooldown", &c.rate.cooldown, kZero, Hours(1)),
+           DoubleField("api_calls_per_second", &c.rate.api_calls_per_second,
+                       kRate),
        }},
       {"health",
        {
@@ -118,6 +123,9 @@ void DescribeFlowSections(const GatewayConfig& c, std::string& out) {
   const auto d = [](auto v) { return FormatDuration(v); };
   const auto n = FormatDouble;
   absl::StrAppend(&out, "queue:\n", "  capacity: ", c.queue.capacity, "\n");
+  absl::StrAppend(&out, "cost:\n",                                     //
+                  "  account_bus_events: ", c.cost.per_account, "\n",  //
+                  "  tag_bus_events: ", c.cost.per_tag, "\n");
   absl::StrAppend(&out, "concurrency:\n",
                   "  max_in_flight: ", c.concurrency.max_in_flight, "\n");
   absl::StrAppend(&out, "rate:\n",                                         //
@@ -128,7 +136,9 @@ void DescribeFlowSections(const GatewayConfig& c, std::string& out) {
                   "  burst: ", n(c.rate.burst), "\n",                      //
                   "  increase_step: ", n(c.rate.increase_step), "\n",      //
                   "  adjust_interval: ", d(c.rate.adjust_interval), "\n",  //
-                  "  cooldown: ", d(c.rate.cooldown), "\n");
+                  "  cooldown: ", d(c.rate.cooldown), "\n",                //
+                  "  api_calls_per_second: ", n(c.rate.api_calls_per_second),
+                  "\n");
   absl::StrAppend(
       &out, "health:\n",                                     //
       "  poll_interval: ", d(c.health.poll_interval), "\n",  //
@@ -158,7 +168,7 @@ namespace {
 
 auto Tie(const RateConfig& r) {
   return std::tie(r.mode, r.initial, r.min, r.max, r.burst, r.increase_step,
-                  r.adjust_interval, r.cooldown);
+                  r.adjust_interval, r.cooldown, r.api_calls_per_second);
 }
 auto Tie(const HealthConfig& h) {
   return std::tie(h.poll_interval, h.timeout, h.queue_growth_threshold);
@@ -192,6 +202,8 @@ auto Tie(const flow::RetryOptions& r) {
 
 bool SameFlowSections(const GatewayConfig& a, const GatewayConfig& b) {
   return Tie(a.queue) == Tie(b.queue) &&
+         a.cost.per_account == b.cost.per_account &&
+         a.cost.per_tag == b.cost.per_tag &&
          a.concurrency.max_in_flight == b.concurrency.max_in_flight &&
          Tie(a.rate) == Tie(b.rate) && Tie(a.health) == Tie(b.health) &&
          Tie(a.breaker) == Tie(b.breaker) && Tie(a.retry) == Tie(b.retry);

@@ -44,8 +44,10 @@
 #include "durable/durable_queue.h"
 #include "flow/admission_queue.h"
 #include "flow/circuit_breaker.h"
+#include "flow/rate_controller.h"
 #include "flow/retry_policy.h"
 #include "killbill_client/killbill_client.h"
+#include "killbill_client/types.h"
 
 namespace bg::config {
 
@@ -98,17 +100,25 @@ enum class RateMode { kStatic, kAdaptive };
 // initial <= max.
 struct RateConfig {
   RateMode mode = RateMode::kAdaptive;  // static: stay at `initial` forever.
-  double initial = 10;                  // rate at start-up.
-  double min = 1;                       // adaptive floor.
-  double max = 50;                      // adaptive ceiling.
-  double burst = 10;                    // bucket depth in tokens [1, 100000].
-  double increase_step = 1;  // additive increase per adjust_interval.
+  // The defaults are flow::RateController::Options's (one copy of each).
+  double initial = flow::RateController::Options{}.initial;  // at start-up.
+  double min = flow::RateController::Options{}.min;          // adaptive floor.
+  double max = flow::RateController::Options{}.max;  // adaptive ceiling.
+  // Bucket depth in tokens [1, 100000] (both buckets).
+  double burst = flow::RateController::Options{}.burst;
+  // Additive increase per adjust_interval (the controller's
+  // increase_step_per_s times adjust_interval).
+  double increase_step = flow::RateController::Options{}.increase_step_per_s;
   Millis adjust_interval = std::chrono::seconds(1);  // [10ms, 1m]
   // RateController::Options::fast_cooldown: after a cut on a fast signal (Kill
   // Bill latency or error share), that same signal may not cut again for this
   // long, so the first cut can show its effect [0, 1h]. It does not hold back
   // increases, nor cuts on the bus growth number.
-  Millis cooldown = std::chrono::seconds(10);
+  Millis cooldown = std::chrono::duration_cast<Millis>(
+      flow::RateController::Options{}.fast_cooldown);
+  // Kill Bill's API budget, calls/s (reads included) [> 0, 100000]: a fixed
+  // ceiling next to the bus budget above (dispatch::FlowOptions).
+  double api_calls_per_second = 50;
 };
 
 // Polling Kill Bill's GET /1.0/healthcheck.
@@ -128,6 +138,8 @@ struct GatewayConfig {
   MetricsConfig metrics;
   LoggingConfig logging;
   killbill::ClientOptions killbill;
+  // What each write posts on Kill Bill's main bus (`cost.*`).
+  killbill::BusEvents cost;
   flow::AdmissionOptions queue;
   ConcurrencyConfig concurrency;
   RateConfig rate;

@@ -129,14 +129,14 @@ class RateController {
     Mode mode = Mode::kAdaptive;
     // Starting rate. Low is safe on a Kill Bill of unknown size, high reaches
     // full speed sooner.
-    double initial = 5.0;
+    double initial = 10.0;
     // Floor: the rate never goes below it, so the controller keeps learning and
     // a breaker probe is never starved. Too high defeats protection of a very
     // sick Kill Bill.
     double min = 1.0;
     // Ceiling: never exceed it, whatever the signals say (also the bound of a
     // blind ramp).
-    double max = 100.0;
+    double max = 50.0;
     // Token bucket size (tokens = bus events): how many may leave at once
     // after a pause. Larger absorbs bursts, smaller smooths Kill Bill's load.
     double burst = 10.0;
@@ -186,7 +186,7 @@ class RateController {
     // Multiplicative cut on a fast signal, and the hold before that signal may
     // cut again.
     double fast_backoff = 0.8;
-    Clock::Duration fast_cooldown = std::chrono::seconds(5);
+    Clock::Duration fast_cooldown = std::chrono::seconds(10);
   };
 
   // Observable state for metrics and tests.

@@ -60,6 +60,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFrom(
 dispatch::FlowOptions FlowOptionsFrom(const config::GatewayConfig& c) {
   dispatch::FlowOptions o;
   o.adjust_interval = c.rate.adjust_interval;
+  o.api_calls_per_s = c.rate.api_calls_per_second;
 
   o.queue = c.queue;
   o.breaker = c.breaker;
@@ -85,7 +86,7 @@ dispatch::HealthMonitor::Options HealthOptionsFrom(
 }
 
 killbill::BusEvents BusEventsFrom(const config::GatewayConfig& c) {
-  return killbill::BusEvents{};
+  return c.cost;
 }
 
 GatewayServer::GatewayServer(config::GatewayConfig config, Clock* clock)

@@ -347,6 +347,9 @@ GatewayConfig EverythingChanged() {
   c.rate.increase_step = 0.5;
   c.rate.adjust_interval = milliseconds(500);
   c.rate.cooldown = milliseconds(0);
+  c.rate.api_calls_per_second = 20;
+  c.cost.per_account = 2;
+  c.cost.per_tag = 0;
   c.health.poll_interval = seconds(2);
   c.health.timeout = milliseconds(1500);
   c.health.queue_growth_threshold = 0.51;

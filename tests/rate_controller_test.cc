@@ -113,6 +113,7 @@ TEST_F(RateControllerTest, QuietPollsRaiseTheDrainLowerBound) {
 TEST_F(RateControllerTest, LatencyRiseCutsMultiplicativelyWithCoolDown) {
   RateController::Options o = Adaptive();
   o.initial = 50;
+  o.fast_cooldown = seconds(5);
   RateController c(&clock_, o);
   for (int i = 0; i < 100; ++i) c.RecordOutcome(milliseconds(20), false);
   Ticks(c, 1, /*demand=*/false);
@@ -135,6 +136,7 @@ TEST_F(RateControllerTest, LatencyRiseCutsMultiplicativelyWithCoolDown) {
 TEST_F(RateControllerTest, ErrorRateCutsAndRespectsTheFloor) {
   RateController::Options o = Adaptive();
   o.initial = 3;
+  o.fast_cooldown = seconds(5);
   RateController c(&clock_, o);
   for (int i = 0; i < 10; ++i)
     c.RecordOutcome(milliseconds(20), i < 3);  // 30 %
