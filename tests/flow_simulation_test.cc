@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "bench/killbill_sim/capacity_model.h"
-#include "bench/killbill_sim/queue_growth.h"
+#include "killbill_client/queue_growth.h"
 #include "flow/circuit_breaker.h"
 #include "flow/rate_controller.h"
 #include "flow/token_bucket.h"
@@ -63,7 +63,7 @@ class KillBillBus {
     return o;
   }
   sim::CapacityModel model_;
-  sim::QueueGrowthDetector detector_;
+  killbill::QueueGrowthDetector detector_;
 };
 
 struct Poll {

@@ -739,11 +739,12 @@ void KillBillSim::Healthcheck(const httplib::Request&, httplib::Response& res) {
     std::vector<std::string> growing;
     const bool check_queues = options_.queue_healthcheck;
     if (check_queues && bus.growing) {
-      growing.push_back("bus (" + JavaDoubleToString(bus.slope) + ")");
+      growing.push_back("bus (" + killbill::JavaDoubleToString(bus.slope) +
+                        ")");
     }
     if (check_queues && external.growing) {
-      growing.push_back("externalBus (" + JavaDoubleToString(external.slope) +
-                        ")");
+      growing.push_back("externalBus (" +
+                        killbill::JavaDoubleToString(external.slope) + ")");
     }
     OJson queues;
     queues["healthy"] = growing.empty();
@@ -858,8 +859,9 @@ absl::Status KillBillSim::Configure(const nlohmann::json& settings) {
   const auto& g1 = candidate.growth;
   if (g0.window != g1.window || g0.alpha != g1.alpha ||
       g0.growing_threshold != g1.growing_threshold) {
-    bus_detector_ = QueueGrowthDetector(g1);  // a new regression from scratch
-    external_bus_detector_ = QueueGrowthDetector(g1);
+    bus_detector_ =
+        killbill::QueueGrowthDetector(g1);  // a new regression from scratch
+    external_bus_detector_ = killbill::QueueGrowthDetector(g1);
   }
   if (candidate.seed != options_.seed) fault_rng_.seed(candidate.seed);
   model_.set_options(candidate.model);

@@ -59,9 +59,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bench/killbill_sim/capacity_model.h"
-#include "bench/killbill_sim/queue_growth.h"
 #include "bench/killbill_sim/sim_options.h"
 #include "common/clock.h"
+#include "killbill_client/queue_growth.h"
 #include "nlohmann/json.hpp"
 
 namespace httplib {
@@ -168,8 +168,8 @@ class KillBillSim {
 
   SimOptions options_ ABSL_GUARDED_BY(mu_);
   CapacityModel model_ ABSL_GUARDED_BY(mu_);
-  QueueGrowthDetector bus_detector_ ABSL_GUARDED_BY(mu_);
-  QueueGrowthDetector external_bus_detector_ ABSL_GUARDED_BY(mu_);
+  killbill::QueueGrowthDetector bus_detector_ ABSL_GUARDED_BY(mu_);
+  killbill::QueueGrowthDetector external_bus_detector_ ABSL_GUARDED_BY(mu_);
   bool in_rotation_ ABSL_GUARDED_BY(mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "bench/killbill_sim/capacity_model.h"
-#include "bench/killbill_sim/queue_growth.h"
+#include "killbill_client/queue_growth.h"
 #include "nlohmann/json.hpp"
 
 namespace bg::sim {
@@ -36,7 +36,7 @@ struct SimOptions {
   // org.killbill.server.queue.healthcheck: false = the queues check is always
   // healthy.
   bool queue_healthcheck = true;
-  QueueGrowthOptions growth;
+  killbill::QueueGrowthOptions growth;
 
   CapacityModelOptions model;
 
