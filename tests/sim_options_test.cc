@@ -1,6 +1,7 @@
 // Tests of SimOptions adapters: YAML file, JSON settings, validation,
 // rendering.
 #include "bench/killbill_sim/sim_options.h"
+#include "bench/killbill_sim/sim_options_json.h"
 
 #include "gtest/gtest.h"
 

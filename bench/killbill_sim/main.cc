@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "bench/killbill_sim/killbill_sim.h"
 #include "bench/killbill_sim/sim_options.h"
+#include "bench/killbill_sim/sim_options_json.h"
 #include "common/flags.h"
 
 namespace {
