@@ -2,11 +2,13 @@
 // into SimOptions, starts KillBillSim, prints "listening on HOST:PORT", waits
 // for SIGTERM/SIGINT.
 //
-//   killbill-sim [--listen 127.0.0.1:8080] [--config sim.yaml] [--capacity 30]
-//   ...
+// clang-format off
+//   killbill-sim [--listen 127.0.0.1:8080] [--config sim.yaml]
+//                [--capacity 30] ...
+// clang-format on
 //
 // Precedence: built-in defaults < --config YAML < flags given on the command
-// line.
+// line. --help lists every flag.
 #include <csignal>
 #include <cstdio>
 #include <string>

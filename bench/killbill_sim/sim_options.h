@@ -48,8 +48,8 @@ struct SimOptions {
   int max_threads = 200;
   int max_connections = 8192;
   int accept_count = 100;
-  // Keep-alive: requests per connection and idle timeout (Tomcat: 100 and 20
-  // s).
+  // Keep-alive: requests per connection and idle timeout (Tomcat: 100 and
+  // 20 s).
   int keep_alive_max_requests = 100;
   std::chrono::seconds keep_alive_timeout{20};
 
