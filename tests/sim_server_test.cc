@@ -259,6 +259,93 @@ TEST_F(SimServerTest, TagsAnswer201WithLocation) {
   EXPECT_EQ(client_->Post(path, Auth(), "", "application/json")->status, 400);
 }
 
+// Kill Bill 0.24 posts one main-bus event per tag a tag call adds
+// (ControlTagCreation), besides the one of the account's creation. The counts
+// are read over HTTP, as a benchmark reads them.
+class SimBusEventsTest : public SimServerTest {
+ protected:
+  // Creates an account and returns the path of its tags.
+  std::string NewAccountTags(const std::string& key) {
+    auto created = Create(json{{"externalKey", key}}.dump());
+    EXPECT_EQ(created->status, 201);
+    return created->get_header_value("Location").substr(Prefix().size()) +
+           "/tags";
+  }
+  int PostTags(const std::string& path, const json& tag_ids) {
+    return client_->Post(path, Auth(), tag_ids.dump(), "application/json")
+        ->status;
+  }
+  uint64_t BusPosted() {
+    auto res = client_->Get("/sim/stats");
+    return json::parse(res->body)["bus_posted_total"].get<uint64_t>();
+  }
+  static constexpr char kAutoPayOff[] = "00000000-0000-0000-0000-000000000001";
+  static constexpr char kWrittenOff[] = "00000000-0000-0000-0000-000000000004";
+};
+
+TEST_F(SimBusEventsTest, EachTagAddedPostsOneEventByDefault) {
+  EXPECT_EQ(sim_->options().bus_events_per_tag, 1);
+  const std::string tags = NewAccountTags("bus-default");
+  EXPECT_EQ(BusPosted(), 1u);  // the creation
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff}), 201);
+  EXPECT_EQ(BusPosted(), 2u);
+  ASSERT_EQ(PostTags(tags, {kWrittenOff, "custom-tag"}), 201);
+  EXPECT_EQ(BusPosted(), 4u);
+  EXPECT_EQ(sim_->Stats().bus_posted_total, 4u);
+  // No account, no tag, no event.
+  ASSERT_EQ(PostTags("/1.0/kb/accounts/nobody/tags", {kAutoPayOff}), 404);
+  EXPECT_EQ(BusPosted(), 4u);
+}
+
+TEST_F(SimBusEventsTest, ATagAlreadyOnTheAccountPostsNothing) {
+  const std::string tags = NewAccountTags("bus-repeat");
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff}), 201);
+  EXPECT_EQ(BusPosted(), 2u);
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff}), 201);  // Kill Bill answers 201
+  EXPECT_EQ(BusPosted(), 2u);
+  // Within one call a repeated id counts once; the new one counts.
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff, kWrittenOff, kWrittenOff}), 201);
+  EXPECT_EQ(BusPosted(), 3u);
+  EXPECT_EQ(json::parse(Get(tags)->body).size(), 2u);
+}
+
+TEST_F(SimBusEventsTest, ZeroReproducesTheCreationsOnlyModel) {
+  SimOptions options;
+  options.bus_events_per_tag = 0;
+  StartSim(options);
+  const std::string tags = NewAccountTags("bus-zero");
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff, kWrittenOff}), 201);
+  EXPECT_EQ(BusPosted(), 1u);
+  EXPECT_EQ(sim_->Stats().tag_calls_ok, 1u);
+}
+
+TEST_F(SimBusEventsTest, SimConfigSetsIt) {
+  auto res = client_->Post("/sim/config", R"({"bus_events_per_tag":0})",
+                           "application/json");
+  ASSERT_EQ(res->status, 200);
+  EXPECT_EQ(json::parse(res->body)["bus_events_per_tag"], 0);
+  const std::string tags = NewAccountTags("bus-config");
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff}), 201);
+  EXPECT_EQ(BusPosted(), 1u);
+
+  ASSERT_EQ(client_
+                ->Post("/sim/config", R"({"bus_events_per_tag":3})",
+                       "application/json")
+                ->status,
+            200);
+  ASSERT_EQ(PostTags(tags, {kWrittenOff}), 201);
+  EXPECT_EQ(BusPosted(), 4u);
+  EXPECT_EQ(
+      json::parse(
+          client_->Get("/sim/stats")->body)["settings"]["bus_events_per_tag"],
+      3);
+  EXPECT_EQ(client_
+                ->Post("/sim/config", R"({"bus_events_per_tag":-1})",
+                       "application/json")
+                ->status,
+            400);
+}
+
 TEST_F(SimServerTest, RelativeLocationWhenConfigured) {
   SimOptions options;
   options.location_full_url = false;

@@ -101,8 +101,8 @@ class CapacityModel {
   // earlier). Clock::TimePoint::max() when capacity is 0.
   Clock::TimePoint EstimatedCompletion(JobId id) const;
 
-  // Adds bus events now (call after Advance, e.g. on a committed account
-  // creation).
+  // Adds `count` (>= 0) bus events now (call after Advance, e.g. on a
+  // committed account creation or tag).
   void PostBusEvents(int64_t count = 1);
   // Ready bus entries as the healthcheck counts them: ceil(backlog).
   int64_t BusBacklog() const;
@@ -114,6 +114,7 @@ class CapacityModel {
   size_t InBaseLatency() const { return in_latency_.size(); }
   uint64_t completed_total() const { return completed_total_; }
   double bus_drained_total() const { return bus_drained_total_; }
+  uint64_t bus_posted_total() const { return bus_posted_total_; }
 
   const CapacityModelOptions& options() const { return options_; }
   // Takes effect from now (advances first, so the past is computed with the old
@@ -140,6 +141,7 @@ class CapacityModel {
   double v_ = 0;        // virtual time of the processor-sharing server
   double bus_backlog_ = 0;
   double bus_drained_total_ = 0;
+  uint64_t bus_posted_total_ = 0;
   uint64_t completed_total_ = 0;
   JobId next_id_ = 1;
   std::unordered_map<JobId, Job> jobs_;

@@ -291,6 +291,13 @@ absl::Status KillBillSim::AddTags(const std::string& id,
   absl::StatusOr<int> added = accounts_->AddTags(id, tag_ids);
   if (!added.ok()) return added.status();
   counters_.TagCallSucceeded();
+  // ControlTagCreation events, committed with the tags.
+  const int64_t events =
+      static_cast<int64_t>(*added) * options_.bus_events_per_tag;
+  if (events > 0) {
+    model_.Advance();
+    model_.PostBusEvents(events);
+  }
   return absl::OkStatus();
 }
 
@@ -346,6 +353,7 @@ SimStats KillBillSim::Stats() {
   s.in_service = model_.InService();
   s.bus_backlog = model_.BusBacklog();
   s.bus_backlog_exact = model_.BusBacklogExact();
+  s.bus_posted_total = model_.bus_posted_total();
   s.bus_drained_total = model_.bus_drained_total();
   s.capacity_factor = model_.CapacityFactor();
   s.effective_capacity = options_.model.capacity * model_.CapacityFactor();

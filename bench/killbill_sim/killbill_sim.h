@@ -8,10 +8,13 @@
 // clang-format off
 //   method  path                              answer
 //   ------  --------------------------------  ---------------------------------
-//   POST    /1.0/kb/accounts                  201, Location of the new account
+//   POST    /1.0/kb/accounts                  201, Location of the new account;
+//                                             one bus event
 //   GET     /1.0/kb/accounts?externalKey=K    the account with that key
 //   GET     /1.0/kb/accounts/{id}             the account with that id
-//   POST    /1.0/kb/accounts/{id}/tags        201, attaches tag definitions
+//   POST    /1.0/kb/accounts/{id}/tags        201, attaches tag definitions;
+//                                             bus_events_per_tag bus events
+//                                             per tag added
 //   GET     /1.0/kb/accounts/{id}/tags        the account's tags
 //   GET     /1.0/healthcheck                  200 healthy / 500, with the real
 //                                             queue-growth signal: every call
@@ -175,7 +178,9 @@ class KillBillSim {
       ABSL_LOCKS_EXCLUDED(mu_);
   bool FindAccountByKey(const std::string& external_key, SimAccount* out)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Attaches tag definitions to an account. NotFound when unknown.
+  // Attaches tag definitions to an account and posts bus_events_per_tag
+  // events per tag it did not have, in one transaction. NotFound when
+  // unknown.
   absl::Status AddTags(const std::string& id,
                        const std::vector<std::string>& tag_ids)
       ABSL_LOCKS_EXCLUDED(mu_);

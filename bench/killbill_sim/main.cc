@@ -59,6 +59,10 @@ ABSL_FLAG(double, read_cost, kDefaults.model.read_cost,
           "capacity units of a GET (0 = free)");
 ABSL_FLAG(double, tag_cost, kDefaults.model.tag_cost,
           "capacity units of a tag call (account creation = 1)");
+ABSL_FLAG(int, bus_events_per_tag, kDefaults.bus_events_per_tag,
+          "bus events posted per tag a tag call adds (Kill Bill 0.24: 1, "
+          "ControlTagCreation); 0 = account creations only, the model of "
+          "earlier benchmark runs");
 ABSL_FLAG(bool, degrade, kDefaults.model.degrade,
           "overload degradation on/off");
 ABSL_FLAG(double, degrade_threshold, kDefaults.model.degrade_threshold,
@@ -100,6 +104,7 @@ nlohmann::json ChangedFlags() {
                            "base_latency_ms",
                            "read_cost",
                            "tag_cost",
+                           "bus_events_per_tag",
                            "degrade",
                            "degrade_threshold",
                            "degrade_per_entry",

@@ -60,6 +60,8 @@ absl::Status Validate(const SimOptions& o) {
     return absl::InvalidArgumentError("read_cost must be >= 0");
   if (!(o.model.tag_cost >= 0))
     return absl::InvalidArgumentError("tag_cost must be >= 0");
+  if (o.bus_events_per_tag < 0)
+    return absl::InvalidArgumentError("bus_events_per_tag must be >= 0");
   if (!(o.model.degrade_floor > 0 && o.model.degrade_floor <= 1)) {
     return absl::InvalidArgumentError("degrade_floor must be in (0, 1]");
   }

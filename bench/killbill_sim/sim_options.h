@@ -39,6 +39,14 @@ struct SimOptions {
 
   CapacityModelOptions model;
 
+  // Main-bus events a POST /1.0/kb/accounts/{id}/tags posts per tag it adds
+  // (a tag the account already has adds nothing), besides the one event of
+  // each account creation. Kill Bill 0.24 posts one per tag
+  // (ControlTagCreation), so a registration (create + AUTO_PAY_OFF) loads the
+  // bus twice. 0 = account creations only: the model of benchmark runs made
+  // before tags posted events, kept to compare with them.
+  int bus_events_per_tag = 1;
+
   // Tomcat-like limits. `max_threads` requests are processed at once (Tomcat
   // maxThreads); more wait FIFO for a thread. `max_connections` connections are
   // held open (one I/O thread each, created lazily); up to `accept_count` more

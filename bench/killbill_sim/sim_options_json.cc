@@ -61,6 +61,10 @@ const std::map<std::string, Setter>& Setters() {
        }},
       {"tag_cost", [](const Json& v,
                       SimOptions* o) { o->model.tag_cost = v.get<double>(); }},
+      {"bus_events_per_tag",
+       [](const Json& v, SimOptions* o) {
+         o->bus_events_per_tag = v.get<int>();
+       }},
       {"degrade",
        [](const Json& v, SimOptions* o) { o->model.degrade = v.get<bool>(); }},
       {"degrade_threshold",
@@ -146,6 +150,7 @@ nlohmann::ordered_json SimOptionsToJson(const SimOptions& o) {
   j["base_latency_ms"] = ToSeconds(o.model.base_latency) * 1000.0;
   j["read_cost"] = o.model.read_cost;
   j["tag_cost"] = o.model.tag_cost;
+  j["bus_events_per_tag"] = o.bus_events_per_tag;
   j["degrade"] = o.model.degrade;
   j["degrade_threshold"] = o.model.degrade_threshold;
   j["degrade_per_entry"] = o.model.degrade_per_entry;

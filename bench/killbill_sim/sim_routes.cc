@@ -163,6 +163,7 @@ OJson StatsToJson(const SimStats& stats) {
   s["in_service"] = stats.in_service;
   s["bus_backlog"] = stats.bus_backlog;
   s["bus_backlog_exact"] = stats.bus_backlog_exact;
+  s["bus_posted_total"] = stats.bus_posted_total;
   s["bus_drained_total"] = stats.bus_drained_total;
   s["capacity_factor"] = stats.capacity_factor;
   s["effective_capacity"] = stats.effective_capacity;

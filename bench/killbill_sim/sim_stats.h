@@ -31,9 +31,11 @@ struct SimStats {
   int busy_threads = 0;
   size_t in_service = 0;
   // Bus: ready entries as the healthcheck counts them (ceil of the exact
-  // backlog) and events drained since start.
+  // backlog), and events posted (account creations, tags) and drained since
+  // start.
   int64_t bus_backlog = 0;
   double bus_backlog_exact = 0;
+  uint64_t bus_posted_total = 0;
   double bus_drained_total = 0;
   // Overload degradation factor in [degrade_floor, 1], and capacity * factor.
   double capacity_factor = 1;
