@@ -18,8 +18,11 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "bench/killbill_sim/killbill_sim.h"
 #include "bench/killbill_sim/sim_options.h"
 #include "bench/killbill_sim/sim_options_json.h"
@@ -141,6 +144,14 @@ nlohmann::json ChangedFlags() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "killbill-sim: a Kill Bill stand-in for billing-gateway");
+  // Abseil's --help lists the flags of a file named like the program
+  // (killbill-sim.cc); ours live in main.cc.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "killbill_sim/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   bg::DashedFlags flags(argc, argv);
   absl::ParseCommandLine(flags.argc(), flags.argv());
 
