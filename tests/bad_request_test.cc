@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "bench/killbill_sim/killbill_sim.h"
 #include "billing/v1/billing_gateway.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -252,11 +253,12 @@ class BadRequestTest : public ::testing::Test {
 
   // Asserts that Kill Bill never heard of any of it.
   void ExpectKillBillUntouched() {
-    const nlohmann::ordered_json stats = sim_->Stats();
-    EXPECT_EQ(stats["accounts_created"].get<int>(), 0);
-    for (const auto& [label, outcomes] : stats["requests"].items()) {
+    const sim::SimStats stats = sim_->Stats();
+    EXPECT_EQ(stats.accounts_created, 0u);
+    for (const auto& [label, outcomes] : stats.requests) {
       EXPECT_EQ(label.find("/1.0/kb/"), std::string::npos)
-          << "Kill Bill received " << label << ": " << outcomes.dump();
+          << "Kill Bill received " << label << ": "
+          << absl::StrJoin(outcomes, ", ", absl::PairFormatter("="));
     }
   }
 

@@ -381,8 +381,10 @@ TEST(ConcurrencyStress, KillBillClientPoolAgainstSim) {
   sim_options.port = 0;
   sim::KillBillSim sim(sim_options);
   ASSERT_TRUE(sim.Start().ok());
-  ASSERT_TRUE(
-      sim.Configure({{"capacity", 100000}, {"base_latency_ms", 0}}).ok());
+  sim::SimOptions fast = sim.options();
+  fast.model.capacity = 100000;
+  fast.model.base_latency = std::chrono::milliseconds(0);
+  ASSERT_TRUE(sim.Configure(fast).ok());
 
   killbill::ClientOptions options;
   options.url = "http://127.0.0.1:" + std::to_string(sim.port());
@@ -425,7 +427,7 @@ TEST(ConcurrencyStress, KillBillClientPoolAgainstSim) {
   EXPECT_EQ(created.load(), keys);
   EXPECT_EQ(already.load(), kWorkers * kPerWorker - keys);
   EXPECT_EQ(failed.load(), 0);
-  EXPECT_EQ(sim.Stats()["accounts_created"].get<int>(), keys);
+  EXPECT_EQ(static_cast<int>(sim.Stats().accounts_created), keys);
   sim.Stop();
 }
 

@@ -245,10 +245,11 @@ class FaultTest : public ::testing::Test {
     sim_ = std::make_unique<sim::KillBillSim>(options);
     ASSERT_TRUE(sim_->Start().ok());
     // Fast and never saturated: the faults, not capacity, are under test.
-    ASSERT_TRUE(sim_->Configure({{"capacity", 2000},
-                                 {"bus_drain", 5000},
-                                 {"base_latency_ms", 2}})
-                    .ok());
+    sim::SimOptions fast = sim_->options();
+    fast.model.capacity = 2000;
+    fast.model.bus_drain = 5000;
+    fast.model.base_latency = std::chrono::milliseconds(2);
+    ASSERT_TRUE(sim_->Configure(fast).ok());
 
     const std::string config = testing::TestFile("gateway.yaml");
     std::ofstream(config)
@@ -453,7 +454,7 @@ class FaultTest : public ::testing::Test {
     return outcomes;
   }
 
-  void Inject(const nlohmann::json& faults) {
+  void Inject(const sim::FaultRequest& faults) {
     absl::Status s = sim_->InjectFaults(faults);
     ASSERT_TRUE(s.ok()) << s;
   }
@@ -470,46 +471,35 @@ class FaultTest : public ::testing::Test {
 };
 
 TEST_F(FaultTest, OutageRefused) {
-  RunScenario(
-      [&] {
-        Inject({{"outage", "refuse"}, {"outage_seconds", 60}});
-      },
-      [&] {
-        Clear();
-        ASSERT_TRUE(sim_->WaitForListener(absl::Seconds(5)));
-      });
+  RunScenario([&] { Inject(sim::FaultRequest::RefuseOutage(60)); },
+              [&] {
+                Clear();
+                ASSERT_TRUE(sim_->WaitForListener(absl::Seconds(5)));
+              });
 }
 
 TEST_F(FaultTest, Outage503) {
-  RunScenario(
-      [&] {
-        Inject({{"outage", "503"}, {"outage_seconds", 60}});
-      },
-      [&] { Clear(); });
+  RunScenario([&] { Inject(sim::FaultRequest::Outage503(60)); },
+              [&] { Clear(); });
 }
 
 TEST_F(FaultTest, StallLongerThanDeadlines) {
-  RunScenario([&] { Inject({{"stall_seconds", 60}}); }, [&] { Clear(); });
+  RunScenario([&] { Inject(sim::FaultRequest::Stall(60)); }, [&] { Clear(); });
 }
 
 TEST_F(FaultTest, HalfTheCallsFail) {
-  RunScenario(
-      [&] {
-        Inject({{"error_rate", 0.5}});
-      },
-      [&] { Clear(); }, /*reopens=*/false);
+  RunScenario([&] { Inject(sim::FaultRequest::ErrorRate(0.5)); },
+              [&] { Clear(); }, /*reopens=*/false);
 }
 
 TEST_F(FaultTest, GarbageBodies) {
-  RunScenario([&] { Inject({{"garbage_rate", 1.0}}); }, [&] { Clear(); });
+  RunScenario([&] { Inject(sim::FaultRequest::GarbageRate(1.0)); },
+              [&] { Clear(); });
 }
 
 TEST_F(FaultTest, ConnectionResets) {
   const std::vector<Outcome> outcomes = RunScenario(
-      [&] {
-        Inject({{"reset_rate", 1.0}});
-      },
-      [&] { Clear(); });
+      [&] { Inject(sim::FaultRequest::ResetRate(1.0)); }, [&] { Clear(); });
   // A reset comes after Kill Bill did the work: the caller cannot know whether
   // its account exists. Calling again with the same key must succeed, finding
   // the account when the reset call had created it, and never create a second
@@ -521,14 +511,14 @@ TEST_F(FaultTest, ConnectionResets) {
   }
   ASSERT_FALSE(unsure.empty()) << "no call reached Kill Bill during the resets";
   if (unsure.size() > 10) unsure.resize(10);
-  const int accounts_before = sim_->Stats()["accounts_total"].get<int>();
+  const int accounts_before = static_cast<int>(sim_->Stats().accounts_total);
   int found = 0;
   for (const std::string& key : unsure) {
     Outcome again = CreateOnce(stub_.get(), key);
     EXPECT_EQ(again.code, grpc::StatusCode::OK) << again.message;
     if (!again.created) ++found;
   }
-  EXPECT_EQ(sim_->Stats()["accounts_total"].get<int>(),
+  EXPECT_EQ(static_cast<int>(sim_->Stats().accounts_total),
             accounts_before + static_cast<int>(unsure.size()) - found);
   std::printf(
       "[ fault    ] resets: %zu unsure callers retried, %d found their "

@@ -23,12 +23,12 @@
 #include <vector>
 
 #include "bench/killbill_sim/capacity_model.h"
-#include "bench/killbill_sim/queue_growth.h"
 #include "config/gateway_config.h"
 #include "dispatch/flow_control.h"
 #include "dispatch/health_monitor.h"
 #include "gateway/gateway_server.h"
 #include "gtest/gtest.h"
+#include "killbill_client/queue_growth.h"
 #include "metrics/gateway_metrics.h"
 #include "service/account_operations.h"
 
@@ -85,7 +85,7 @@ class KillBillBus {
     return o;
   }
   sim::CapacityModel model_;
-  sim::QueueGrowthDetector detector_;
+  killbill::QueueGrowthDetector detector_;
 };
 
 // What callers send.

@@ -25,8 +25,10 @@ class ClientTest : public ::testing::Test {
     sim_ = std::make_unique<sim::KillBillSim>(options);
     ASSERT_TRUE(sim_->Start().ok());
     // Fast sim: these tests are about the protocol, not capacity.
-    ASSERT_TRUE(
-        sim_->Configure({{"capacity", 100000}, {"base_latency_ms", 0}}).ok());
+    sim::SimOptions fast = sim_->options();
+    fast.model.capacity = 100000;
+    fast.model.base_latency = std::chrono::milliseconds(0);
+    ASSERT_TRUE(sim_->Configure(fast).ok());
   }
 
   std::unique_ptr<KillBillClient> Client(ClientOptions o = {}) {
@@ -67,7 +69,7 @@ TEST_F(ClientTest, CreateGetAndTag) {
   ASSERT_TRUE(by_id.ok()) << by_id.status();
   EXPECT_EQ(by_id->external_key, "c-1");
   EXPECT_TRUE(client->AddTags(*id, {kTagAutoPayOff}).ok());
-  EXPECT_EQ(sim_->Stats()["accounts_created"].get<int>(), 1);
+  EXPECT_EQ(sim_->Stats().accounts_created, 1u);
 }
 
 TEST_F(ClientTest, DuplicateKeyIsAlreadyExistsWithCode3000) {
@@ -106,12 +108,11 @@ TEST_F(ClientTest, BadCredentialsAreUnauthenticated) {
 
 TEST_F(ClientTest, ServerErrorsAndOutagesAreUnavailable) {
   auto client = Client();
-  ASSERT_TRUE(sim_->InjectFaults({{"error_rate", 1.0}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(sim::FaultRequest::ErrorRate(1.0)).ok());
   EXPECT_EQ(client->CreateAccount(Account("e")).status().code(),
             absl::StatusCode::kUnavailable);
   sim_->ClearFaults();
-  ASSERT_TRUE(
-      sim_->InjectFaults({{"outage", "503"}, {"outage_seconds", 30}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(sim::FaultRequest::Outage503(30)).ok());
   EXPECT_EQ(client->GetAccountByKey("e").status().code(),
             absl::StatusCode::kUnavailable);
   sim_->ClearFaults();
@@ -121,14 +122,14 @@ TEST_F(ClientTest, ServerErrorsAndOutagesAreUnavailable) {
 TEST_F(ClientTest, GarbageBodyIsInternal) {
   auto client = Client();
   ASSERT_TRUE(client->CreateAccount(Account("g")).ok());
-  ASSERT_TRUE(sim_->InjectFaults({{"garbage_rate", 1.0}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(sim::FaultRequest::GarbageRate(1.0)).ok());
   EXPECT_EQ(client->GetAccountByKey("g").status().code(),
             absl::StatusCode::kInternal);
 }
 
 TEST_F(ClientTest, ResetIsUnavailable) {
   auto client = Client();
-  ASSERT_TRUE(sim_->InjectFaults({{"reset_rate", 1.0}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(sim::FaultRequest::ResetRate(1.0)).ok());
   EXPECT_EQ(client->CreateAccount(Account("r")).status().code(),
             absl::StatusCode::kUnavailable);
 }
@@ -137,14 +138,16 @@ TEST_F(ClientTest, StallBeyondRequestTimeoutIsUnavailable) {
   ClientOptions o;
   o.request_timeout = 200ms;
   auto client = Client(o);
-  ASSERT_TRUE(sim_->InjectFaults({{"stall_seconds", 5}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(sim::FaultRequest::Stall(5)).ok());
   auto s = client->GetAccountByKey("s").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   sim_->ClearFaults();
 }
 
 TEST_F(ClientTest, RelativeLocationIsAccepted) {
-  ASSERT_TRUE(sim_->Configure({{"location_full_url", false}}).ok());
+  sim::SimOptions relative = sim_->options();
+  relative.location_full_url = false;
+  ASSERT_TRUE(sim_->Configure(relative).ok());
   auto id = Client()->CreateAccount(Account("rel"));
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_TRUE(IsUuid(*id));

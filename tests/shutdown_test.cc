@@ -79,10 +79,11 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
   options.port = 0;
   sim::KillBillSim sim(options);
   ASSERT_TRUE(sim.Start().ok());
-  ASSERT_TRUE(
-      sim.Configure(
-             {{"capacity", 30}, {"bus_drain", 1000}, {"base_latency_ms", 5}})
-          .ok());
+  sim::SimOptions paced = sim.options();
+  paced.model.capacity = 30;
+  paced.model.bus_drain = 1000;
+  paced.model.base_latency = std::chrono::milliseconds(5);
+  ASSERT_TRUE(sim.Configure(paced).ok());
 
   const std::string config = testing::TestFile("gateway.yaml");
   std::ofstream(config)
@@ -221,7 +222,7 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
   EXPECT_GT(shutting_down, 0)
       << "the grace period drained everything: test proves nothing";
   // An OK is an account; a shutting_down is none.
-  EXPECT_EQ(sim.Stats()["accounts_created"].get<int>(), ok);
+  EXPECT_EQ(static_cast<int>(sim.Stats().accounts_created), ok);
   std::printf(
       "[ shutdown ] %d calls: %d OK before SIGTERM, %d OK during the %lld ms "
       "grace, "

@@ -1,7 +1,7 @@
 # killbill-sim tests: model and healthcheck arithmetic on FakeClock (unit), the in-process
-# (Single labels: bg_test passes LABELS unquoted, so a second label would be lost.)
-# Every test name starts with "Sim": run them all with `ctest -R Sim`.
 # HTTP server on port 0 (integration).
+# Every test name starts with "Sim": run them all with `ctest -R Sim`.
+# (Single labels: bg_test passes LABELS unquoted, so a second label would be lost.)
 bg_test(sim_model_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_model_test.cc
   LIBS bg_sim

@@ -2,18 +2,27 @@
 // detector (Kill Bill's own test vector, Java number formatting) and the
 // capacity model (processor sharing, base latency, bus drain, degradation, the
 // healthcheck signal at saturation).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <utility>
 #include <vector>
 
 #include "bench/killbill_sim/capacity_model.h"
-#include "bench/killbill_sim/queue_growth.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
+#include "killbill_client/queue_growth.h"
 
 namespace bg::sim {
 namespace {
 
+using killbill::JavaDoubleToString;
+using killbill::QueueGrowthDetector;
+using killbill::QueueGrowthOptions;
+using killbill::RoundHalfUp;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -42,6 +51,132 @@ TEST(SimQueueGrowthTest, ReproducesKillBillTestVector) {
   }
 }
 
+// The same vector's slopes. With three points one millisecond apart the OLS
+// slope is (s[x] - s[x-2]) / 2 per ms, so the exact values are known.
+TEST(SimQueueGrowthTest, TestVectorSlopes) {
+  struct Row {
+    double y;
+    double raw_slope_per_s;  // exact
+    double slope;            // as Kill Bill prints it
+  };
+  const std::vector<Row> rows = {
+      {0, 0, 0},
+      {10, 0, 0},
+      {15, 3300, 330},
+      {9, 2160, 216},
+      {12, 1062, 106.2},
+      {14, 1493.4, 149.34},
+      {18, 1945.38, 194.54},
+      {0, -738.234, -73.82},
+      {0, -3216.7638, -321.68},
+      {0, -2251.73466, -225.17},
+      {0, -1576.214262, -157.62},
+  };
+  QueueGrowthOptions options;
+  options.window = 3;
+  QueueGrowthDetector detector(options);
+  for (size_t x = 0; x < rows.size(); ++x) {
+    const auto result = detector.Sample(static_cast<int64_t>(x), rows[x].y);
+    EXPECT_NEAR(result.raw_slope_per_s, rows[x].raw_slope_per_s, 1e-9)
+        << "x=" << x;
+    EXPECT_DOUBLE_EQ(result.slope, rows[x].slope) << "x=" << x;
+  }
+}
+
+// A two-pass regression over the detector's window, the reference for the
+// running sums.
+double ReferenceSlopePerMs(const std::vector<std::pair<int64_t, double>>& pts) {
+  const int64_t origin = pts.front().first;
+  double mean_x = 0, mean_y = 0;
+  for (const auto& [t, s] : pts) {
+    mean_x += static_cast<double>(t - origin);
+    mean_y += s;
+  }
+  mean_x /= static_cast<double>(pts.size());
+  mean_y /= static_cast<double>(pts.size());
+  double sxx = 0, sxy = 0;
+  for (const auto& [t, s] : pts) {
+    const double dx = static_cast<double>(t - origin) - mean_x;
+    sxx += dx * dx;
+    sxy += dx * (s - mean_y);
+  }
+  return sxx > 0 ? sxy / sxx : 0.0;
+}
+
+// Long runs with epoch timestamps, irregular polling and backlogs from empty
+// to large: the running sums never drift from the two-pass answer.
+TEST(SimQueueGrowthTest, RunningSumsMatchTwoPassRegression) {
+  struct Case {
+    int window;
+    double level;    // backlog around which the walk moves
+    double step;     // largest change per sample
+    int max_gap_ms;  // polling interval up to this
+  };
+  const std::vector<Case> cases = {
+      {60, 0, 5, 2000},    {60, 1e5, 50, 1000}, {60, 1e6, 2, 1000},
+      {7, 500, 20, 30000}, {2, 10, 3, 1},
+  };
+  for (const Case& c : cases) {
+    QueueGrowthOptions options;
+    options.window = c.window;
+    QueueGrowthDetector detector(options);
+    std::mt19937_64 rng(42);
+    std::uniform_int_distribution<int> gap(0, c.max_gap_ms);
+    std::uniform_real_distribution<double> step(-c.step, c.step);
+    int64_t t = 1'764'000'000'000;  // epoch milliseconds
+    double backlog = c.level;
+    double smoothed = 0;
+    std::vector<std::pair<int64_t, double>> window;
+    for (int i = 0; i < 20000; ++i) {
+      t += gap(rng);
+      backlog = std::max(0.0, std::round(backlog + step(rng)));
+      smoothed = i == 0
+                     ? backlog
+                     : options.alpha * backlog + (1 - options.alpha) * smoothed;
+      window.emplace_back(t, smoothed);
+      if (static_cast<int>(window.size()) > c.window)
+        window.erase(window.begin());
+      const auto r = detector.Sample(t, backlog);
+      ASSERT_EQ(r.smoothed, smoothed) << "i=" << i;
+      if (static_cast<int>(window.size()) < c.window) {
+        ASSERT_EQ(r.raw_slope_per_s, 0.0);
+        continue;
+      }
+      const double reference = ReferenceSlopePerMs(window);
+      ASSERT_NEAR(r.raw_slope_per_s, reference * 1000, 1e-9)
+          << "window=" << c.window << " level=" << c.level << " i=" << i;
+      ASSERT_EQ(r.slope, RoundHalfUp(reference * 100, 2))
+          << "window=" << c.window << " level=" << c.level << " i=" << i;
+    }
+  }
+}
+
+// A replay copies a warmed-up detector and feeds the copy: both go on alike.
+TEST(SimQueueGrowthTest, CopiesAreIndependentAndEqual) {
+  QueueGrowthDetector original;
+  for (int i = 0; i < 100; ++i) original.Sample(i * 1000, i * 3.0);
+  QueueGrowthDetector copy = original;
+  for (int i = 100; i < 250; ++i) {
+    const auto a = original.Sample(i * 1000, i * 0.5);
+    const auto b = copy.Sample(i * 1000, i * 0.5);
+    ASSERT_EQ(a.raw_slope_per_s, b.raw_slope_per_s);
+    ASSERT_EQ(a.slope, b.slope);
+  }
+  copy.Sample(250'000, 1e4);
+  EXPECT_NE(copy.last().smoothed, original.last().smoothed);
+}
+
+TEST(SimQueueGrowthTest, SameMillisecondGivesNoSlope) {
+  QueueGrowthOptions options;
+  options.window = 3;
+  QueueGrowthDetector detector(options);
+  for (int i = 0; i < 5; ++i) {
+    const auto r = detector.Sample(42, i * 10.0);
+    EXPECT_EQ(r.raw_slope_per_s, 0.0);
+    EXPECT_FALSE(r.growing);
+  }
+}
+
 TEST(SimQueueGrowthTest, SlopeIsZeroUntilWindowIsFull) {
   QueueGrowthDetector detector;  // window 60
   for (int i = 0; i < 59; ++i) {
@@ -66,6 +201,7 @@ TEST(SimQueueGrowthTest, ExactLinearGrowthGivesRateTimes100) {
   for (int i = 0; i < 5; ++i)
     r = detector.Sample(i * 1000, i * 5.1);  // 5.1 entries/s
   EXPECT_DOUBLE_EQ(r.slope, 0.51);
+  EXPECT_NEAR(r.raw_slope_per_s, 5.1, 1e-9);
 }
 
 TEST(SimJavaFormatTest, MatchesDoubleToString) {
@@ -84,6 +220,33 @@ TEST(SimJavaFormatTest, RoundHalfUp) {
   EXPECT_DOUBLE_EQ(RoundHalfUp(0.125, 2), 0.13);
   EXPECT_DOUBLE_EQ(RoundHalfUp(0.5049, 2), 0.5);
   EXPECT_DOUBLE_EQ(RoundHalfUp(-0.125, 2), -0.13);
+  EXPECT_DOUBLE_EQ(RoundHalfUp(1.005, 2), 1.01);
+  EXPECT_DOUBLE_EQ(RoundHalfUp(100.49999999, 2), 100.5);
+}
+
+// RoundHalfUp skips the decimal text away from ties; it must answer exactly as
+// the decimal text always would.
+TEST(SimJavaFormatTest, RoundHalfUpEqualsDecimalTextRounding) {
+  auto by_text = [](double value, int decimals) {
+    const double scale = std::pow(10.0, decimals);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals + 6,
+                  std::fabs(value) * scale);
+    const double rounded = std::floor(std::strtod(buf, nullptr) + 0.5) / scale;
+    return value < 0 ? -rounded : rounded;
+  };
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> uniform(-1e4, 1e4);
+  std::uniform_int_distribution<int> cents(-1000000, 1000000);
+  for (int i = 0; i < 50000; ++i) {
+    // Arbitrary values, and values on or next to a tie (x.xx5).
+    const double any = uniform(rng);
+    const double tie = (cents(rng) + 0.5) / 100.0;
+    for (double v :
+         {any, tie, std::nextafter(tie, 0.0), std::nextafter(tie, 1e9)}) {
+      ASSERT_EQ(RoundHalfUp(v, 2), by_text(v, 2)) << v;
+    }
+  }
 }
 
 CapacityModelOptions NoLatency() {

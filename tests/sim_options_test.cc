@@ -2,6 +2,7 @@
 // rendering.
 #include "bench/killbill_sim/sim_options.h"
 
+#include "bench/killbill_sim/sim_options_json.h"
 #include "gtest/gtest.h"
 
 namespace bg::sim {
@@ -58,6 +59,21 @@ TEST(SimOptionsTest, JsonRoundTrip) {
   EXPECT_FALSE(j.contains("password"));
   EXPECT_FALSE(ApplyJson({{"bus_drain", -1}}, &o).ok());
   EXPECT_FALSE(ApplyJson(nlohmann::json::array(), &o).ok());
+}
+
+TEST(SimOptionsTest, BusEventsPerTag) {
+  SimOptions o;
+  EXPECT_EQ(o.bus_events_per_tag, 1);  // Kill Bill 0.24
+  EXPECT_EQ(SimOptionsToJson(o)["bus_events_per_tag"], 1);
+  ASSERT_TRUE(ApplyYaml("bus_events_per_tag: 0", &o).ok());
+  EXPECT_EQ(o.bus_events_per_tag, 0);
+  ASSERT_TRUE(ApplyYaml("model:\n  bus_events_per_tag: 2\n", &o).ok());
+  EXPECT_EQ(o.bus_events_per_tag, 2);
+  ASSERT_TRUE(ApplyJson({{"bus_events_per_tag", 1}}, &o).ok());
+  EXPECT_EQ(o.bus_events_per_tag, 1);
+  EXPECT_FALSE(ApplyJson({{"bus_events_per_tag", -1}}, &o).ok());
+  EXPECT_FALSE(ApplyJson({{"bus_events_per_tag", "many"}}, &o).ok());
+  EXPECT_EQ(o.bus_events_per_tag, 1);  // untouched on error
 }
 
 }  // namespace

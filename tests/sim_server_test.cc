@@ -147,7 +147,7 @@ TEST_F(SimServerTest, DuplicateExternalKeyIs409Code3000) {
       R"({"className":"org.killbill.billing.account.api.AccountApiException",)"
       R"("code":3000,"message":"Account already exists for key dup",)"
       R"("causeClassName":null,"causeMessage":null,"stackTrace":[]})");
-  EXPECT_EQ(sim_->Stats()["conflicts_409"], 1);
+  EXPECT_EQ(sim_->Stats().conflicts_409, 1u);
 }
 
 TEST_F(SimServerTest, BadBodiesAre400) {
@@ -259,6 +259,93 @@ TEST_F(SimServerTest, TagsAnswer201WithLocation) {
   EXPECT_EQ(client_->Post(path, Auth(), "", "application/json")->status, 400);
 }
 
+// Kill Bill 0.24 posts one main-bus event per tag a tag call adds
+// (ControlTagCreation), besides the one of the account's creation. The counts
+// are read over HTTP, as a benchmark reads them.
+class SimBusEventsTest : public SimServerTest {
+ protected:
+  // Creates an account and returns the path of its tags.
+  std::string NewAccountTags(const std::string& key) {
+    auto created = Create(json{{"externalKey", key}}.dump());
+    EXPECT_EQ(created->status, 201);
+    return created->get_header_value("Location").substr(Prefix().size()) +
+           "/tags";
+  }
+  int PostTags(const std::string& path, const json& tag_ids) {
+    return client_->Post(path, Auth(), tag_ids.dump(), "application/json")
+        ->status;
+  }
+  uint64_t BusPosted() {
+    auto res = client_->Get("/sim/stats");
+    return json::parse(res->body)["bus_posted_total"].get<uint64_t>();
+  }
+  static constexpr char kAutoPayOff[] = "00000000-0000-0000-0000-000000000001";
+  static constexpr char kWrittenOff[] = "00000000-0000-0000-0000-000000000004";
+};
+
+TEST_F(SimBusEventsTest, EachTagAddedPostsOneEventByDefault) {
+  EXPECT_EQ(sim_->options().bus_events_per_tag, 1);
+  const std::string tags = NewAccountTags("bus-default");
+  EXPECT_EQ(BusPosted(), 1u);  // the creation
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff}), 201);
+  EXPECT_EQ(BusPosted(), 2u);
+  ASSERT_EQ(PostTags(tags, {kWrittenOff, "custom-tag"}), 201);
+  EXPECT_EQ(BusPosted(), 4u);
+  EXPECT_EQ(sim_->Stats().bus_posted_total, 4u);
+  // No account, no tag, no event.
+  ASSERT_EQ(PostTags("/1.0/kb/accounts/nobody/tags", {kAutoPayOff}), 404);
+  EXPECT_EQ(BusPosted(), 4u);
+}
+
+TEST_F(SimBusEventsTest, ATagAlreadyOnTheAccountPostsNothing) {
+  const std::string tags = NewAccountTags("bus-repeat");
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff}), 201);
+  EXPECT_EQ(BusPosted(), 2u);
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff}), 201);  // Kill Bill answers 201
+  EXPECT_EQ(BusPosted(), 2u);
+  // Within one call a repeated id counts once; the new one counts.
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff, kWrittenOff, kWrittenOff}), 201);
+  EXPECT_EQ(BusPosted(), 3u);
+  EXPECT_EQ(json::parse(Get(tags)->body).size(), 2u);
+}
+
+TEST_F(SimBusEventsTest, ZeroReproducesTheCreationsOnlyModel) {
+  SimOptions options;
+  options.bus_events_per_tag = 0;
+  StartSim(options);
+  const std::string tags = NewAccountTags("bus-zero");
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff, kWrittenOff}), 201);
+  EXPECT_EQ(BusPosted(), 1u);
+  EXPECT_EQ(sim_->Stats().tag_calls_ok, 1u);
+}
+
+TEST_F(SimBusEventsTest, SimConfigSetsIt) {
+  auto res = client_->Post("/sim/config", R"({"bus_events_per_tag":0})",
+                           "application/json");
+  ASSERT_EQ(res->status, 200);
+  EXPECT_EQ(json::parse(res->body)["bus_events_per_tag"], 0);
+  const std::string tags = NewAccountTags("bus-config");
+  ASSERT_EQ(PostTags(tags, {kAutoPayOff}), 201);
+  EXPECT_EQ(BusPosted(), 1u);
+
+  ASSERT_EQ(client_
+                ->Post("/sim/config", R"({"bus_events_per_tag":3})",
+                       "application/json")
+                ->status,
+            200);
+  ASSERT_EQ(PostTags(tags, {kWrittenOff}), 201);
+  EXPECT_EQ(BusPosted(), 4u);
+  EXPECT_EQ(
+      json::parse(
+          client_->Get("/sim/stats")->body)["settings"]["bus_events_per_tag"],
+      3);
+  EXPECT_EQ(client_
+                ->Post("/sim/config", R"({"bus_events_per_tag":-1})",
+                       "application/json")
+                ->status,
+            400);
+}
+
 TEST_F(SimServerTest, RelativeLocationWhenConfigured) {
   SimOptions options;
   options.location_full_url = false;
@@ -314,9 +401,9 @@ TEST_F(SimServerTest, HealthcheckReportsGrowingBus) {
   for (const auto& item : queues.items()) keys.push_back(item.key());
   EXPECT_EQ(keys, (std::vector<std::string>{"healthy", "message", "error",
                                             "bus", "externalBus"}));
-  const auto stats = sim_->Stats();
-  EXPECT_GE(stats["healthcheck_unhealthy_total"].get<int>(), 1);
-  EXPECT_EQ(stats["bus_backlog"], 120);
+  const SimStats stats = sim_->Stats();
+  EXPECT_GE(stats.healthcheck_unhealthy_total, 1u);
+  EXPECT_EQ(stats.bus_backlog, 120);
 }
 
 TEST_F(SimServerTest, OutOfRotation) {
@@ -350,9 +437,9 @@ TEST_F(SimServerTest, ConfigChangesSettingsLive) {
   auto res = client_->Post("/sim/config", R"({"capacity":55,"bus_drain":12.5})",
                            "application/json");
   ASSERT_EQ(res->status, 200);
-  const auto stats = sim_->Stats();
-  EXPECT_EQ(stats["settings"]["capacity"], 55.0);
-  EXPECT_EQ(stats["settings"]["bus_drain"], 12.5);
+  const SimStats stats = sim_->Stats();
+  EXPECT_EQ(stats.settings.model.capacity, 55.0);
+  EXPECT_EQ(stats.settings.model.bus_drain, 12.5);
   EXPECT_EQ(
       client_->Post("/sim/config", R"({"capacity":-1})", "application/json")
           ->status,
@@ -388,13 +475,12 @@ TEST_F(SimServerTest, Outage503AndClear) {
 }
 
 TEST_F(SimServerTest, OutageRefuseClosesTheListenerUntilCleared) {
-  ASSERT_TRUE(
-      sim_->InjectFaults({{"outage", "refuse"}, {"outage_seconds", 60}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::RefuseOutage(60)).ok());
   auto fresh = NewClient();
   auto res = fresh->Get("/1.0/healthcheck");
   EXPECT_FALSE(res);
   EXPECT_EQ(res.error(), httplib::Error::Connection);
-  EXPECT_EQ(sim_->Stats()["faults"]["outage"], "refuse");
+  EXPECT_EQ(sim_->Stats().faults.outage, OutageMode::kRefuse);
   sim_->ClearFaults();
   // The listener comes back on the same port.
   ASSERT_TRUE(sim_->WaitForListener(absl::Seconds(10)));
@@ -404,17 +490,17 @@ TEST_F(SimServerTest, OutageRefuseClosesTheListenerUntilCleared) {
 }
 
 TEST_F(SimServerTest, ErrorRateGives500WithKillBillBody) {
-  ASSERT_TRUE(sim_->InjectFaults({{"error_rate", 1.0}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::ErrorRate(1.0)).ok());
   auto res = Create(R"({"externalKey":"e"})");
   EXPECT_EQ(res->status, 500);
   const auto body = json::parse(res->body);
   EXPECT_TRUE(body.contains("className"));
   EXPECT_TRUE(body["code"].is_null());
-  EXPECT_EQ(sim_->Stats()["accounts_created"], 0);
+  EXPECT_EQ(sim_->Stats().accounts_created, 0u);
 }
 
 TEST_F(SimServerTest, GarbageBodiesAreNotJson) {
-  ASSERT_TRUE(sim_->InjectFaults({{"garbage_rate", 1.0}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::GarbageRate(1.0)).ok());
   auto res = Get("/1.0/kb/accounts?externalKey=x");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
@@ -422,18 +508,18 @@ TEST_F(SimServerTest, GarbageBodiesAreNotJson) {
 }
 
 TEST_F(SimServerTest, ResetAfterProcessing) {
-  ASSERT_TRUE(sim_->InjectFaults({{"reset_rate", 1.0}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::ResetRate(1.0)).ok());
   auto res = Create(R"({"externalKey":"reset-me"})");
   EXPECT_FALSE(res);  // no response byte
   sim_->ClearFaults();
   // ...yet the account exists: a retry meets 409.
   EXPECT_EQ(Create(R"({"externalKey":"reset-me"})", NewClient().get())->status,
             409);
-  EXPECT_EQ(sim_->Stats()["requests"]["POST /1.0/kb/accounts"]["reset"], 1);
+  EXPECT_EQ(sim_->Stats().requests["POST /1.0/kb/accounts"]["reset"], 1u);
 }
 
 TEST_F(SimServerTest, StallDelaysCalls) {
-  ASSERT_TRUE(sim_->InjectFaults({{"stall_seconds", 0.3}}).ok());
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::Stall(0.3)).ok());
   const auto start = std::chrono::steady_clock::now();
   auto res = client_->Get("/1.0/healthcheck");
   const auto elapsed = std::chrono::steady_clock::now() - start;
@@ -450,18 +536,21 @@ TEST_F(SimServerTest, ConnectionsBeyondTheLimitsAreClosed) {
   ASSERT_EQ(client_->Get("/1.0/healthcheck")->status, 200);
   auto second = NewClient()->Get("/1.0/healthcheck");
   EXPECT_FALSE(second && second->status == 200);
-  EXPECT_GE(sim_->Stats()["connections_rejected"].get<int>(), 1);
+  EXPECT_GE(sim_->Stats().connections_rejected, 1u);
 }
 
 TEST_F(SimServerTest, CapacityModelPacesCalls) {
   SimOptions options;
   StartSim(options);
-  ASSERT_TRUE(sim_->Configure({{"capacity", 20}, {"base_latency_ms", 0}}).ok());
+  SimOptions slow = sim_->options();
+  slow.model.capacity = 20;
+  slow.model.base_latency = Clock::Duration::zero();
+  ASSERT_TRUE(sim_->Configure(slow).ok());
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < 4; ++i) Create(json{{"externalKey", i}}.dump());
   const auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_GE(elapsed, std::chrono::milliseconds(195));  // 4 x 1/20 s
-  EXPECT_EQ(sim_->Stats()["accounts_created"], 4);
+  EXPECT_EQ(sim_->Stats().accounts_created, 4u);
 }
 
 }  // namespace

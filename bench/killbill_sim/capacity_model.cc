@@ -147,6 +147,7 @@ Clock::TimePoint CapacityModel::EstimatedCompletion(JobId id) const {
 
 void CapacityModel::PostBusEvents(int64_t count) {
   bus_backlog_ += static_cast<double>(count);
+  if (count > 0) bus_posted_total_ += static_cast<uint64_t>(count);
 }
 
 int64_t CapacityModel::BusBacklog() const {

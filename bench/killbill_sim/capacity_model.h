@@ -5,28 +5,29 @@
 // a condition variable until the model says their job is done).
 //
 // Model (all rates per second of Clock time):
-//   * A job (one API call) first waits `base_latency` (pure delay, uses no
-//   capacity: network,
-//     parsing, the fixed part of a call), then joins a processor-sharing server
-//     of rate `capacity * f` work units/s: with n jobs in service each
-//     progresses at capacity*f/n. Account creation and tag calls cost 1 unit
-//     each (so capacity = calls/s at saturation); reads cost `read_cost`
-//     (default 0: GETs are cheap in Kill Bill and are not what saturates it;
-//     they still pay base_latency).
-//   * Bus: the caller posts one event per successful account creation
-//   (PostBusEvents).
-//     The bus drains continuously at `bus_drain * f` events/s while non-empty;
-//     the ready entries the healthcheck sees are ceil(backlog).
+// clang-format off
+//   * A job (one API call) first waits `base_latency` (pure delay that uses no
+//     capacity: network, parsing, the fixed part of a call), then joins a
+//     processor-sharing server of rate `capacity * f` work units/s: with n
+//     jobs in service each progresses at capacity * f / n. An account creation
+//     costs 1 unit (so capacity = creations/s at saturation), a tag call
+//     `tag_cost`, a read `read_cost` (default 0: GETs are cheap in Kill Bill
+//     and are not what saturates it; they still pay base_latency).
+//   * Bus: the caller posts the events a call committed (PostBusEvents). The
+//     bus drains continuously at `bus_drain * f` events/s while non-empty; the
+//     ready entries the healthcheck sees are ceil(backlog).
 //   * Overload degradation (database contention, on by default): once the
-//   backlog exceeds
-//     `degrade_threshold` entries, f = max(degrade_floor,
-//     1 - degrade_per_entry * (backlog - degrade_threshold)), applied to both
-//     the API capacity and the bus drain (they share one database). As API
-//     capacity stays above the drain, sustained overload keeps growing the
-//     backlog and throughput collapses toward capacity * degrade_floor; it
-//     recovers only after the backlog drains. Below the threshold f = 1
-//     exactly, which is where the calibration against the load-test report (100
-//     clients, 300 creations, backlog <= ~60) lives.
+//     backlog exceeds `degrade_threshold` entries,
+//       f = max(degrade_floor,
+//               1 - degrade_per_entry * (backlog - degrade_threshold)),
+//     applied to both the API capacity and the bus drain (they share one
+//     database). As API capacity stays above the drain, sustained overload
+//     keeps growing the backlog and throughput collapses toward
+//     capacity * degrade_floor; it recovers only after the backlog drains.
+//     Below the threshold f = 1 exactly, which is where the calibration
+//     against the load-test report (100 clients, 300 creations, backlog
+//     <= ~60) lives.
+// clang-format on
 //
 // Processor sharing is computed with a virtual-time clock V (service attained
 // by every job in service); a job needing w units that enters at V0 finishes
@@ -69,10 +70,12 @@ struct CapacityModelOptions {
   double tag_cost = 0.1;
   // Overload degradation (see file comment). Off by setting degrade = false.
   bool degrade = true;
-  double degrade_threshold = 1000.0;  // backlog entries where contention starts
-  double degrade_per_entry =
-      0.0005;                   // capacity fraction lost per entry beyond it
-  double degrade_floor = 0.25;  // lowest fraction of capacity and drain
+  // Backlog entries where contention starts.
+  double degrade_threshold = 1000.0;
+  // Fraction of capacity and drain lost per entry beyond the threshold.
+  double degrade_per_entry = 0.0005;
+  // Lowest fraction of capacity and drain.
+  double degrade_floor = 0.25;
 };
 
 class CapacityModel {
@@ -98,8 +101,8 @@ class CapacityModel {
   // earlier). Clock::TimePoint::max() when capacity is 0.
   Clock::TimePoint EstimatedCompletion(JobId id) const;
 
-  // Adds bus events now (call after Advance, e.g. on a committed account
-  // creation).
+  // Adds `count` (>= 0) bus events now (call after Advance, e.g. on a
+  // committed account creation or tag).
   void PostBusEvents(int64_t count = 1);
   // Ready bus entries as the healthcheck counts them: ceil(backlog).
   int64_t BusBacklog() const;
@@ -111,6 +114,7 @@ class CapacityModel {
   size_t InBaseLatency() const { return in_latency_.size(); }
   uint64_t completed_total() const { return completed_total_; }
   double bus_drained_total() const { return bus_drained_total_; }
+  uint64_t bus_posted_total() const { return bus_posted_total_; }
 
   const CapacityModelOptions& options() const { return options_; }
   // Takes effect from now (advances first, so the past is computed with the old
@@ -137,6 +141,7 @@ class CapacityModel {
   double v_ = 0;        // virtual time of the processor-sharing server
   double bus_backlog_ = 0;
   double bus_drained_total_ = 0;
+  uint64_t bus_posted_total_ = 0;
   uint64_t completed_total_ = 0;
   JobId next_id_ = 1;
   std::unordered_map<JobId, Job> jobs_;

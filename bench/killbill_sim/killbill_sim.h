@@ -1,41 +1,64 @@
-// KillBillSim: an in-process HTTP stand-in for Kill Bill 0.24 (see
-// /work/shared/KILLBILL.md) built on cpp-httplib, for tests (port 0,
-// in-process) and for the `killbill-sim` binary.
+// KillBillSim: an in-process HTTP stand-in for Kill Bill 0.24 on cpp-httplib,
+// for tests (port 0, in-process) and for the `killbill-sim` binary.
 //
-// Serves the Kill Bill REST subset billing-gateway uses, with Kill Bill's
-// status codes, headers and JSON shapes: POST/GET accounts, POST/GET account
-// tags, GET /1.0/healthcheck (with the real queue-growth signal,
-// QueueGrowthDetector) and DELETE/PUT /1.0/kb/admin/healthcheck. Accounts live
-// in memory. The time a call takes comes from CapacityModel (processor sharing
-// + bus backlog); a handler thread submits its job and waits on a condition
-// variable until the model, advanced on the real clock, says it is done.
-// Control and observation live under /sim/ (never /1.0/):
-//   GET  /sim/stats   counters, in-flight, bus backlog, settings, faults (adds
-//   no
-//                     healthcheck sample);
-//   POST /sim/config  JSON subset of the settings (capacity, bus_drain,
-//   base_latency_ms...); POST /sim/faults
-//   {"outage":"refuse"|"503","outage_seconds":S,"stall_seconds":S,
-//                      "error_rate":p,"garbage_rate":p,"reset_rate":p,"clear":true}.
-// Fault semantics (only /1.0/** calls are affected):
-//   outage refuse  the listening socket is closed for outage_seconds (new
-//   connections are
-//                  refused, kept-alive ones are closed, in-flight calls are
-//                  reset and their work abandoned), then the same port is bound
-//                  again. /sim/ is unreachable meanwhile, so outage_seconds is
-//                  required; ClearFaults() ends it early.
-//   outage 503     every call answers 503 (text body) at once, for
-//   outage_seconds or until
-//                  cleared.
-//   stall          calls arriving before the stall ends wait for it, then
-//   proceed. error_rate     with probability p: 500 with a Kill Bill error
-//   body, no work done. garbage_rate   with probability p: 200, Content-Type
-//   application/json, a body that
-//                  is not JSON, no work done.
-//   reset_rate     with probability p: the call is fully processed (an account
-//   IS
-//                  created) and then the connection is reset (RST) before any
-//                  response byte: the client cannot tell whether it happened.
+// It serves the part of Kill Bill's REST API that billing-gateway uses, with
+// Kill Bill's status codes, headers and JSON shapes, and a control surface
+// under /sim/ (never under /1.0/):
+//
+// clang-format off
+//   method  path                              answer
+//   ------  --------------------------------  ---------------------------------
+//   POST    /1.0/kb/accounts                  201, Location of the new account;
+//                                             one bus event
+//   GET     /1.0/kb/accounts?externalKey=K    the account with that key
+//   GET     /1.0/kb/accounts/{id}             the account with that id
+//   POST    /1.0/kb/accounts/{id}/tags        201, attaches tag definitions;
+//                                             bus_events_per_tag bus events
+//                                             per tag added
+//   GET     /1.0/kb/accounts/{id}/tags        the account's tags
+//   GET     /1.0/healthcheck                  200 healthy / 500, with the real
+//                                             queue-growth signal: every call
+//                                             is a sample, whoever makes it
+//   DELETE  /1.0/kb/admin/healthcheck         204, out of rotation
+//   PUT     /1.0/kb/admin/healthcheck         204, back in rotation
+//   GET     /sim/stats                        SimStats as JSON; takes no
+//                                             healthcheck sample
+//   POST    /sim/config                       a JSON object of settings (the
+//                                             keys of SimOptionsToJson), live
+//   POST    /sim/faults                       {"outage": "refuse" | "503",
+//                                              "outage_seconds": S,
+//                                              "stall_seconds": S,
+//                                              "error_rate": p,
+//                                              "garbage_rate": p,
+//                                              "reset_rate": p,
+//                                              "clear": true}
+// clang-format on
+//
+// Accounts live in memory. The time a call takes comes from CapacityModel
+// (processor sharing plus a bus backlog): the handler thread submits the
+// call's work and waits on a condition variable until the model, advanced on
+// the real clock, says it is done. Each part has one job:
+//
+// clang-format off
+//   client
+//     |
+//   SimHttpServer   connections: Tomcat-like limits,    sim_http_server.h
+//     |             resets, the listener closed
+//     |             during a refuse outage
+//   SimRoutes       HTTP: parsing, auth, Kill Bill      sim_routes.h
+//     |             JSON and error bodies, /sim/ bodies
+//   KillBillSim     this facade: lifecycle, the lock,   killbill_sim.h
+//     |             admitting a call (faults, stall,
+//     |             max_threads), running its work,
+//     |             the healthcheck signal
+//     +- SimFaults            faults in force, draws    sim_faults.h
+//     +- CapacityModel        time a call takes, bus    capacity_model.h
+//     +- QueueGrowthDetector  Kill Bill's growth number killbill_client/
+//     |                                                   queue_growth.h
+//     +- AccountStore         accounts by id and key,   account_store.h
+//     |                       their tags
+//     +- SimCounters          counters behind SimStats  sim_stats.h
+// clang-format on
 //
 // Thread-safety: all public methods are safe from any thread. One absl::Mutex
 // guards the model, the accounts, the detectors, the faults and the counters;
@@ -46,32 +69,30 @@
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <random>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bench/killbill_sim/capacity_model.h"
-#include "bench/killbill_sim/queue_growth.h"
+#include "bench/killbill_sim/sim_faults.h"
 #include "bench/killbill_sim/sim_options.h"
+#include "bench/killbill_sim/sim_stats.h"
 #include "common/clock.h"
-#include "nlohmann/json.hpp"
-
-namespace httplib {
-struct Request;
-struct Response;
-}  // namespace httplib
+#include "killbill_client/queue_growth.h"
 
 namespace bg::sim {
 
+class AccountStore;
 class SimHttpServer;
+class SimRoutes;
+struct SimAccount;
 
 class KillBillSim {
  public:
@@ -95,62 +116,90 @@ class KillBillSim {
   int port() const { return port_; }
 
   // The same operations as the /sim/ endpoints, for tests and embedding.
-  nlohmann::ordered_json Stats();
-  absl::Status Configure(const nlohmann::json& settings);
-  absl::Status InjectFaults(const nlohmann::json& faults);
+  SimStats Stats();
+  // The settings in force (port: the bound one once started).
+  SimOptions options() const;
+  // Replaces the settings. Host, port and connection limits cannot change
+  // while running; a change of the growth options restarts the healthcheck
+  // regression. On error nothing changes.
+  absl::Status Configure(const SimOptions& options);
+  // Edits the settings in place: `edit` runs on a copy under the lock, and the
+  // copy is applied as Configure(SimOptions) would if `edit` returns OK.
+  absl::Status Configure(absl::FunctionRef<absl::Status(SimOptions*)> edit);
+  absl::Status InjectFaults(const FaultRequest& faults);
   void ClearFaults();
 
  private:
-  friend class SimHttpServer;
-  struct Account {
-    nlohmann::ordered_json
-        json;  // every field but the balance ones, in Kill Bill order
-    std::vector<std::string> tag_definition_ids;
-  };
+  friend class SimRoutes;
+
   // What the pre-checks decided for one /1.0/ call.
-  enum class FaultAction { kNone, kRespond503, kError500, kGarbage };
-
-  void RegisterRoutes();
-  void ListenLoop();
-  bool StallOrAbort(uint64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  // Wraps a /1.0/ handler: counting, faults, the max_threads limit.
-  void Serve(const char* label, const httplib::Request& req,
-             httplib::Response& res, bool needs_thread,
-             const std::function<void()>& handler);
+  enum class Verdict { kServe, kRespond503, kError500, kGarbage, kAborted };
+  struct Admission {
+    Verdict verdict = Verdict::kServe;
+    // reset_rate hit: serve the call, then reset the connection.
+    bool reset_after = false;
+    // The call holds one of the max_threads request threads.
+    bool holds_thread = false;
+  };
   // What a call costs in the capacity model: 1 unit, tag_cost or read_cost.
   enum class Work { kCreate, kTag, kRead };
+  // One GET /1.0/healthcheck, in Kill Bill's terms.
+  struct HealthcheckAnswer {
+    bool in_rotation = true;
+    // A queue is reported growing only when the queue check is enabled.
+    bool bus_growing = false;
+    bool external_bus_growing = false;
+    // "Growing queues: bus (0.51)", or "" when no queue grows.
+    std::string growing_message;
+    bool healthy() const { return in_rotation && growing_message.empty(); }
+  };
+
+  // The operations SimRoutes serves. Each takes the lock itself.
+  //
+  // Pre-checks of a /1.0/ call, in order: a 503 outage, a stall (waited out),
+  // the injected rates, then a request thread when `needs_thread`
+  // (max_threads, FIFO-ish). A refuse outage or Stop() meanwhile aborts it.
+  Admission Admit(bool needs_thread) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends a call Admit() let in or turned away: frees its thread and counts
+  // `outcome` (status, "reset", "garbage", "aborted") under `label`.
+  void Finish(const Admission& admission, const std::string& label,
+              const std::string& outcome, bool aborted)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Runs one call's work through the model. False if the call was aborted
-  // (outage/stop): the connection is then marked to be reset.
-  bool RunJob(Work work);
-  // Kill Bill's 404 for an unknown account id.
-  static void SendAccountNotFound(httplib::Response& res,
-                                  const std::string& id);
-  // Auth checks; on failure fills `res` and returns false.
-  bool CheckAuth(const httplib::Request& req, httplib::Response& res,
-                 bool tenant, bool created_by);
-
-  void CreateAccount(const httplib::Request& req, httplib::Response& res);
-  void GetAccountByKey(const httplib::Request& req, httplib::Response& res);
-  void GetAccount(const httplib::Request& req, httplib::Response& res);
-  void AddTags(const httplib::Request& req, httplib::Response& res);
-  void GetTags(const httplib::Request& req, httplib::Response& res);
-  void Healthcheck(const httplib::Request& req, httplib::Response& res);
-  void SetRotation(bool in_rotation, const httplib::Request& req,
-                   httplib::Response& res);
-
-  std::string NewUuid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string Location(const httplib::Request& req,
-                       const std::string& path) const;
-  nlohmann::ordered_json RenderAccount(const Account& account,
-                                       const httplib::Request& req) const;
-  nlohmann::ordered_json FaultsJson() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // (refuse outage, Stop()): the connection is then marked to be reset.
+  bool RunJob(Work work) ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores a new account and posts its creation event on the bus, in one
+  // transaction. AlreadyExists (message: the key) when its external key is
+  // taken. Returns its id.
+  absl::StatusOr<std::string> CreateAccount(SimAccount account)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Copies the account into *out; false when unknown.
+  bool FindAccount(const std::string& id, SimAccount* out)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  bool FindAccountByKey(const std::string& external_key, SimAccount* out)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Attaches tag definitions to an account and posts bus_events_per_tag
+  // events per tag it did not have, in one transaction. NotFound when
+  // unknown.
+  absl::Status AddTags(const std::string& id,
+                       const std::vector<std::string>& tag_ids)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Samples both queues' detectors and counts the answer.
+  HealthcheckAnswer Healthcheck() ABSL_LOCKS_EXCLUDED(mu_);
+  void SetRotation(bool in_rotation) ABSL_LOCKS_EXCLUDED(mu_);
   void CountRequest(const std::string& label, const std::string& outcome)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  void ListenLoop();
+  // Waits out a stall; false if the call must be abandoned meanwhile.
+  bool StallOrAbort(uint64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ConfigureLocked(const SimOptions& candidate)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Clock* const clock_;
   const Clock::TimePoint start_time_;
   std::unique_ptr<SimHttpServer> server_;
+  std::unique_ptr<SimRoutes> routes_;
   std::thread listener_;
   int port_ = 0;
   // Connections closed at once because max_connections + accept_count were
@@ -168,8 +217,11 @@ class KillBillSim {
 
   SimOptions options_ ABSL_GUARDED_BY(mu_);
   CapacityModel model_ ABSL_GUARDED_BY(mu_);
-  QueueGrowthDetector bus_detector_ ABSL_GUARDED_BY(mu_);
-  QueueGrowthDetector external_bus_detector_ ABSL_GUARDED_BY(mu_);
+  killbill::QueueGrowthDetector bus_detector_ ABSL_GUARDED_BY(mu_);
+  killbill::QueueGrowthDetector external_bus_detector_ ABSL_GUARDED_BY(mu_);
+  const std::unique_ptr<AccountStore> accounts_ ABSL_PT_GUARDED_BY(mu_);
+  SimFaults faults_ ABSL_GUARDED_BY(mu_);
+  SimCounters counters_ ABSL_GUARDED_BY(mu_);
   bool in_rotation_ ABSL_GUARDED_BY(mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
@@ -179,31 +231,6 @@ class KillBillSim {
   uint64_t abort_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   int busy_threads_ ABSL_GUARDED_BY(mu_) = 0;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-
-  std::unordered_map<std::string, Account> accounts_ ABSL_GUARDED_BY(mu_);
-  std::unordered_map<std::string, std::string> id_by_key_ ABSL_GUARDED_BY(mu_);
-
-  // Faults.
-  std::string outage_mode_ ABSL_GUARDED_BY(mu_);  // "", "refuse", "503"
-  Clock::TimePoint outage_until_ ABSL_GUARDED_BY(mu_);
-  Clock::TimePoint stall_until_ ABSL_GUARDED_BY(mu_);
-  double error_rate_ ABSL_GUARDED_BY(mu_) = 0;
-  double garbage_rate_ ABSL_GUARDED_BY(mu_) = 0;
-  double reset_rate_ ABSL_GUARDED_BY(mu_) = 0;
-  std::mt19937_64 fault_rng_ ABSL_GUARDED_BY(mu_);
-  std::mt19937_64 id_rng_ ABSL_GUARDED_BY(mu_);
-
-  // Counters.
-  uint64_t accounts_created_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t conflicts_409_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t tags_added_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t healthcheck_calls_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t healthcheck_unhealthy_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t aborted_calls_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string last_health_message_ ABSL_GUARDED_BY(mu_);
-  // label -> outcome (HTTP status, "reset" or "garbage") -> count
-  std::map<std::string, std::map<std::string, uint64_t>> requests_
-      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace bg::sim

@@ -2,11 +2,13 @@
 // into SimOptions, starts KillBillSim, prints "listening on HOST:PORT", waits
 // for SIGTERM/SIGINT.
 //
-//   killbill-sim [--listen 127.0.0.1:8080] [--config sim.yaml] [--capacity 30]
-//   ...
+// clang-format off
+//   killbill-sim [--listen 127.0.0.1:8080] [--config sim.yaml]
+//                [--capacity 30] ...
+// clang-format on
 //
 // Precedence: built-in defaults < --config YAML < flags given on the command
-// line.
+// line. --help lists every flag.
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -16,10 +18,14 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "bench/killbill_sim/killbill_sim.h"
 #include "bench/killbill_sim/sim_options.h"
+#include "bench/killbill_sim/sim_options_json.h"
 #include "common/flags.h"
 
 namespace {
@@ -56,6 +62,10 @@ ABSL_FLAG(double, read_cost, kDefaults.model.read_cost,
           "capacity units of a GET (0 = free)");
 ABSL_FLAG(double, tag_cost, kDefaults.model.tag_cost,
           "capacity units of a tag call (account creation = 1)");
+ABSL_FLAG(int, bus_events_per_tag, kDefaults.bus_events_per_tag,
+          "bus events posted per tag a tag call adds (Kill Bill 0.24: 1, "
+          "ControlTagCreation); 0 = account creations only, the model of "
+          "earlier benchmark runs");
 ABSL_FLAG(bool, degrade, kDefaults.model.degrade,
           "overload degradation on/off");
 ABSL_FLAG(double, degrade_threshold, kDefaults.model.degrade_threshold,
@@ -97,6 +107,7 @@ nlohmann::json ChangedFlags() {
                            "base_latency_ms",
                            "read_cost",
                            "tag_cost",
+                           "bus_events_per_tag",
                            "degrade",
                            "degrade_threshold",
                            "degrade_per_entry",
@@ -133,6 +144,14 @@ nlohmann::json ChangedFlags() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "killbill-sim: a Kill Bill stand-in for billing-gateway");
+  // Abseil's --help lists the flags of a file named like the program
+  // (killbill-sim.cc); ours live in main.cc.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "killbill_sim/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   bg::DashedFlags flags(argc, argv);
   absl::ParseCommandLine(flags.argc(), flags.argv());
 

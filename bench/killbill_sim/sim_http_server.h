@@ -3,12 +3,13 @@
 //
 // httplib serves a connection on one thread from accept to close. This subclass
 // replaces that per-connection loop (process_and_close_socket) so the sim can
+// clang-format off
 //   * close a connection at once when the connection limits are exceeded
-//   (Tomcat's full
-//     accept queue), see ConnectionWorkers;
+//     (Tomcat's full accept queue), see ConnectionWorkers;
 //   * reset a connection (RST, no response byte) when a fault asks for it;
-//   * close its listening socket at any moment (refuse outage) and bind again
-//   later.
+//   * close its listening socket at any moment (refuse outage) and bind
+//     again later.
+// clang-format on
 // Handlers reach the connection they run on through CurrentConnection()
 // (thread-local: a connection is served by one thread from start to end).
 //

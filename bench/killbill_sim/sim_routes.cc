@@ -1,0 +1,623 @@
+#include "bench/killbill_sim/sim_routes.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bench/killbill_sim/account_store.h"
+#include "bench/killbill_sim/killbill_sim.h"
+#include "bench/killbill_sim/sim_http_server.h"
+#include "bench/killbill_sim/sim_options_json.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+
+namespace bg::sim {
+namespace {
+
+using Json = nlohmann::json;
+using OJson = nlohmann::ordered_json;
+
+constexpr char kJson[] = "application/json";
+constexpr char kAccountApiException[] =
+    "org.killbill.billing.account.api.AccountApiException";
+constexpr char kIllegalArgument[] = "java.lang.IllegalArgumentException";
+constexpr char kQueuesCheck[] =
+    "org.killbill.billing.server.healthchecks.KillbillQueuesHealthcheck";
+// Kill Bill's error body; nulls are written out.
+std::string ErrorBody(const std::string& class_name, const Json& code,
+                      const std::string& message) {
+  OJson body;
+  body["className"] = class_name;
+  body["code"] = code;
+  body["message"] = message;
+  body["causeClassName"] = nullptr;
+  body["causeMessage"] = nullptr;
+  body["stackTrace"] = Json::array();
+  return body.dump();
+}
+
+void SendError(httplib::Response& res, int status,
+               const std::string& class_name, const Json& code,
+               const std::string& message) {
+  res.status = status;
+  res.set_content(ErrorBody(class_name, code, message), kJson);
+}
+
+// The servlet container's HTML error page (Tomcat 9 layout).
+void SendHtmlError(httplib::Response& res, int status,
+                   const std::string& reason, const std::string& message) {
+  res.status = status;
+  res.set_content(
+      absl::StrCat(
+          "<!doctype html><html lang=\"en\"><head><title>HTTP Status ", status,
+          " \xE2\x80\x93 ", reason, "</title></head><body><h1>HTTP Status ",
+          status, " \xE2\x80\x93 ", reason,
+          "</h1><hr class=\"line\" /><p><b>Type</b> Status Report</p><p><b>"
+          "Message</b> ",
+          message,
+          "</p><hr class=\"line\" /><h3>Apache "
+          "Tomcat/9.0.54</h3></body></html>"),
+      "text/html;charset=utf-8");
+}
+
+// Every unhealthy result carries this, exception or not (a Kill Bill quirk).
+OJson ThrowableQuirk(const char* check_class) {
+  const std::string frame =
+      absl::StrCat(check_class, ".check(", check_class, ".java)");
+  OJson cause;
+  cause["type"] = "java.lang.Throwable";
+  cause["message"] = nullptr;
+  cause["stack"] = Json::array({frame});
+  OJson error;
+  error["type"] = "java.lang.Throwable";
+  error["message"] = "java.lang.Throwable";
+  error["stack"] = Json::array({frame});
+  error["cause"] = cause;
+  return error;
+}
+
+bool ParamIsTrue(const httplib::Request& req, const char* name) {
+  return req.has_param(name) && req.get_param_value(name) == "true";
+}
+
+void SendAccountNotFound(httplib::Response& res, const std::string& id) {
+  SendError(res, 404,
+            "org.killbill.billing.callcontext.InternalCallContextFactory$"
+            "ObjectDoesNotExist",
+            nullptr,
+            absl::StrCat("Object id=", id, " type=ACCOUNT doesn't exist!"));
+}
+
+// The fields Kill Bill returns for an account, in its order, from a creation
+// body: what the client sent, or Kill Bill's default. accountId and
+// externalKey hold their places; RenderAccount fills them in.
+OJson AccountFields(const Json& body) {
+  OJson a;
+  auto copy = [&](const char* name, const Json& fallback) {
+    auto it = body.find(name);
+    a[name] = it != body.end() && !it->is_null() ? *it : fallback;
+  };
+  a["accountId"] = nullptr;
+  copy("name", nullptr);
+  copy("firstNameLength", nullptr);
+  a["externalKey"] = nullptr;
+  copy("email", nullptr);
+  copy("billCycleDayLocal", 0);
+  copy("currency", nullptr);
+  copy("parentAccountId", nullptr);
+  copy("isPaymentDelegatedToParent", false);
+  copy("paymentMethodId", nullptr);
+  copy("referenceTime", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                         absl::UTCTimeZone()));
+  copy("timeZone", "UTC");
+  for (const char* field :
+       {"address1", "address2", "postalCode", "company", "city", "state",
+        "country", "locale", "phone", "notes"}) {
+    copy(field, nullptr);
+  }
+  copy("isMigrated", false);
+  return a;
+}
+
+OJson RenderAccount(const SimAccount& account, const httplib::Request& req) {
+  OJson out = account.fields;
+  out["accountId"] = account.id;
+  out["externalKey"] = account.external_key;
+  const bool with_cba = ParamIsTrue(req, "accountWithBalanceAndCBA");
+  const bool with_balance = with_cba || ParamIsTrue(req, "accountWithBalance");
+  out["accountBalance"] = with_balance ? Json(0) : Json(nullptr);
+  out["accountCBA"] = with_cba ? Json(0) : Json(nullptr);
+  out["auditLogs"] = Json::array();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// /sim/ bodies.
+
+OJson FaultStateToJson(const FaultState& f) {
+  OJson j;
+  j["outage"] = f.outage == OutageMode::kNone ? Json(nullptr)
+                                              : Json(OutageModeName(f.outage));
+  j["outage_remaining_s"] = f.outage_remaining_s;
+  j["stall_remaining_s"] = f.stall_remaining_s;
+  j["error_rate"] = f.error_rate;
+  j["garbage_rate"] = f.garbage_rate;
+  j["reset_rate"] = f.reset_rate;
+  return j;
+}
+
+OJson StatsToJson(const SimStats& stats) {
+  OJson s;
+  s["uptime_s"] = stats.uptime_s;
+  s["accounts_created"] = stats.accounts_created;
+  s["accounts_total"] = stats.accounts_total;
+  s["conflicts_409"] = stats.conflicts_409;
+  s["tag_calls_ok"] = stats.tag_calls_ok;
+  s["in_flight"] = stats.in_flight;
+  s["busy_threads"] = stats.busy_threads;
+  s["in_service"] = stats.in_service;
+  s["bus_backlog"] = stats.bus_backlog;
+  s["bus_backlog_exact"] = stats.bus_backlog_exact;
+  s["bus_posted_total"] = stats.bus_posted_total;
+  s["bus_drained_total"] = stats.bus_drained_total;
+  s["capacity_factor"] = stats.capacity_factor;
+  s["effective_capacity"] = stats.effective_capacity;
+  s["healthcheck_calls"] = stats.healthcheck_calls;
+  s["healthcheck_unhealthy_total"] = stats.healthcheck_unhealthy_total;
+  s["healthcheck_last_message"] = stats.healthcheck_last_message;
+  s["bus_slope_last"] = stats.bus_slope_last;
+  s["in_rotation"] = stats.in_rotation;
+  s["connections_rejected"] = stats.connections_rejected;
+  s["aborted_calls"] = stats.aborted_calls;
+  OJson requests = OJson::object();
+  for (const auto& [label, outcomes] : stats.requests) {
+    OJson by_outcome = OJson::object();
+    for (const auto& [outcome, count] : outcomes) by_outcome[outcome] = count;
+    requests[label] = by_outcome;
+  }
+  s["requests"] = requests;
+  s["settings"] = SimOptionsToJson(stats.settings);
+  s["faults"] = FaultStateToJson(stats.faults);
+  return s;
+}
+
+// The body of POST /sim/faults. Unknown keys and wrong types are errors;
+// ranges are SimFaults::Apply's to check.
+absl::StatusOr<FaultRequest> ParseFaultRequest(const Json& faults) {
+  if (!faults.is_object()) {
+    return absl::InvalidArgumentError("faults must be a JSON object");
+  }
+  FaultRequest request;
+  try {
+    for (const auto& [key, value] : faults.items()) {
+      if (key == "clear") {
+        request.clear = value.get<bool>();
+      } else if (key == "outage") {
+        const std::string outage = value.get<std::string>();
+        if (outage == "refuse") {
+          request.outage = OutageMode::kRefuse;
+        } else if (outage == "503") {
+          request.outage = OutageMode::k503;
+        } else if (!outage.empty()) {
+          return absl::InvalidArgumentError(
+              "outage must be \"refuse\" or \"503\"");
+        }
+      } else if (key == "outage_seconds") {
+        request.outage_seconds = value.get<double>();
+      } else if (key == "stall_seconds") {
+        request.stall_seconds = value.get<double>();
+      } else if (key == "error_rate") {
+        request.error_rate = value.get<double>();
+      } else if (key == "garbage_rate") {
+        request.garbage_rate = value.get<double>();
+      } else if (key == "reset_rate") {
+        request.reset_rate = value.get<double>();
+      } else {
+        return absl::InvalidArgumentError("unknown fault '" + key + "'");
+      }
+    }
+  } catch (const Json::exception& e) {  // a value of the wrong type
+    return absl::InvalidArgumentError(e.what());
+  }
+  return request;
+}
+
+// A /sim/ control body: empty = {}. On a parse error fills `res` (400) and
+// returns false.
+bool ParseControlBody(const httplib::Request& req, httplib::Response& res,
+                      Json* parsed) {
+  try {
+    *parsed = req.body.empty() ? Json::object() : Json::parse(req.body);
+    return true;
+  } catch (const Json::exception& e) {
+    res.status = 400;
+    res.set_content(OJson{{"error", e.what()}}.dump(), kJson);
+    return false;
+  }
+}
+
+void SendControlError(httplib::Response& res, const absl::Status& status) {
+  res.status = 400;
+  res.set_content(OJson{{"error", std::string(status.message())}}.dump(),
+                  kJson);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Routing and the per-call envelope.
+
+void SimRoutes::Register(httplib::Server& s) {
+  using httplib::Request;
+  using httplib::Response;
+  s.Post("/1.0/kb/accounts", [this](const Request& req, Response& res) {
+    Serve("POST /1.0/kb/accounts", req, res, true,
+          [&] { CreateAccount(req, res); });
+  });
+  s.Get("/1.0/kb/accounts", [this](const Request& req, Response& res) {
+    Serve("GET /1.0/kb/accounts", req, res, true,
+          [&] { GetAccountByKey(req, res); });
+  });
+  s.Get(R"(/1.0/kb/accounts/([^/]+))",
+        [this](const Request& req, Response& res) {
+          Serve("GET /1.0/kb/accounts/{id}", req, res, true,
+                [&] { GetAccount(req, res); });
+        });
+  s.Post(R"(/1.0/kb/accounts/([^/]+)/tags)",
+         [this](const Request& req, Response& res) {
+           Serve("POST /1.0/kb/accounts/{id}/tags", req, res, true,
+                 [&] { AddTags(req, res); });
+         });
+  s.Get(R"(/1.0/kb/accounts/([^/]+)/tags)",
+        [this](const Request& req, Response& res) {
+          Serve("GET /1.0/kb/accounts/{id}/tags", req, res, true,
+                [&] { GetTags(req, res); });
+        });
+  s.Get("/1.0/healthcheck", [this](const Request& req, Response& res) {
+    Serve("GET /1.0/healthcheck", req, res, true,
+          [&] { Healthcheck(req, res); });
+  });
+  s.Delete("/1.0/kb/admin/healthcheck",
+           [this](const Request& req, Response& res) {
+             Serve("DELETE /1.0/kb/admin/healthcheck", req, res, true,
+                   [&] { SetRotation(false, req, res); });
+           });
+  s.Put("/1.0/kb/admin/healthcheck", [this](const Request& req, Response& res) {
+    Serve("PUT /1.0/kb/admin/healthcheck", req, res, true,
+          [&] { SetRotation(true, req, res); });
+  });
+
+  s.Get("/sim/stats",
+        [this](const Request&, Response& res) { SimStatsRoute(res); });
+  s.Post("/sim/config", [this](const Request& req, Response& res) {
+    SimConfigRoute(req, res);
+  });
+  s.Post("/sim/faults", [this](const Request& req, Response& res) {
+    SimFaultsRoute(req, res);
+  });
+
+  // Anything else: counted, then Jersey's bare 404.
+  auto not_found = [this](const Request& req, Response& res) {
+    res.status = 404;
+    sim_.CountRequest("other", "404");
+  };
+  s.Get(".*", not_found);
+  s.Post(".*", not_found);
+  s.Put(".*", not_found);
+  s.Delete(".*", not_found);
+}
+
+bool SimRoutes::CheckAuth(const httplib::Request& req, httplib::Response& res,
+                          bool tenant, bool created_by) {
+  const SimOptions options = sim_.options();
+  const std::string& user = options.user;
+  const std::string& password = options.password;
+  const std::string& api_key = options.api_key;
+  const std::string& api_secret = options.api_secret;
+  const std::string expected =
+      "Basic " + absl::Base64Escape(user + ":" + password);
+  const std::string got = req.get_header_value("Authorization");
+  bool authorized = got == expected;
+  if (!authorized && absl::StartsWithIgnoreCase(got, "basic ")) {
+    std::string decoded;
+    authorized = absl::Base64Unescape(got.substr(6), &decoded) &&
+                 decoded == user + ":" + password;
+  }
+  if (!authorized) {
+    res.set_header("WWW-Authenticate", "BASIC realm=\"application\"");
+    SendHtmlError(res, 401, "Unauthorized",
+                  "The request has not been applied because it lacks valid "
+                  "authentication "
+                  "credentials for the target resource.");
+    return false;
+  }
+  if (tenant) {
+    if (!req.has_header("X-Killbill-ApiKey") ||
+        !req.has_header("X-Killbill-ApiSecret")) {
+      SendHtmlError(res, 401, "Unauthorized",
+                    "Make sure to set the X-Killbill-ApiKey and "
+                    "X-Killbill-ApiSecret headers");
+      return false;
+    }
+    if (req.get_header_value("X-Killbill-ApiKey") != api_key ||
+        req.get_header_value("X-Killbill-ApiSecret") != api_secret) {
+      SendHtmlError(res, 401, "Unauthorized",
+                    absl::StrCat("Unable to find tenant for apiKey=",
+                                 req.get_header_value("X-Killbill-ApiKey")));
+      return false;
+    }
+  }
+  if (created_by && !req.has_header("X-Killbill-CreatedBy")) {
+    SendError(res, 400, kIllegalArgument, nullptr,
+              "Header X-Killbill-CreatedBy needs to be set");
+    return false;
+  }
+  return true;
+}
+
+std::string SimRoutes::Location(const httplib::Request& req,
+                                const std::string& path) const {
+  if (!sim_.options().location_full_url) return path;
+  std::string host = req.get_header_value("Host");
+  if (host.empty()) host = absl::StrCat(req.local_addr, ":", req.local_port);
+  return absl::StrCat("http://", host, path);
+}
+
+void SimRoutes::Serve(const char* label, const httplib::Request& req,
+                      httplib::Response& res, bool needs_thread,
+                      const std::function<void()>& handler) {
+  const KillBillSim::Admission admission = sim_.Admit(needs_thread);
+  bool aborted = admission.verdict == KillBillSim::Verdict::kAborted;
+  std::string outcome;
+  switch (admission.verdict) {
+    case KillBillSim::Verdict::kRespond503:
+      res.status = 503;
+      res.set_content("Service Unavailable", "text/plain");
+      break;
+    case KillBillSim::Verdict::kError500:
+      SendError(res, 500, "java.lang.RuntimeException", nullptr,
+                "killbill-sim injected error");
+      break;
+    case KillBillSim::Verdict::kGarbage:
+      res.status = 200;
+      res.set_content("}{ killbill-sim garbage \x01\x02 <html>", kJson);
+      outcome = "garbage";
+      break;
+    case KillBillSim::Verdict::kAborted:
+      break;
+    case KillBillSim::Verdict::kServe:
+      handler();
+      // The handler's work may have been abandoned by an outage (RunJob marks
+      // the connection to be reset).
+      if (CurrentConnection() != nullptr && CurrentConnection()->reset) {
+        aborted = true;
+      }
+      break;
+  }
+  if (aborted || admission.reset_after) {
+    if (ConnectionContext* connection = CurrentConnection()) {
+      connection->reset = true;
+    }
+    outcome = aborted ? "aborted" : "reset";
+  }
+  if (outcome.empty()) outcome = std::to_string(res.status);
+  sim_.Finish(admission, label, outcome, aborted);
+}
+
+// ---------------------------------------------------------------------------------------
+// Kill Bill endpoints.
+
+void SimRoutes::CreateAccount(const httplib::Request& req,
+                              httplib::Response& res) {
+  if (!CheckAuth(req, res, true, true)) return;
+  if (req.body.empty()) {
+    SendError(res, 400, kIllegalArgument, nullptr,
+              "AccountJson body should be specified");
+    return;
+  }
+  Json body;
+  try {
+    body = Json::parse(req.body);
+  } catch (const Json::exception& e) {
+    SendError(res, 400, "com.fasterxml.jackson.core.JsonParseException",
+              nullptr, e.what());
+    return;
+  }
+  if (!body.is_object()) {
+    SendError(res, 400, kIllegalArgument, nullptr,
+              "AccountJson body should be specified");
+    return;
+  }
+  auto text_field = [&body](const char* name) -> std::string {
+    auto it = body.find(name);
+    return it != body.end() && it->is_string() ? it->get<std::string>()
+                                               : std::string();
+  };
+  SimAccount account;
+  account.external_key = text_field("externalKey");
+  if (account.external_key.size() > 255) {
+    SendError(res, 400, kAccountApiException, 5,
+              "External key exceeded 255 characters");
+    return;
+  }
+
+  if (!sim_.RunJob(KillBillSim::Work::kCreate)) return;
+
+  account.id = text_field("accountId");
+  account.fields = AccountFields(body);
+  absl::StatusOr<std::string> id = sim_.CreateAccount(std::move(account));
+  if (!id.ok()) {  // AlreadyExists: the message is the key
+    SendError(
+        res, 409, kAccountApiException, 3000,
+        "Account already exists for key " + std::string(id.status().message()));
+    return;
+  }
+  res.status = 201;
+  res.set_header("Location", Location(req, "/1.0/kb/accounts/" + *id));
+}
+
+void SimRoutes::GetAccountByKey(const httplib::Request& req,
+                                httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  const std::string key = req.get_param_value("externalKey");
+  if (!sim_.RunJob(KillBillSim::Work::kRead)) return;
+  SimAccount account;
+  if (!sim_.FindAccountByKey(key, &account)) {
+    SendError(res, 404, kAccountApiException, 3003,
+              "Account does not exist for key " + key);
+    return;
+  }
+  res.status = 200;
+  res.set_content(RenderAccount(account, req).dump(), kJson);
+}
+
+void SimRoutes::GetAccount(const httplib::Request& req,
+                           httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  const std::string id = req.matches[1];
+  if (!sim_.RunJob(KillBillSim::Work::kRead)) return;
+  SimAccount account;
+  if (!sim_.FindAccount(id, &account)) {
+    SendAccountNotFound(res, id);
+    return;
+  }
+  res.status = 200;
+  res.set_content(RenderAccount(account, req).dump(), kJson);
+}
+
+void SimRoutes::AddTags(const httplib::Request& req, httplib::Response& res) {
+  if (!CheckAuth(req, res, true, true)) return;
+  const std::string id = req.matches[1];
+  Json body;
+  try {
+    body = req.body.empty() ? Json() : Json::parse(req.body);
+  } catch (const Json::exception& e) {
+    SendError(res, 400, "com.fasterxml.jackson.core.JsonParseException",
+              nullptr, e.what());
+    return;
+  }
+  std::vector<std::string> tag_ids;
+  if (body.is_array()) {
+    for (const auto& item : body) {
+      if (item.is_string()) tag_ids.push_back(item.get<std::string>());
+    }
+  }
+  if (tag_ids.empty()) {
+    SendError(res, 400, kIllegalArgument, nullptr,
+              "TagList body should be specified");
+    return;
+  }
+  if (!sim_.RunJob(KillBillSim::Work::kTag)) return;
+  if (!sim_.AddTags(id, tag_ids).ok()) {
+    SendAccountNotFound(res, id);
+    return;
+  }
+  res.status = 201;
+  res.set_header("Location", Location(req, "/1.0/kb/accounts/" + id + "/tags"));
+}
+
+void SimRoutes::GetTags(const httplib::Request& req, httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  const std::string id = req.matches[1];
+  SimAccount account;
+  if (!sim_.FindAccount(id, &account)) {
+    SendAccountNotFound(res, id);
+    return;
+  }
+  OJson out = OJson::array();
+  for (const auto& tag : account.tag_definition_ids) {
+    OJson t;
+    t["tagId"] = nullptr;
+    t["objectType"] = "ACCOUNT";
+    t["objectId"] = id;
+    t["tagDefinitionId"] = tag;
+    t["tagDefinitionName"] =
+        tag == "00000000-0000-0000-0000-000000000001"   ? "AUTO_PAY_OFF"
+        : tag == "00000000-0000-0000-0000-000000000004" ? "WRITTEN_OFF"
+                                                        : nullptr;
+    t["auditLogs"] = Json::array();
+    out.push_back(t);
+  }
+  res.status = 200;
+  res.set_content(out.dump(), kJson);
+}
+
+void SimRoutes::Healthcheck(const httplib::Request&, httplib::Response& res) {
+  const KillBillSim::HealthcheckAnswer answer = sim_.Healthcheck();
+  OJson main;
+  main["healthy"] = answer.in_rotation;
+  main["message"] = answer.in_rotation ? "OK" : "Out of rotation";
+  if (!answer.in_rotation) {
+    main["error"] = ThrowableQuirk(
+        "org.killbill.billing.server.healthchecks.KillbillHealthcheck");
+  }
+  OJson plugins;
+  plugins["healthy"] = true;
+  OJson queues;
+  queues["healthy"] = answer.growing_message.empty();
+  if (!answer.growing_message.empty()) {
+    queues["message"] = answer.growing_message;
+    queues["error"] = ThrowableQuirk(kQueuesCheck);
+  }
+  queues["bus"] = OJson{{"growing", answer.bus_growing}};
+  queues["externalBus"] = OJson{{"growing", answer.external_bus_growing}};
+
+  OJson body;
+  body["org.killbill.billing.server.healthchecks.KillbillHealthcheck"] = main;
+  body["org.killbill.billing.server.healthchecks.KillbillPluginsHealthcheck"] =
+      plugins;
+  body[kQueuesCheck] = queues;
+  res.status = answer.healthy() ? 200 : 500;
+  res.set_header("Cache-Control", "must-revalidate,no-cache,no-store");
+  res.set_content(body.dump(), kJson);
+}
+
+void SimRoutes::SetRotation(bool in_rotation, const httplib::Request& req,
+                            httplib::Response& res) {
+  // Admin calls need basic auth; they are not tenant-scoped.
+  if (!CheckAuth(req, res, false, false)) return;
+  sim_.SetRotation(in_rotation);
+  res.status = 204;
+}
+
+// ---------------------------------------------------------------------------------------
+// Control.
+
+void SimRoutes::SimStatsRoute(httplib::Response& res) {
+  res.set_content(StatsToJson(sim_.Stats()).dump(), kJson);
+}
+
+void SimRoutes::SimConfigRoute(const httplib::Request& req,
+                               httplib::Response& res) {
+  Json settings;
+  if (!ParseControlBody(req, res, &settings)) return;
+  absl::Status status = sim_.Configure([&settings](SimOptions* options) {
+    return ApplyJson(settings, options);
+  });
+  if (!status.ok()) {
+    SendControlError(res, status);
+    return;
+  }
+  res.set_content(SimOptionsToJson(sim_.options()).dump(), kJson);
+}
+
+void SimRoutes::SimFaultsRoute(const httplib::Request& req,
+                               httplib::Response& res) {
+  Json faults;
+  if (!ParseControlBody(req, res, &faults)) return;
+  absl::StatusOr<FaultRequest> request = ParseFaultRequest(faults);
+  absl::Status status =
+      request.ok() ? sim_.InjectFaults(*request) : request.status();
+  if (!status.ok()) {
+    SendControlError(res, status);
+    return;
+  }
+  res.set_content(FaultStateToJson(sim_.Stats().faults).dump(), kJson);
+}
+
+}  // namespace bg::sim
