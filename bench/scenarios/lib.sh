@@ -19,9 +19,24 @@
 #                calls); 0: account creation only            (default: 1)
 #   NGINX_RATE   limit_req rate, requests/s                   (default: 25)
 #   HAPROXY_MAXCONN  server maxconn towards the sim           (default: 10)
-#   GW_STATIC_RATE   gateway static rate, Kill Bill calls/s   (default: 48)
-#   GW_ADAPTIVE_INITIAL, GW_ADAPTIVE_MIN, GW_ADAPTIVE_MAX  adaptive rate bounds, calls/s
-#                                                             (default: 20, 2, 60)
+#   GW_GENERATION  old | new: which billing-gateway and killbill-sim the generated configs and
+#                flags are written for                        (default: new)
+#                  old  the committed gateway (as of 6df6033): rate keys in Kill Bill calls/s,
+#                       no `cost` section; its sim has no --bus_events_per_tag.
+#                  new  rate keys in Kill Bill main-bus events/s, a `cost.tag_bus_events` key;
+#                       its sim takes --bus_events_per_tag.
+#                Each binary refuses what the other generation needs (unknown key, unknown
+#                flag): set GW_GENERATION=old with BUILD=/work/baseline/build or any other
+#                build that predates the change.
+#   TAG_EVENTS   new only: main-bus events Kill Bill posts per tag added. Passed to every sim as
+#                --bus_events_per_tag and written to gateway configs as cost.tag_bus_events
+#                (default: 1, Kill Bill 0.24's behaviour). 0 = the sim model under which every
+#                committed benchmark row was measured (a tagged registration posts 1 event).
+#                Empty = pass neither (both binaries' built-in defaults; the conversion below
+#                then assumes 1). Ignored for old.
+#   GW_STATIC_RATE, GW_ADAPTIVE_INITIAL, _MIN, _MAX, _STEP, GW_BURST: the gateway's rate keys in
+#                Kill Bill calls/s (what the old gateway reads), and GW_*_EVENTS, their
+#                main-bus events/s twins for new (see "Rate units" below).
 #   GW_LOG_LEVEL     gateway logging.level; debug logs every health poll with the
 #                    rate controller's state                  (default: info)
 #   GW_MAX_IN_FLIGHT, GW_QUEUE_CAPACITY                       (default: 8, 10000)
@@ -29,6 +44,38 @@
 #   FAILURE_WAIT closed loop: a client's own wait after a rejection or error that carries no
 #                pushback (nginx's bare 429, a refused connection); without it such clients
 #                retry at once and the attempt counts measure the retry loop (default: 1s)
+#   GW_REFERENCE_CONFIG  the gateway-reference contender's config file (default: the
+#                config/gateway.yaml of the source tree GATEWAY_BIN was built from, read from
+#                its build directory's CMakeCache.txt; else <repo>/config/gateway.yaml)
+#
+# Rate units. The old gateway's rate keys count Kill Bill calls/s; the new one's count Kill Bill
+# main-bus events/s. Per registration (create account, plus the AUTO_PAY_OFF tag when TAGS=1):
+#     calls/registration  = 1 + TAGS
+#     events/registration = 1 + TAGS x TAG_EVENTS
+# A new-gateway rate runs the same registrations/s as an old-gateway rate when
+#     events/s = calls/s x (1 + TAGS x TAG_EVENTS) / (1 + TAGS)
+# The knobs in calls/s are written as given for old. For new, each *_EVENTS twin is written as
+# given if set, else derived from its calls/s knob by that formula when the config is written
+# (so a script that changes TAGS, TAG_EVENTS or a calls/s knob gets the matching value):
+#
+#   calls/s knob (old)    default  events/s twin (new)         TAGS=1       TAGS=1       TAGS=0
+#                                                              TAG_EVENTS=0 TAG_EVENTS=1 (any)
+#   GW_STATIC_RATE          48     GW_STATIC_EVENTS            24           48           48
+#   GW_ADAPTIVE_INITIAL     20     GW_ADAPTIVE_INITIAL_EVENTS  10           20           20
+#   GW_ADAPTIVE_MIN          2     GW_ADAPTIVE_MIN_EVENTS       1            2            2
+#   GW_ADAPTIVE_MAX         60     GW_ADAPTIVE_MAX_EVENTS      30           60           60
+#   GW_ADAPTIVE_STEP         1     GW_ADAPTIVE_STEP_EVENTS      0.5          1            1
+#   GW_BURST                10     GW_BURST_EVENTS              5           10           10
+#
+# GW_ADAPTIVE_STEP is rate.increase_step (the old gateway's built-in default, 1 call/s per
+# adjust_interval, now written explicitly so the new gateway gets the same ramp); GW_BURST is
+# rate.burst (bucket depth: tokens are calls for old, assumed events for new, at least 1).
+# So with GW_GENERATION=new TAG_EVENTS=0 the new gateway gets the configuration of the committed
+# rows (24 registrations/s static; adaptive 10 / 1 / 30 events/s = 20 / 2 / 60 calls/s).
+# Caution with TAG_EVENTS=1 and TAGS=1: the same 24 registrations/s are 48 events/s, about twice
+# the sim's bus drain (25 events/s); the committed static rate was sized as 96 % of the drain,
+# which under that model is GW_STATIC_EVENTS=24 (12 registrations/s). Set the twin explicitly
+# when that is what is measured.
 
 set -o pipefail
 
@@ -44,10 +91,15 @@ DEADLINE_S="${DEADLINE_S:-30}"
 TAGS="${TAGS:-1}"
 NGINX_RATE="${NGINX_RATE:-25}"
 HAPROXY_MAXCONN="${HAPROXY_MAXCONN:-10}"
+GW_GENERATION="${GW_GENERATION:-new}"
+TAG_EVENTS="${TAG_EVENTS-1}"
 GW_STATIC_RATE="${GW_STATIC_RATE:-48}"
 GW_ADAPTIVE_INITIAL="${GW_ADAPTIVE_INITIAL:-20}"
 GW_ADAPTIVE_MIN="${GW_ADAPTIVE_MIN:-2}"
 GW_ADAPTIVE_MAX="${GW_ADAPTIVE_MAX:-60}"
+GW_ADAPTIVE_STEP="${GW_ADAPTIVE_STEP:-1}"
+GW_BURST="${GW_BURST:-10}"
+# The *_EVENTS twins stay unset unless given: derived when a config is written (gw_rate).
 GW_LOG_LEVEL="${GW_LOG_LEVEL:-info}"
 GW_MAX_IN_FLIGHT="${GW_MAX_IN_FLIGHT:-8}"
 GW_QUEUE_CAPACITY="${GW_QUEUE_CAPACITY:-10000}"
@@ -59,6 +111,44 @@ BG_PIDS=()
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+check_generation() {
+  [[ "$GW_GENERATION" == old || "$GW_GENERATION" == new ]] ||
+    die "GW_GENERATION must be old or new (is '$GW_GENERATION')"
+  [[ -z "$TAG_EVENTS" || "$TAG_EVENTS" =~ ^[0-9]+$ ]] ||
+    die "TAG_EVENTS must be a whole number or empty (is '$TAG_EVENTS')"
+}
+check_generation
+
+# use_build DIR GENERATION: the contenders started from now on run DIR's killbill-sim and
+# billing-gateway, with configs and flags written for GENERATION (old|new). billing-loadgen
+# is not changed: one instrument measures both.
+use_build() {
+  SIM_BIN="$1/bench/killbill_sim/killbill-sim"
+  GATEWAY_BIN="$1/gateway/billing-gateway"
+  GW_GENERATION="$2"
+  check_generation
+}
+
+# calls_to_events CALLS_PER_S: the main-bus event rate that runs the same registrations/s
+# (header, "Rate units"); an empty TAG_EVENTS counts as the gateway's default, 1.
+calls_to_events() {
+  awk -v x="$1" -v tags="$TAGS" -v te="${TAG_EVENTS:-1}" 'BEGIN {
+    calls = 1 + (tags ? 1 : 0); events = 1 + (tags ? te : 0)
+    printf "%g\n", x * events / calls }'
+}
+
+# gw_rate CALLS_PER_S [EVENTS_PER_S]: the value of one rate key for GW_GENERATION: old, the
+# calls/s as given; new, the events/s twin if given, else converted from the calls/s.
+gw_rate() {
+  if [[ "$GW_GENERATION" == old ]]; then
+    echo "$1"
+  elif [[ -n "${2:-}" ]]; then
+    echo "$2"
+  else
+    calls_to_events "$1"
+  fi
+}
 
 # Stops one PID: TERM, up to 5 s grace, then KILL.
 stop_pid() {
@@ -130,17 +220,25 @@ wait_port() {
 }
 
 # start_sim LOGFILE: a fresh killbill-sim on a free port; sets SIM_PORT, SIM_URL, SIM_PID.
+# For GW_GENERATION=new with TAG_EVENTS set, the sim posts TAG_EVENTS bus events per tag.
 start_sim() {
-  local logf="$1" i
+  local logf="$1" i model_args=""
+  if [[ "$GW_GENERATION" == new && -n "$TAG_EVENTS" ]]; then
+    model_args="--bus_events_per_tag $TAG_EVENTS"
+  fi
   # shellcheck disable=SC2086
-  "$SIM_BIN" --listen 127.0.0.1:0 $SIM_ARGS >"$logf" 2>&1 &
+  "$SIM_BIN" --listen 127.0.0.1:0 $model_args $SIM_ARGS >"$logf" 2>&1 &
   SIM_PID=$!
   BG_PIDS+=("$SIM_PID")
   SIM_PORT=""
   for i in $(seq 100); do
     SIM_PORT="$(grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$logf" 2>/dev/null | head -1 | sed 's/.*://')"
     [[ -n "$SIM_PORT" ]] && break
-    kill -0 "$SIM_PID" 2>/dev/null || { cat "$logf" >&2; die "killbill-sim exited at start"; }
+    if ! kill -0 "$SIM_PID" 2>/dev/null; then
+      cat "$logf" >&2
+      [[ -n "$model_args" ]] && log "note: GW_GENERATION=new passed '$model_args'; a sim that predates it needs GW_GENERATION=old"
+      die "killbill-sim ($SIM_BIN) exited at start"
+    fi
     sleep 0.1
   done
   [[ -n "$SIM_PORT" ]] || die "killbill-sim did not print its port (see $logf)"
@@ -259,28 +357,36 @@ EOF
   wait_port "$PROXY_PORT" "$pid" 10 || { cat "$dir/haproxy/haproxy.log" >&2; die "haproxy did not start"; }
 }
 
-# start_gateway DIR UPSTREAM_PORT MODE(static|adaptive): sets GW_PORT. Returns 1 (after a
-# clear message) when the gateway binary does not exist yet.
-start_gateway() {
-  local dir="$1" upstream="$2" mode="$3"
-  if [[ ! -x "$GATEWAY_BIN" ]]; then
-    log "skip gateway-$mode: billing-gateway not built ($GATEWAY_BIN missing)"
-    return 1
-  fi
-  GW_PORT="$(free_port)"
-  GW_METRICS_PORT="$(free_port)"
-  local metrics_port="$GW_METRICS_PORT"
-  local cfg="$dir/gateway-$mode.yaml"
-  local initial="$GW_STATIC_RATE" min="$GW_STATIC_RATE" max="$GW_STATIC_RATE"
+# write_gateway_config FILE UPSTREAM_PORT MODE(static|adaptive): the gateway-static /
+# gateway-adaptive config for GW_GENERATION (rate keys in its unit, "Rate units" above).
+write_gateway_config() {
+  local cfg="$1" upstream="$2" mode="$3" unit conv=""
+  local initial min max step burst
   if [[ "$mode" == adaptive ]]; then
-    initial="$GW_ADAPTIVE_INITIAL" min="$GW_ADAPTIVE_MIN" max="$GW_ADAPTIVE_MAX"
+    initial="$(gw_rate "$GW_ADAPTIVE_INITIAL" "${GW_ADAPTIVE_INITIAL_EVENTS:-}")"
+    min="$(gw_rate "$GW_ADAPTIVE_MIN" "${GW_ADAPTIVE_MIN_EVENTS:-}")"
+    max="$(gw_rate "$GW_ADAPTIVE_MAX" "${GW_ADAPTIVE_MAX_EVENTS:-}")"
+  else
+    initial="$(gw_rate "$GW_STATIC_RATE" "${GW_STATIC_EVENTS:-}")" min="$initial" max="$initial"
   fi
-  cat >"$cfg" <<EOF
-# Generated by bench/scenarios/lib.sh for the gateway-$mode contender.
+  step="$(gw_rate "$GW_ADAPTIVE_STEP" "${GW_ADAPTIVE_STEP_EVENTS:-}")"
+  burst="$(gw_rate "$GW_BURST" "${GW_BURST_EVENTS:-}")"
+  burst="$(awk -v b="$burst" 'BEGIN { printf "%g\n", (b < 1 ? 1 : b) }')"
+  if [[ "$GW_GENERATION" == old ]]; then
+    unit="Kill Bill calls/s"
+  else
+    unit="Kill Bill main-bus events/s"
+    conv="# calls/s knobs converted x $(calls_to_events 1) = (1 + TAGS x TAG_EVENTS) / (1 + TAGS), TAGS=$TAGS TAG_EVENTS=${TAG_EVENTS:-(default 1)}; *_EVENTS given: used as is."
+  fi
+  {
+    echo "# Generated by bench/scenarios/lib.sh for the gateway-$mode contender (GW_GENERATION=$GW_GENERATION)."
+    echo "# Rate keys (initial, min, max, increase_step; burst in tokens) in $unit."
+    [[ -n "$conv" ]] && echo "$conv"
+    cat <<EOF
 server:
   listen: "127.0.0.1:${GW_PORT}"
 metrics:
-  listen: "127.0.0.1:${metrics_port}"
+  listen: "127.0.0.1:${GW_METRICS_PORT}"
 killbill:
   url: "http://127.0.0.1:${upstream}"
 rate:
@@ -288,7 +394,8 @@ rate:
   initial: ${initial}
   min: ${min}
   max: ${max}
-  burst: 10
+  burst: ${burst}
+  increase_step: ${step}
 concurrency:
   max_in_flight: ${GW_MAX_IN_FLIGHT}
 queue:
@@ -296,36 +403,147 @@ queue:
 logging:
   level: ${GW_LOG_LEVEL}
 EOF
+    if [[ "$GW_GENERATION" == new && -n "$TAG_EVENTS" ]]; then
+      cat <<EOF
+cost:
+  tag_bus_events: ${TAG_EVENTS}
+EOF
+    fi
+  } >"$cfg"
+}
+
+# gateway_reference_config: the path of the reference config (GW_REFERENCE_CONFIG, else the
+# config/gateway.yaml of the source tree GATEWAY_BIN's build directory was configured from).
+gateway_reference_config() {
+  if [[ -n "${GW_REFERENCE_CONFIG:-}" ]]; then
+    echo "$GW_REFERENCE_CONFIG"
+    return
+  fi
+  local build src=""
+  build="$(dirname "$(dirname "$GATEWAY_BIN")")"
+  [[ -f "$build/CMakeCache.txt" ]] &&
+    src="$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt" | head -1)"
+  echo "${src:-$REPO_ROOT}/config/gateway.yaml"
+}
+
+# override_gateway_keys LISTEN METRICS_LISTEN KILLBILL_URL LOG_LEVEL < YAML > YAML: sets
+# server.listen, metrics.listen, killbill.url and logging.level (block style, two-space
+# indent, as config/gateway.yaml is written) and copies every other line as it is; a key or
+# section that is missing is added.
+override_gateway_keys() {
+  awk -v listen="$1" -v mlisten="$2" -v url="$3" -v level="$4" '
+    BEGIN {
+      want["server"] = "\"" listen "\""; want["metrics"] = "\"" mlisten "\""
+      want["killbill"] = "\"" url "\""; want["logging"] = level
+      keyof["server"] = "listen"; keyof["metrics"] = "listen"; keyof["killbill"] = "url"
+      keyof["logging"] = "level"
+      nsec = split("server metrics killbill logging", secs, " ")
+    }
+    function close_section() {
+      if (sec in keyof && !done[sec]) { print "  " keyof[sec] ": " want[sec]; done[sec] = 1 }
+    }
+    /^[A-Za-z_][A-Za-z0-9_]*:/ {
+      close_section(); sec = $0; sub(/:.*/, "", sec); seen[sec] = 1; print; next
+    }
+    sec in keyof && !done[sec] && $0 ~ ("^  " keyof[sec] ":") {
+      print "  " keyof[sec] ": " want[sec]; done[sec] = 1; next
+    }
+    { print }
+    END {
+      close_section()
+      for (i = 1; i <= nsec; i++) if (!seen[secs[i]]) {
+        print secs[i] ":"; print "  " keyof[secs[i]] ": " want[secs[i]]
+      }
+    }'
+}
+
+# write_reference_gateway_config FILE UPSTREAM_PORT: the reference config file with only
+# server.listen, metrics.listen, killbill.url and logging.level replaced, so the gateway runs
+# on its documented defaults. Checked: the gateway's effective configuration
+# (--check_config) of the copy differs from the reference's in those four keys only; the
+# copy's effective configuration is saved as FILE.effective.
+write_reference_gateway_config() {
+  local cfg="$1" upstream="$2" ref mask="__L__ __M__ __U__ __V__"
+  ref="$(gateway_reference_config)"
+  [[ -f "$ref" ]] || { log "reference config $ref not found (set GW_REFERENCE_CONFIG)"; return 1; }
+  {
+    echo "# Generated by bench/scenarios/lib.sh: $ref with server.listen, metrics.listen,"
+    echo "# killbill.url and logging.level replaced; every other line as in the reference."
+    override_gateway_keys "127.0.0.1:$GW_PORT" "127.0.0.1:$GW_METRICS_PORT" \
+      "http://127.0.0.1:$upstream" "$GW_LOG_LEVEL" <"$ref"
+  } >"$cfg"
+  if ! "$GATEWAY_BIN" --config "$cfg" --check_config >"$cfg.effective" 2>&1; then
+    cat "$cfg.effective" >&2
+    log "the gateway refused $cfg"
+    return 1
+  fi
+  # Both effective configurations, the four keys masked, must be identical (line 1 is
+  # "FILE: OK").
+  # shellcheck disable=SC2086
+  if ! diff <("$GATEWAY_BIN" --config "$ref" --check_config 2>&1 | tail -n +2 | override_gateway_keys $mask) \
+    <(tail -n +2 "$cfg.effective" | override_gateway_keys $mask) >"$cfg.diff"; then
+    cat "$cfg.diff" >&2
+    log "$cfg differs from $ref in more than the four overridden keys"
+    return 1
+  fi
+  rm -f "$cfg.diff"
+  log "gateway-reference: $ref, overridden: server.listen, metrics.listen, killbill.url, logging.level"
+}
+
+# start_gateway DIR UPSTREAM_PORT MODE [STEM]: MODE static or adaptive (config generated from
+# the GW_* knobs) or reference (the reference config file, write_reference_gateway_config).
+# Writes DIR/STEM.yaml and the gateway's log DIR/STEM.gateway.log (STEM: gateway-MODE). Sets
+# GW_PORT, GW_METRICS_PORT. Returns 1 (after a clear message) when the gateway binary does
+# not exist or does not start.
+start_gateway() {
+  local dir="$1" upstream="$2" mode="$3" stem="${4:-gateway-$3}"
+  if [[ ! -x "$GATEWAY_BIN" ]]; then
+    log "skip $stem: billing-gateway not built ($GATEWAY_BIN missing)"
+    return 1
+  fi
+  GW_PORT="$(free_port)"
+  GW_METRICS_PORT="$(free_port)"
+  local cfg="$dir/$stem.yaml"
+  if [[ "$mode" == reference ]]; then
+    write_reference_gateway_config "$cfg" "$upstream" || { log "skip $stem"; return 1; }
+  else
+    write_gateway_config "$cfg" "$upstream" "$mode"
+  fi
   # Not "$dir/gateway-$mode.log": that is the loadgen's progress log in S2-S4 and adaptive.sh.
-  "$GATEWAY_BIN" --config "$cfg" >"$dir/gateway-$mode.gateway.log" 2>&1 &
+  local glog="$dir/$stem.gateway.log"
+  "$GATEWAY_BIN" --config "$cfg" >"$glog" 2>&1 &
   local pid=$!
   BG_PIDS+=("$pid")
   if ! wait_port "$GW_PORT" "$pid" 15; then
-    tail -20 "$dir/gateway-$mode.gateway.log" >&2
-    log "skip gateway-$mode: billing-gateway did not start (see $dir/gateway-$mode.gateway.log)"
+    tail -20 "$glog" >&2
+    log "skip $stem: billing-gateway ($GATEWAY_BIN, GW_GENERATION=$GW_GENERATION) did not start (see $glog)"
     stop_pid "$pid"
     return 1
   fi
 }
 
-# start_contender NAME DIR: fresh sim + the contender's front; sets TARGET (loadgen --target).
+# start_contender NAME DIR [RUN]: fresh sim + the contender's front; sets TARGET (loadgen
+# --target). Files are named after RUN (default NAME): DIR/sim-RUN.log,
+# DIR/sim-RUN.control.log and, for a gateway, DIR/RUN.yaml and DIR/RUN.gateway.log.
+# Contenders: direct, nginx, haproxy, gateway-static, gateway-adaptive, and
+# gateway-reference (the reference config file; not in CONTENDERS' default).
 # Returns 1 if the contender must be skipped.
 start_contender() {
-  local name="$1" dir="$2"
+  local name="$1" dir="$2" run="${3:-$1}"
   mkdir -p "$dir"
-  SIM_CONTROL_LOG="$dir/sim-$name.control.log"
-  start_sim "$dir/sim-$name.log"
+  SIM_CONTROL_LOG="$dir/sim-$run.control.log"
+  start_sim "$dir/sim-$run.log"
   case "$name" in
     direct) TARGET="$SIM_URL" ;;
     nginx) start_nginx "$dir" "$SIM_PORT" && TARGET="http://127.0.0.1:$PROXY_PORT" ;;
     haproxy) start_haproxy "$dir" "$SIM_PORT" && TARGET="http://127.0.0.1:$PROXY_PORT" ;;
-    gateway-static | gateway-adaptive)
-      start_gateway "$dir" "$SIM_PORT" "${name#gateway-}" || { stop_all; return 1; }
+    gateway-static | gateway-adaptive | gateway-reference)
+      start_gateway "$dir" "$SIM_PORT" "${name#gateway-}" "$run" || { stop_all; return 1; }
       TARGET="grpc://127.0.0.1:$GW_PORT"
       ;;
     *) die "unknown contender $name" ;;
   esac
-  log "$name: sim on :$SIM_PORT, target $TARGET"
+  log "$run: sim on :$SIM_PORT, target $TARGET"
 }
 
 # start_loadgen PREFIX LOADGEN_ARGS...: billing-loadgen against $TARGET in the background
@@ -400,6 +618,152 @@ markdown_table() {
         $col["goodput_per_s"], $col["goodput_per_min"], $col["p50_ms"], $col["p95_ms"], $col["p99_ms"],
         $col["rejected"], $col["timeout"], $col["error"], $col["not_sent"],
         ($col["rej_count"] > 0 ? sprintf("%.1f", $col["rej_p99_ms"]) : "-") }' "$1"
+}
+
+# bus_growth TIMESERIES [FROM_S [TO_S]]: Kill Bill health from the sim's bus backlog that
+# billing-loadgen sampled each second (/sim/stats, which adds no healthcheck sample):
+# "END MAX SLOPE" = backlog in the last sampled second, its maximum, and its least-squares
+# slope in entries/s over FROM_S <= t < TO_S (default: 10 s to the end; bus_health.sh).
+# Kill Bill's own "growing" threshold is 0.1 per 100 ms: healthy = SLOPE below 1 entry/s.
+bus_growth() {
+  awk -F, -v from="${2:-10}" -v to="${3:-1e18}" '
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i == "backlog") c = i; next }
+    c && $c != "" {
+      t = $1; y = $c; last = y; if (y > max) max = y
+      if (t >= from && t < to) { n++; sx += t; sy += y; sxx += t * t; sxy += t * y }
+    }
+    END {
+      slope = (n > 1 && n * sxx - sx * sx != 0) ? (n * sxy - sx * sy) / (n * sxx - sx * sx) : 0
+      printf "%d %d %.6f\n", last, max, slope
+    }' "$1"
+}
+
+# ok_rate TIMESERIES FROM_S TO_S: successful calls per second over FROM_S <= t < TO_S
+# (billing-loadgen's per-second rows count a call in the second it completed).
+ok_rate() {
+  awk -F, -v from="$2" -v to="$3" '
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i == "ok") c = i; next }
+    $1 >= from && $1 < to { ok += $c }
+    END { printf "%.2f\n", (to > from ? ok / (to - from) : 0) }' "$1"
+}
+
+# ---------------------------------------------------------------------------------------
+# One run of each scenario on a fresh contender, shared by the sN_*.sh scripts and compare.sh.
+# scenario_defaults first (a script sets its --quick values before calling it).
+
+scenario_defaults() {
+  : "${S1_POINTS:=25 50 100 500 1000}" "${S1_DURATION:=20}" "${S1_COUNT_CAP:=100000}"
+  : "${S2_RATE:=30}" "${S2_PHASE:=60}" "${S2_LOW_DRAIN:=12}" "${S2_HIGH_DRAIN:=25}"
+  : "${S2_MAX_OUTSTANDING:=1000}"
+  : "${S3_RATE:=20}" "${S3_TOTAL:=80}" "${S3_AT:=20}" "${S3_OUTAGE:=20}" "${S3_MODE:=refuse}"
+  : "${S4_SPIKE:=2000}"
+}
+
+# s1_point CONTENDER N DIR SUMMARY [RUN]: S1, closed loop of N clients for S1_DURATION s.
+# Files DIR/RUN.* (default RUN: CONTENDER-cN; without RUN the sim's and gateway's own files
+# are named after the contender, as s1_storm.sh always did). Returns 1 if the contender
+# could not start.
+s1_point() {
+  local c="$1" n="$2" dir="$3" summary="$4" run="${5:-}"
+  start_contender "$c" "$dir" ${run:+"$run"} || return 1
+  run_loadgen "$summary" "$c" "$n" "$dir/${run:-$c-c$n}" \
+    --concurrency "$n" --count "$S1_COUNT_CAP" --duration "${S1_DURATION}s"
+  stop_all
+}
+
+# s2_run CONTENDER DIR SUMMARY [RUN]: S2, open loop at S2_RATE/s, bus drain high -> low ->
+# high for S2_PHASE s each. Files DIR/RUN.* (default: the contender's name).
+s2_run() {
+  local c="$1" dir="$2" summary="$3" run="${4:-$1}"
+  start_contender "$c" "$dir" "$run" || return 1
+  sim_post /sim/config "{\"bus_drain\": $S2_HIGH_DRAIN}"
+  start_loadgen "$dir/$run" --label "$c" --rate "$S2_RATE" --duration "$((3 * S2_PHASE))s" \
+    --max-outstanding "$S2_MAX_OUTSTANDING"
+  sleep "$S2_PHASE"
+  log "$run: bus_drain -> $S2_LOW_DRAIN"
+  sim_post /sim/config "{\"bus_drain\": $S2_LOW_DRAIN}"
+  sleep "$S2_PHASE"
+  log "$run: bus_drain -> $S2_HIGH_DRAIN"
+  sim_post /sim/config "{\"bus_drain\": $S2_HIGH_DRAIN}"
+  finish_loadgen "$summary" "$c" "${S2_RATE}/s" "$dir/$run"
+  stop_all
+}
+
+# s3_run CONTENDER DIR SUMMARY [RUN]: S3, open loop at S3_RATE/s for S3_TOTAL s with a
+# S3_MODE outage of S3_OUTAGE s at S3_AT s.
+s3_run() {
+  local c="$1" dir="$2" summary="$3" run="${4:-$1}"
+  start_contender "$c" "$dir" "$run" || return 1
+  start_loadgen "$dir/$run" --label "$c" --rate "$S3_RATE" --duration "${S3_TOTAL}s"
+  sleep "$S3_AT"
+  log "$run: outage ($S3_MODE) for ${S3_OUTAGE}s"
+  sim_post /sim/faults "{\"outage\": \"$S3_MODE\", \"outage_seconds\": $S3_OUTAGE}"
+  finish_loadgen "$summary" "$c" "${S3_RATE}/s" "$dir/$run"
+  stop_all
+}
+
+# s4_run CONTENDER DIR SUMMARY [RUN]: S4, S4_SPIKE registrations due at t=0. The peak
+# resident memory of the front process(es) (not the loadgen, not the sim), sampled every
+# 0.5 s, is appended to DIR/peak_rss.txt as "RUN peak_rss_kib KIB".
+s4_run() {
+  local c="$1" dir="$2" summary="$3" run="${4:-$1}" peak=0 rss pid
+  start_contender "$c" "$dir" "$run" || return 1
+  start_loadgen "$dir/$run" --label "$c" --spike "$S4_SPIKE" --max-outstanding "$S4_SPIKE"
+  while kill -0 "$LOADGEN_PID" 2>/dev/null; do
+    for pid in "${BG_PIDS[@]}"; do
+      [[ "$pid" == "$LOADGEN_PID" || "$pid" == "$SIM_PID" ]] && continue
+      rss="$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null)"
+      [[ -n "$rss" ]] && ((rss > peak)) && peak=$rss
+    done
+    sleep 0.5
+  done
+  echo "$run peak_rss_kib $peak" >>"$dir/peak_rss.txt"
+  finish_loadgen "$summary" "$c" "spike$S4_SPIKE" "$dir/$run"
+  stop_all
+}
+
+# side_by_side OLD_CSV NEW_CSV SPEC...: a markdown table joining two CSVs (header row, key
+# columns "contender" and "point") row by row, for each SPEC "column|label|printf format"
+# or "column|label|format|guard column" the OLD and the NEW value side by side ("-" where a
+# file has no such row or value, or the guard column is 0).
+# Rows in order of first appearance, OLD's first. A missing file counts as empty.
+side_by_side() {
+  local old="$1" new="$2"
+  shift 2
+  [[ -s "$old" ]] || old=/dev/null
+  [[ -s "$new" ]] || new=/dev/null
+  awk -F, -v specs="$(printf '%s\n' "$@")" '
+    BEGIN {
+      ns = split(specs, sp, "\n")
+      for (i = 1; i <= ns; i++) {
+        split(sp[i], f, "|"); colname[i] = f[1]; label[i] = f[2]; fmt[i] = f[3]; guard[i] = f[4]
+      }
+    }
+    { file = (FILENAME == ARGV[1]) ? 1 : 2 }
+    FNR == 1 { delete idx; for (i = 1; i <= NF; i++) idx[$i] = i; next }
+    {
+      key = $idx["contender"] SUBSEP $idx["point"]
+      if (!(key in seen)) { seen[key] = 1; order[++nk] = key }
+      for (i = 1; i <= ns; i++)
+        if ((colname[i] in idx) && $idx[colname[i]] != "" &&
+            !(guard[i] != "" && (guard[i] in idx) && $idx[guard[i]] + 0 == 0))
+          val[file, key, i] = $idx[colname[i]]
+    }
+    function cell(f, k, i) {
+      if (!((f, k, i) in val)) return "-"
+      v = val[f, k, i]
+      return (v ~ /^-?[0-9.]+(e[-+]?[0-9]+)?$/) ? sprintf(fmt[i], v) : v
+    }
+    END {
+      h = "| contender | point |"; r = "|---|---|"
+      for (i = 1; i <= ns; i++) { h = h " " label[i] " old | new |"; r = r "---|---|" }
+      print h; print r
+      for (j = 1; j <= nk; j++) {
+        split(order[j], kk, SUBSEP); line = "| " kk[1] " | " kk[2] " |"
+        for (i = 1; i <= ns; i++) line = line " " cell(1, order[j], i) " | " cell(2, order[j], i) " |"
+        print line
+      }
+    }' "$old" "$new"
 }
 
 # plot_vs_concurrency SUMMARY_CSV OUTDIR: goodput and success % against concurrency, one line

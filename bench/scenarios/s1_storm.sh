@@ -16,9 +16,7 @@ if [[ "${1:-}" == --quick ]]; then
   S1_POINTS="${S1_POINTS:-50 200}"
   S1_DURATION="${S1_DURATION:-5}"
 fi
-S1_POINTS="${S1_POINTS:-25 50 100 500 1000}"
-S1_DURATION="${S1_DURATION:-20}"
-S1_COUNT_CAP="${S1_COUNT_CAP:-100000}"
+scenario_defaults
 
 require_tools
 OUT="$(fresh_results s1)"
@@ -28,10 +26,7 @@ log "S1 registration storm: points [$S1_POINTS], ${S1_DURATION}s each, contender
 s1_contender() {
   local c="$1" n
   for n in $S1_POINTS; do
-    start_contender "$c" "$OUT" || return 0
-    run_loadgen "$SUMMARY" "$c" "$n" "$OUT/$c-c$n" \
-      --concurrency "$n" --count "$S1_COUNT_CAP" --duration "${S1_DURATION}s"
-    stop_all
+    s1_point "$c" "$n" "$OUT" "$SUMMARY" || return 0
   done
 }
 for_each_contender s1_contender

@@ -12,31 +12,14 @@ set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ "${1:-}" == --quick ]] && S2_PHASE="${S2_PHASE:-5}"
-S2_RATE="${S2_RATE:-30}"
-S2_PHASE="${S2_PHASE:-60}"
-S2_LOW_DRAIN="${S2_LOW_DRAIN:-12}"
-S2_HIGH_DRAIN="${S2_HIGH_DRAIN:-25}"
-S2_MAX_OUTSTANDING="${S2_MAX_OUTSTANDING:-1000}"
+scenario_defaults
 
 require_tools
 OUT="$(fresh_results s2)"
 SUMMARY="$OUT/summary.csv"
 log "S2 capacity drop: ${S2_RATE}/s for 3 x ${S2_PHASE}s, drain $S2_HIGH_DRAIN -> $S2_LOW_DRAIN -> $S2_HIGH_DRAIN, contenders [$CONTENDERS] -> $OUT"
 
-s2_contender() {
-  local c="$1"
-  start_contender "$c" "$OUT" || return 0
-  sim_post /sim/config "{\"bus_drain\": $S2_HIGH_DRAIN}"
-  start_loadgen "$OUT/$c" --label "$c" --rate "$S2_RATE" --duration "$((3 * S2_PHASE))s" \
-    --max-outstanding "$S2_MAX_OUTSTANDING"
-  sleep "$S2_PHASE"
-  log "$c: bus_drain -> $S2_LOW_DRAIN"
-  sim_post /sim/config "{\"bus_drain\": $S2_LOW_DRAIN}"
-  sleep "$S2_PHASE"
-  log "$c: bus_drain -> $S2_HIGH_DRAIN"
-  sim_post /sim/config "{\"bus_drain\": $S2_HIGH_DRAIN}"
-  finish_loadgen "$SUMMARY" "$c" "${S2_RATE}/s" "$OUT/$c"
-}
+s2_contender() { s2_run "$1" "$OUT" "$SUMMARY" || return 0; }
 for_each_contender s2_contender
 
 [[ -s "$SUMMARY" ]] || die "no run produced a summary"

@@ -10,26 +10,14 @@
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-S3_RATE="${S3_RATE:-20}"
-S3_TOTAL="${S3_TOTAL:-80}"
-S3_AT="${S3_AT:-20}"
-S3_OUTAGE="${S3_OUTAGE:-20}"
-S3_MODE="${S3_MODE:-refuse}"
+scenario_defaults
 
 require_tools
 OUT="$(fresh_results s3)"
 SUMMARY="$OUT/summary.csv"
 log "S3 outage: ${S3_RATE}/s for ${S3_TOTAL}s, $S3_MODE outage of ${S3_OUTAGE}s at ${S3_AT}s, contenders [$CONTENDERS] -> $OUT"
 
-s3_contender() {
-  local c="$1"
-  start_contender "$c" "$OUT" || return 0
-  start_loadgen "$OUT/$c" --label "$c" --rate "$S3_RATE" --duration "${S3_TOTAL}s"
-  sleep "$S3_AT"
-  log "$c: outage ($S3_MODE) for ${S3_OUTAGE}s"
-  sim_post /sim/faults "{\"outage\": \"$S3_MODE\", \"outage_seconds\": $S3_OUTAGE}"
-  finish_loadgen "$SUMMARY" "$c" "${S3_RATE}/s" "$OUT/$c"
-}
+s3_contender() { s3_run "$1" "$OUT" "$SUMMARY" || return 0; }
 for_each_contender s3_contender
 
 [[ -s "$SUMMARY" ]] || die "no run produced a summary"

@@ -9,29 +9,15 @@
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-S4_SPIKE="${S4_SPIKE:-2000}"
+scenario_defaults
 
 require_tools
 OUT="$(fresh_results s4)"
 SUMMARY="$OUT/summary.csv"
 log "S4 spike: $S4_SPIKE at once, contenders [$CONTENDERS] -> $OUT"
 
-s4_contender() {
-  local c="$1" peak=0 rss pid
-  start_contender "$c" "$OUT" || return 0
-  start_loadgen "$OUT/$c" --label "$c" --spike "$S4_SPIKE" --max-outstanding "$S4_SPIKE"
-  # Peak resident memory of the contender's front process(es), sampled every 0.5 s.
-  while kill -0 "$LOADGEN_PID" 2>/dev/null; do
-    for pid in "${BG_PIDS[@]}"; do
-      [[ "$pid" == "$LOADGEN_PID" || "$pid" == "$SIM_PID" ]] && continue
-      rss="$(awk '/VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null)"
-      [[ -n "$rss" ]] && ((rss > peak)) && peak=$rss
-    done
-    sleep 0.5
-  done
-  echo "$c peak_rss_kib $peak" >>"$OUT/peak_rss.txt"
-  finish_loadgen "$SUMMARY" "$c" "spike$S4_SPIKE" "$OUT/$c"
-}
+# Peak resident memory of the contender's front process(es) goes to $OUT/peak_rss.txt.
+s4_contender() { s4_run "$1" "$OUT" "$SUMMARY" || return 0; }
 for_each_contender s4_contender
 
 [[ -s "$SUMMARY" ]] || die "no run produced a summary"
