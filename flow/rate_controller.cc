@@ -4,11 +4,12 @@
 #include <cmath>
 #include <vector>
 
+#include "killbill_client/queue_growth.h"
+
 namespace bg::flow {
 namespace {
-// Kill Bill's queue healthcheck (see KILLBILL.md).
+// Kill Bill's queue healthcheck: its window, and the growth it prints above.
 constexpr size_t kWindow = 60;
-constexpr double kAlpha = 0.3;
 constexpr double kPrintThreshold = 1.0;  // entries/s; the printed 0.1
 // Model horizon and fit spans, in polls.
 constexpr size_t kHistory = 150;
@@ -73,43 +74,19 @@ void RateController::Predict(double d_old, double d_new, size_t change,
                              size_t from, std::vector<double>* out) const {
   const size_t n = history_.size();
   out->assign(n, 0.0);
-  double backlog = 0, smoothed = 0;
-  // Running OLS sums over the last kWindow points; x relative to the first
-  // sample.
-  double xs[kWindow], ys[kWindow];
-  size_t count = 0, oldest = 0;
-  double sx = 0, sy = 0, sxy = 0, sxx = 0;
-  const double x0 = history_[0].t_ms;
+  // Kill Bill's own computation (smoothing, regression over its window), fed
+  // the modelled backlog; the unrounded slope is what the fit compares.
+  killbill::QueueGrowthDetector detector;
+  double backlog = 0;
   for (size_t k = 0; k < n; ++k) {
     const Sample& smp = history_[k];
     const double dt_s =
         k == 0 ? 1.0 : (smp.t_ms - history_[k - 1].t_ms) / 1000.0;
     const double d = k >= change ? d_new : d_old;
     backlog = std::max(0.0, backlog + smp.events - d * dt_s);
-    smoothed = k == 0 ? backlog : kAlpha * backlog + (1 - kAlpha) * smoothed;
-    const double x = smp.t_ms - x0;
-    if (count == kWindow) {
-      sx -= xs[oldest];
-      sy -= ys[oldest];
-      sxy -= xs[oldest] * ys[oldest];
-      sxx -= xs[oldest] * xs[oldest];
-      xs[oldest] = x;
-      ys[oldest] = smoothed;
-      oldest = (oldest + 1) % kWindow;
-    } else {
-      xs[count] = x;
-      ys[count] = smoothed;
-      ++count;
-    }
-    sx += x;
-    sy += smoothed;
-    sxy += x * smoothed;
-    sxx += x * x;
-    if (k >= from && count == kWindow) {
-      const double w = static_cast<double>(kWindow);
-      const double den = w * sxx - sx * sx;
-      if (den > 0) (*out)[k] = (w * sxy - sx * sy) / den * 1000.0;  // entries/s
-    }
+    const killbill::QueueGrowthDetector::Result r =
+        detector.Sample(std::llround(smp.t_ms), backlog);
+    if (k >= from) (*out)[k] = r.raw_slope_per_s;
   }
 }
 

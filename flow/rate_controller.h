@@ -99,8 +99,11 @@
 // estimate) before running replicas. The model assumes Kill Bill's window is
 // full (it has been polled for a minute).
 //
-// Cost: a growth poll runs ~30 hypotheses x 40 bisection steps x history (150
-// polls), about 200k cheap steps (~1 ms); other polls ~40 x 150.
+// Each replay runs Kill Bill's own growth computation
+// (killbill_client/queue_growth.h) over the modelled backlog, so the model and
+// killbill-sim share one implementation of it. Cost: a growth poll runs ~30
+// hypotheses x 40 bisection steps x a replay of the history (150 polls), a few
+// ms on the health thread; other polls ~40 replays.
 //
 // Thread-safety: all methods are safe to call concurrently (internal
 // absl::Mutex). The owner applies rate() to its token bucket after each Tick.

@@ -142,8 +142,10 @@ GatewayMetrics::GatewayMetrics()
                      .Register(*registry_)
                      .Add({}, LatencyBuckets());
   rate_limit_ = &BuildGauge()
-                     .Name("billing_gateway_rate_limit_calls_per_second")
-                     .Help("Current token-bucket rate of Kill Bill calls")
+                     .Name("billing_gateway_rate_limit_events_per_second")
+                     .Help(
+                         "Current rate of the bus budget: Kill Bill main-bus "
+                         "events per second (this replica's share)")
                      .Register(*registry_)
                      .Add({});
   drain_estimate_ =
