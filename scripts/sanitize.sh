@@ -24,7 +24,8 @@ jobs=$(nproc)
 # The tests of the TSan subset; names missing from the build (not written yet) are skipped.
 TSAN_TESTS=(
   token_bucket_test circuit_breaker_test admission_queue_test rate_controller_test
-  retry_policy_test flow_simulation_test dispatcher_test
+  retry_policy_test windowed_counter_test flow_simulation_test call_gate_test
+  health_monitor_test dispatcher_test
   killbill_parse_test killbill_client_test
   sim_model_test sim_options_test sim_server_test
   config_test concurrency_stress_test

@@ -1,0 +1,137 @@
+// HealthMonitor under a FakeClock: what Kill Bill's healthcheck answers mean,
+// and what one poll feeds (breaker, rate controller, metrics).
+#include "dispatch/health_monitor.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "prometheus/text_serializer.h"
+
+namespace bg::dispatch {
+namespace {
+
+using std::chrono::seconds;
+
+constexpr char kQueues[] =
+    "org.killbill.billing.server.healthchecks.KillbillQueuesHealthcheck";
+constexpr char kMain[] =
+    "org.killbill.billing.server.healthchecks.KillbillHealthcheck";
+
+killbill::HealthReport Report(bool main_healthy, double bus_growth) {
+  killbill::HealthReport r;
+  const bool growing = bus_growth > 0.1;
+  r.healthy = main_healthy && !growing;
+  r.http_status = r.healthy ? 200 : 500;
+  r.checks.push_back({kMain, main_healthy, main_healthy ? "OK" : ""});
+  r.checks.push_back({kQueues, !growing, ""});
+  r.queue_growing["bus"] = growing;
+  if (growing) r.queue_growth["bus"] = bus_growth;
+  return r;
+}
+
+struct Case {
+  std::string name;
+  absl::StatusOr<killbill::HealthReport> report;
+  bool reachable, healthy_except_queues, growing;
+  double growth;
+};
+
+TEST(HealthMonitorInterpret, WhatEachAnswerMeans) {
+  killbill::HealthReport short_names = Report(true, 0.51);
+  short_names.checks[1].name = "KillbillQueuesHealthcheck";
+  killbill::HealthReport two_queues = Report(true, 0.2);
+  two_queues.queue_growth["externalBus"] = 0.7;
+  const std::vector<Case> cases = {
+      {"healthy", Report(true, 0), true, true, false, 0},
+      {"unreachable", absl::UnavailableError("refused"), false, true, false, 0},
+      {"out of rotation", Report(false, 0), true, false, false, 0},
+      {"bus growing", Report(true, 0.51), true, true, true, 0.51},
+      {"short check names", short_names, true, true, true, 0.51},
+      {"largest queue counts", two_queues, true, true, true, 0.7},
+      // Kill Bill prints only numbers above its own 0.1; a lower threshold
+      // of ours still sees them.
+      {"at the threshold", Report(true, 0.1), true, true, false, 0},
+  };
+  for (const Case& c : cases) {
+    const flow::CircuitBreaker::Health h =
+        HealthMonitor::Interpret(c.report, 0.1);
+    EXPECT_EQ(h.reachable, c.reachable) << c.name;
+    EXPECT_EQ(h.healthy_except_queues, c.healthy_except_queues) << c.name;
+    EXPECT_EQ(h.queues_growing, c.growing) << c.name;
+    EXPECT_DOUBLE_EQ(h.growth, c.growth) << c.name;
+  }
+}
+
+class HealthMonitorTest : public ::testing::Test {
+ protected:
+  HealthMonitorTest()
+      : breaker_(&clock_,
+                 [] {
+                   flow::CircuitBreaker::Options o;
+                   o.health_failures_to_open = 2;
+                   return o;
+                 }()),
+        controller_(&clock_, flow::RateController::Options{}),
+        monitor_(
+            &clock_, &metrics_, HealthMonitor::Options{},
+            [this] {
+              clock_.Advance(std::chrono::milliseconds(30));
+              return answer_;
+            },
+            &breaker_, &controller_) {}
+
+  std::string Scrape() {
+    return prometheus::TextSerializer().Serialize(
+        metrics_.registry().Collect());
+  }
+
+  FakeClock clock_;
+  metrics::GatewayMetrics metrics_;
+  flow::CircuitBreaker breaker_;
+  flow::RateController controller_;
+  absl::StatusOr<killbill::HealthReport> answer_ = Report(true, 0);
+  HealthMonitor monitor_;
+};
+
+TEST_F(HealthMonitorTest, UnreachablePollsOpenTheBreaker) {
+  monitor_.PollOnce();
+  EXPECT_EQ(breaker_.state(), flow::CircuitBreaker::State::kClosed);
+  answer_ = absl::UnavailableError("connection refused");
+  monitor_.PollOnce();
+  clock_.Advance(seconds(1));
+  monitor_.PollOnce();
+  EXPECT_EQ(breaker_.state(), flow::CircuitBreaker::State::kOpen);
+}
+
+TEST_F(HealthMonitorTest, GrowthReachesTheRateControllerAndTheMetrics) {
+  for (int i = 0; i < 30; ++i) {
+    clock_.Advance(seconds(1));
+    monitor_.PollOnce();
+  }
+  answer_ = Report(true, 0.51);
+  clock_.Advance(seconds(1));
+  const flow::CircuitBreaker::Health h = monitor_.PollOnce();
+  EXPECT_TRUE(h.queues_growing);
+  EXPECT_TRUE(controller_.snapshot().drain_known);  // a growth episode fit
+  const std::string page = Scrape();
+  EXPECT_NE(page.find("billing_gateway_killbill_queue_growth{queue=\"bus\"} "
+                      "0.51"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("billing_gateway_killbill_healthy 0"), std::string::npos);
+  // Every poll is a Kill Bill call of the healthcheck endpoint (31 polls).
+  EXPECT_NE(page.find("billing_gateway_killbill_call_duration_seconds_count{"
+                      "endpoint=\"healthcheck\"} 31"),
+            std::string::npos)
+      << page;
+}
+
+TEST_F(HealthMonitorTest, StopEndsThePollThreadAtOnce) {
+  monitor_.Start();
+  monitor_.Stop();  // would wait out poll_interval if the wait were a sleep
+  SUCCEED();
+}
+
+}  // namespace
+}  // namespace bg::dispatch
