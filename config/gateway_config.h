@@ -43,6 +43,9 @@
 #include "absl/status/statusor.h"
 #include "durable/durable_queue.h"
 #include "flow/admission_queue.h"
+#include "dispatch/dispatcher.h"
+#include "dispatch/flow_control.h"
+#include "dispatch/health_monitor.h"
 #include "flow/circuit_breaker.h"
 #include "flow/rate_controller.h"
 #include "flow/retry_policy.h"
@@ -90,7 +93,8 @@ struct LoggingConfig {
 };
 
 struct ConcurrencyConfig {
-  int max_in_flight = 8;  // Kill Bill calls outstanding at once [1, 1024]
+  // Jobs running Kill Bill calls at once [1, 1024] (dispatch::DispatcherOptions).
+  int max_in_flight = dispatch::DispatcherOptions{}.max_in_flight;
 };
 
 enum class RateMode { kStatic, kAdaptive };
@@ -109,7 +113,8 @@ struct RateConfig {
   // Additive increase per adjust_interval (the controller's
   // increase_step_per_s times adjust_interval).
   double increase_step = flow::RateController::Options{}.increase_step_per_s;
-  Millis adjust_interval = std::chrono::seconds(1);  // [10ms, 1m]
+  Millis adjust_interval = std::chrono::duration_cast<Millis>(
+      dispatch::FlowOptions{}.adjust_interval);  // [10ms, 1m]
   // RateController::Options::fast_cooldown: after a cut on a fast signal (Kill
   // Bill latency or error share), that same signal may not cut again for this
   // long, so the first cut can show its effect [0, 1h]. It does not hold back
@@ -118,16 +123,21 @@ struct RateConfig {
       flow::RateController::Options{}.fast_cooldown);
   // Kill Bill's API budget, calls/s (reads included) [> 0, 100000]: a fixed
   // ceiling next to the bus budget above (dispatch::FlowOptions).
-  double api_calls_per_second = 50;
+  double api_calls_per_second = dispatch::FlowOptions{}.api_calls_per_s;
 };
 
 // Polling Kill Bill's GET /1.0/healthcheck.
+// Defaults from dispatch::HealthMonitor::Options.
 struct HealthConfig {
-  Millis poll_interval = std::chrono::seconds(1);  // [10ms, 1m]
-  Millis timeout = std::chrono::seconds(2);        // per poll [1ms, 1m]
+  Millis poll_interval = std::chrono::duration_cast<Millis>(
+      dispatch::HealthMonitor::Options{}.poll_interval);  // [10ms, 1m]
+  // Per poll [1ms, 1m]: the health client's request timeout (no component
+  // default: the client's own is for account calls).
+  Millis timeout = std::chrono::seconds(2);
   // Queue-growth slope (the number Kill Bill prints, e.g. "bus (0.51)") above
   // which a queue counts as growing (0, 1000].
-  double queue_growth_threshold = 0.1;
+  double queue_growth_threshold =
+      dispatch::HealthMonitor::Options{}.queue_growth_threshold;
 };
 
 // Each section is the struct its `section.*` keys are written into. A

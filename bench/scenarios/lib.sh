@@ -40,6 +40,9 @@
 #   GW_LOG_LEVEL     gateway logging.level; debug logs every health poll with the
 #                    rate controller's state                  (default: info)
 #   GW_MAX_IN_FLIGHT, GW_QUEUE_CAPACITY                       (default: 8, 10000)
+#   SIM_WARM_POLLS  healthcheck polls made on each fresh sim before its contender starts, so
+#                Kill Bill's 60-sample growth window is full as on a long-running server
+#                (default 0; storm.sh: 60)
 #   SIM_ARGS     extra killbill-sim flags (e.g. "--config sim.yaml")
 #   FAILURE_WAIT closed loop: a client's own wait after a rejection or error that carries no
 #                pushback (nginx's bare 429, a refused connection); without it such clients
@@ -243,6 +246,12 @@ start_sim() {
   done
   [[ -n "$SIM_PORT" ]] || die "killbill-sim did not print its port (see $logf)"
   SIM_URL="http://127.0.0.1:$SIM_PORT"
+  # A Kill Bill that has been up for a while has a full 60-sample healthcheck window; a fresh
+  # one reports no growth at all until 60 polls have sampled it (Kill Bill's rule, which the
+  # sim follows), so a run shorter than a minute would measure a blind gateway.
+  for ((i = 0; i < ${SIM_WARM_POLLS:-0}; i++)); do
+    curl -s -o /dev/null "$SIM_URL/1.0/healthcheck" || break
+  done
 }
 
 # POST a JSON body to the sim's control API: sim_post /sim/config '{"bus_drain":12}'.
