@@ -2,24 +2,22 @@
 // records their outcomes.
 //
 // One thread with its own PostgreSQL connection loops over three duties:
-//   1. Claim (OperationStore::Claim, FOR UPDATE SKIP LOCKED, lease = `lease`)
-//   while fewer than
-//      `max_outstanding` claimed operations are unfinished, and hand each one
-//      to the Dispatcher as a Job (same admission queue, token bucket, breaker
-//      and retry budget as a synchronous call) with deadline now +
-//      attempt_deadline.
-//   2. Record outcomes in batches (one transaction): success, permanent
-//   failure, retryable
-//      failure (PENDING again after exponential backoff, FAILED after
-//      max_attempts), or release (the dispatcher refused or dropped the job
-//      without running it: PENDING again after its retry pushback, the attempt
-//      not counted). Each update is fenced on (owner, attempts), so an outcome
-//      whose lease was taken over is discarded. An outcome that cannot be
-//      written (database down) is kept and written on reconnect; if the lease
-//      expires meanwhile another replica repeats the operation, which Kill
-//      Bill's external key makes harmless (409 -> lookup -> same account,
-//      created = false).
-//   3. Renew the leases of everything this replica runs, every lease/3.
+//  1. Claim (OperationStore::Claim, FOR UPDATE SKIP LOCKED, lease = `lease`)
+//     while fewer than `max_outstanding` claimed operations are unfinished,
+//     and hand each one to the Dispatcher as a Job (same admission queue,
+//     token buckets, breaker and retry budget as a synchronous call) with
+//     deadline now + attempt_deadline.
+//  2. Record outcomes in batches (one transaction): success, permanent
+//     failure, retryable failure (PENDING again after exponential backoff,
+//     FAILED after max_attempts), or release (the dispatcher refused or
+//     dropped the job without running it: PENDING again after its retry
+//     pushback, the attempt not counted). Each update is fenced on (owner,
+//     attempts), so an outcome whose lease was taken over is discarded. An
+//     outcome that cannot be written (database down) is kept and written on
+//     reconnect; if the lease expires meanwhile another replica repeats the
+//     operation, which Kill Bill's external key makes harmless (409 -> lookup
+//     -> same account, created = false).
+//  3. Renew the leases of everything this replica runs, every lease/3.
 // Claiming is woken by completions and otherwise polls every `poll_interval`.
 //
 // Exactly-once effect: the worker never creates an account without the external

@@ -2,31 +2,33 @@
 // dispatcher, and the place where a request is told "no" quickly and with a
 // useful retry pushback.
 //
-// Admit() accepts a job only if it can plausibly finish before its deadline:
-//   predicted finish = now + position / drain_rate + expected_latency +
-//   deadline_margin
+// Admit() accepts a job only if it can plausibly finish before its deadline.
+// clang-format off
+//   predicted finish = now + position / drain_rate + expected_latency + deadline_margin
+// clang-format on
 // where position = jobs ahead of it, drain_rate = jobs/s the dispatcher takes
-// off the queue while it has work (DrainRate: measured, with the bucket-derived
+// off the queue while it has work (DrainRate: measured, with the budget-derived
 // prior until measured), expected_latency = EWMA of the Kill Bill time of one
 // job (ObserveLatency, fed by the dispatcher). A job is admitted when predicted
 // finish <= deadline (equality fits). Otherwise it is rejected with a reason
-// and a retry pushback (clamped to [min_retry_pushback, max_retry_pushback]):
-//   kShuttingDown       after Shutdown()/DrainAll(); min pushback (go to
-//   another replica). kBreakerOpen        while SetBreakerOpen(true, t); the
-//   time until the next probe. kQueueFull          size == capacity; time to
-//   drain to half the capacity, so that the
-//                       rejected crowd does not come back all at the one free
-//                       slot.
-//   kDeadlineUnmeetable time until the queue is short enough for the same
-//   deadline budget.
+// and a retry pushback, clamped to [min_retry_pushback, max_retry_pushback]:
+// clang-format off
+//   reason               when                          pushback
+//   kShuttingDown        after Shutdown()/DrainAll()   the minimum (go to another replica)
+//   kBreakerOpen         while SetBreakerOpen(true, t) the time until the next probe
+//   kQueueFull           size == capacity              time to drain to half the capacity,
+//                                                      so the rejected crowd does not come
+//                                                      back all at the one free slot
+//   kDeadlineUnmeetable  predicted finish > deadline   time until the queue is short enough
+//                                                      for the same deadline budget
+// clang-format on
 //
 // Pop() returns the next runnable job. Jobs whose deadline passed (now +
-// deadline_margin
-// >= deadline) or that were cancelled are removed on the way and returned
-// separately so the dispatcher can answer DEADLINE_EXCEEDED / CANCELLED without
-// a Kill Bill call. Sweep() does the same over the whole queue (call it
-// periodically so a cancelled job in the middle is answered promptly).
-// DrainAll() stops admission and hands back every job.
+// deadline_margin >= deadline) or that were cancelled are removed on the way
+// and returned separately so the dispatcher can answer them without a Kill
+// Bill call. Sweep() does the same over the whole queue (call it periodically
+// so a cancelled job in the middle is answered promptly). DrainAll() stops
+// admission and hands back every job.
 //
 // T is the dispatcher's job type; JobTraits<T> says how to read its deadline
 // and whether it is cancelled. The default expects `Clock::TimePoint deadline`

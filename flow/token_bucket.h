@@ -1,5 +1,6 @@
-// TokenBucket: paces Kill Bill calls. One token = one Kill Bill HTTP call (a
-// registration costs two: create + tag). Tokens refill continuously at `rate`
+// TokenBucket: paces one of Kill Bill's budgets. The gateway runs two: one
+// token = one main-bus event (rate set by the RateController) and one token =
+// one Kill Bill HTTP call (a fixed rate). Tokens refill continuously at `rate`
 // per second up to `burst`.
 //
 // The bucket starts full. Time comes from the injected Clock only; the
@@ -7,9 +8,9 @@
 // `TimeUntilAvailable(n)` has elapsed, `TryAcquire(n)` succeeds (a 1e-11 token
 // tolerance absorbs floating-point rounding).
 //
-// The rate is changed at run time by the RateController through SetRate();
-// tokens earned so far at the old rate are kept, so a rate change never creates
-// or loses tokens.
+// The rate is changed at run time through SetRate() (the owner applies the
+// RateController's rate); tokens earned so far at the old rate are kept, so a
+// rate change never creates or loses tokens.
 //
 // Thread-safety: every method is safe to call concurrently (internal
 // absl::Mutex).

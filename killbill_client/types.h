@@ -2,7 +2,7 @@
 // callers.
 //
 // Value types only: no I/O, no locking. Field meanings follow Kill Bill's REST
-// API (see shared/KILLBILL.md); empty strings stand for Kill Bill's nulls.
+// API (see docs/killbill.md); empty strings stand for Kill Bill's nulls.
 #pragma once
 
 #include <map>
@@ -52,7 +52,7 @@ struct HealthReport {
   std::map<std::string, bool> queue_growing;
   // Queue name -> the growth number printed in "Growing queues: bus (0.51)".
   // Only queues named in the message appear. The number is backlog growth in
-  // entries per 100 ms (0.51 = about 5.1 entries/s); see KILLBILL.md.
+  // entries per 100 ms (0.51 = about 5.1 entries/s); see docs/killbill.md.
   std::map<std::string, double> queue_growth;
 };
 

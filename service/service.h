@@ -5,12 +5,12 @@
 // finished later, exactly once, by whichever dispatcher thread answers the job.
 // This is the one place where absl::Status becomes grpc::Status, and where
 // rejections get their trailing metadata:
-//   billing-gateway-reject-reason   queue_full | deadline_unmeetable |
-//   breaker_open |
+// clang-format off
+//   billing-gateway-reject-reason   queue_full | deadline_unmeetable | breaker_open |
 //                                   shutting_down
-//   grpc-retry-pushback-ms          milliseconds the caller should wait before
-//   retrying billing-gateway-killbill-code   Kill Bill's numeric error code,
-//   when it sent one
+//   grpc-retry-pushback-ms          milliseconds the caller should wait before retrying
+//   billing-gateway-killbill-code   Kill Bill's numeric error code, when it sent one
+// clang-format on
 //
 // Asynchronous operations (SubmitCreateAccount, GetOperation) go to the
 // DurableQueue, whose own threads answer the reactor; without one (no database

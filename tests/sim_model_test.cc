@@ -26,7 +26,7 @@ using killbill::RoundHalfUp;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// KILLBILL.md: Kill Bill's unit test, window 3, alpha 0.3, x = timestamp.
+// docs/killbill.md: Kill Bill's unit test, window 3, alpha 0.3, x = timestamp.
 TEST(SimQueueGrowthTest, ReproducesKillBillTestVector) {
   struct Row {
     int64_t x;
