@@ -215,12 +215,14 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     const bool two_segment = h.change > 0 && h.d_new != h.d_old;
     change_t_ms_ = two_segment ? history_[h.change].t_ms : -1;
     change_d_old_ = h.d_old;
-    const double next = std::max(rate_ * (1 - opt_.max_cut_per_poll),
-                                 std::min(rate_, TargetLocked()));
-    if (next < rate_) {
-      ++growth_cuts_;
-      SetRateLocked(next);
-    }
+    // The rate goes to the model's target, down (at most max_cut_per_poll) or
+    // up: once the dip has paid the modelled backlog, holding it until Kill
+    // Bill's lagging number stops printing growth (tens of seconds) would only
+    // waste capacity the fit says is there.
+    const double next =
+        std::max(rate_ * (1 - opt_.max_cut_per_poll), TargetLocked());
+    if (next < rate_) ++growth_cuts_;
+    SetRateLocked(next);
     return;
   }
   growing_ = false;

@@ -42,12 +42,14 @@
 //     25 -> 12 drop in ~15 s and does not overshoot down: a number already
 //     explained by a past excess that was since cut away does not lower the
 //     estimate again, so no cool-down is needed on this signal. A single poll
-//     cuts the rate by at most `max_cut_per_poll`. The backlog estimate is
-//     the winning hypothesis's (old drain before its change point).
-//     `fit_tolerance` must cover real-world jitter (rounding, a poll a little
-//     off Kill Bill's sample): too tight, late change points with too low a
-//     drain win (a recorded live run, replayed in rate_controller_test, fell
-//     to 7.3 instead of 12 events/s at 0.01).
+//     cuts the rate by at most `max_cut_per_poll`, and sets it to the target
+//     (below) up or down, so the rate climbs back as soon as the model has
+//     paid the backlog down rather than when the lagging number clears. The
+//     backlog estimate is the winning hypothesis's (old drain before its change
+//     point). `fit_tolerance` must cover real-world jitter (rounding, a poll a
+//     little off Kill Bill's sample): too tight, late change points with too
+//     low a drain win (a recorded live run, replayed in rate_controller_test,
+//     fell to 7.3 instead of 12 events/s at 0.01).
 //  2. Not growing: Kill Bill says g <= 1 entry/s; the drain d_lb with
 //     g(d_lb) = 1 is then a lower bound of the drain, computed under the last
 //     fit's hypothesis while its change point is in the history (a constant
