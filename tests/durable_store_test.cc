@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "durable/operation_store.h"
 #include "durable/pg_session.h"
 #include "gtest/gtest.h"
@@ -134,10 +135,19 @@ TEST_F(DurableStoreTest, ThreeClaimersNeverClaimTheSameOperation) {
     ASSERT_TRUE(store.SubmitBatch(Submissions(i, 100)).ok());
   std::vector<std::vector<int64_t>> claimed(3);
   std::vector<std::thread> threads;
+  // All three connect first, then claim together: the race is the point.
+  absl::Mutex mu;
+  int connected = 0;
   for (int w = 0; w < 3; ++w) {
     threads.emplace_back([&, w] {
       auto s = Session();
       OperationStore mine(s.get());
+      {
+        absl::MutexLock lock(&mu);
+        ++connected;
+        mu.Await(absl::Condition(
+            +[](int* n) { return *n == 3; }, &connected));
+      }
       for (;;) {
         auto got = mine.Claim("replica-" + std::to_string(w), 7, 60s);
         ASSERT_TRUE(got.ok()) << got.status();
@@ -153,11 +163,15 @@ TEST_F(DurableStoreTest, ThreeClaimersNeverClaimTheSameOperation) {
   for (auto& t : threads) t.join();
   std::set<int64_t> all;
   size_t total = 0;
+  int with_work = 0;
   for (auto& ids : claimed) {
     total += ids.size();
     all.insert(ids.begin(), ids.end());
-    EXPECT_GT(ids.size(), 0u);  // Everyone got work.
+    if (!ids.empty()) ++with_work;
   }
+  // The claims did race (which one of three gets nothing on a loaded machine
+  // is the scheduler's business, not the store's).
+  EXPECT_GE(with_work, 2);
   EXPECT_EQ(total, static_cast<size_t>(kOps))
       << "an operation was claimed twice";
   EXPECT_EQ(all.size(), static_cast<size_t>(kOps));

@@ -40,9 +40,9 @@
 #   GW_LOG_LEVEL     gateway logging.level; debug logs every health poll with the
 #                    rate controller's state                  (default: info)
 #   GW_MAX_IN_FLIGHT, GW_QUEUE_CAPACITY                       (default: 8, 10000)
-#   SIM_WARM_POLLS  healthcheck polls made on each fresh sim before its contender starts, so
-#                Kill Bill's 60-sample growth window is full as on a long-running server
-#                (default 0; storm.sh: 60)
+#   SIM_WARM_POLLS  healthcheck polls made on each fresh sim before its contender starts, one
+#                every SIM_WARM_INTERVAL s (default 1), so Kill Bill's 60-sample growth window is
+#                full as on a long-running server (default 0; storm.sh: 60)
 #   SIM_ARGS     extra killbill-sim flags (e.g. "--config sim.yaml")
 #   FAILURE_WAIT closed loop: a client's own wait after a rejection or error that carries no
 #                pushback (nginx's bare 429, a refused connection); without it such clients
@@ -248,9 +248,15 @@ start_sim() {
   SIM_URL="http://127.0.0.1:$SIM_PORT"
   # A Kill Bill that has been up for a while has a full 60-sample healthcheck window; a fresh
   # one reports no growth at all until 60 polls have sampled it (Kill Bill's rule, which the
-  # sim follows), so a run shorter than a minute would measure a blind gateway.
+  # sim follows), so a run shorter than a minute would measure a blind gateway. The polls are
+  # spaced as a poller's would be: 60 polls in a burst would crowd the regression's time axis,
+  # and the first real samples after them would print huge slopes for tiny backlogs.
+  if ((${SIM_WARM_POLLS:-0} > 0)); then
+    log "warming the sim's healthcheck window: ${SIM_WARM_POLLS} polls, one per ${SIM_WARM_INTERVAL:-1}s"
+  fi
   for ((i = 0; i < ${SIM_WARM_POLLS:-0}; i++)); do
     curl -s -o /dev/null "$SIM_URL/1.0/healthcheck" || break
+    sleep "${SIM_WARM_INTERVAL:-1}"
   done
 }
 
