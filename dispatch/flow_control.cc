@@ -33,6 +33,8 @@ FlowControl::FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
                             &retry_budget_, metrics},
             options_.retry) {
   bus_bucket_.SetRate(controller_.rate());
+  bus_rate_.store(controller_.rate(), std::memory_order_relaxed);
+  api_rate_.store(options_.api_calls_per_s, std::memory_order_relaxed);
   metrics_->queue_capacity().Set(static_cast<double>(options_.queue.capacity));
   metrics_->rate_limit().Set(controller_.rate());
   breaker_.SetTransitionCallback([this](flow::CircuitBreaker::State from,
@@ -50,9 +52,20 @@ FlowControl::FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
   });
 }
 
+double FlowControl::Pace(double bus, double api, double events, double calls) {
+  double pace = api / std::max(calls, 1e-9);
+  if (events > 0) pace = std::min(pace, bus / events);
+  return pace;
+}
+
 bool FlowControl::Submit(Job job) {
   job.admitted = clock_->Now();
   const Cost cost = job.cost;
+  if (!cost_measured_.load(std::memory_order_acquire)) {
+    queue_.SetDrainPrior(Pace(bus_rate_.load(std::memory_order_relaxed),
+                              api_rate_.load(std::memory_order_relaxed),
+                              cost.bus_events, cost.calls));
+  }
   flow::Admission admission = queue_.Admit(std::move(job));
   if (!admission.admitted) {
     Reject(job, admission);  // Admit() moves from `job` only when it admits it.
@@ -153,6 +166,7 @@ void FlowControl::Tick() {
     const double jobs = static_cast<double>(admitted - admitted_at_tick_);
     calls_per_job_ = (cost.calls - cost_at_tick_.calls) / jobs;
     events_per_job_ = (cost.bus_events - cost_at_tick_.bus_events) / jobs;
+    cost_measured_.store(true, std::memory_order_release);
   }
   admitted_at_tick_ = admitted;
   cost_at_tick_ = cost;
@@ -167,12 +181,14 @@ void FlowControl::Tick() {
   api_bucket_.SetRate(api_rate);
   breaker_.Tick();
   SyncBreakerToQueue();
+  bus_rate_.store(rate, std::memory_order_relaxed);
+  api_rate_.store(api_rate, std::memory_order_relaxed);
   // The pace the buckets allow, in jobs/s: the tighter of the two budgets for
   // the jobs being admitted. The drain prior until drain is measured, and what
   // Sweep() predicts queued jobs against.
-  double pace = api_rate / std::max(calls_per_job_, 1e-9);
-  if (events_per_job_ > 0) pace = std::min(pace, rate / events_per_job_);
-  queue_.SetDrainPrior(pace);
+  if (cost_measured_.load(std::memory_order_acquire)) {
+    queue_.SetDrainPrior(Pace(rate, api_rate, events_per_job_, calls_per_job_));
+  }
   auto dropped = queue_.Sweep(options_.adjust_interval);
   AnswerDropped(dropped);
   metrics_->rate_limit().Set(rate);

@@ -99,6 +99,9 @@ class FlowControl {
   const FlowOptions& options() const { return options_; }
 
  private:
+  // Jobs/s the budgets allow at `bus` events/s and `api` calls/s for jobs
+  // costing `events` and `calls` on average.
+  static double Pace(double bus, double api, double events, double calls);
   void Reject(Job& job, const flow::Admission& admission);
   void AnswerDropped(flow::AdmissionQueue<Job>::Dropped& dropped);
   // Tells the queue the breaker's state after a transition (see the callback).
@@ -125,8 +128,16 @@ class FlowControl {
   // cost per job measured between ticks.
   uint64_t admitted_at_tick_ = 0;
   Cost cost_at_tick_;
-  double calls_per_job_ = 2;
-  double events_per_job_ = 2;
+  double calls_per_job_ = 1;
+  double events_per_job_ = 1;
+  // The budgets' rates at the last tick, and whether a tick has measured the
+  // cost per job yet: until then each admission sets the queue's pace from its
+  // own job's cost (a spike that arrives before any measurement is admitted
+  // at the pace its own jobs allow, not at an assumed request shape). Atomics:
+  // written by Tick, read by Submit on gRPC threads.
+  std::atomic<double> bus_rate_{0};
+  std::atomic<double> api_rate_{0};
+  std::atomic<bool> cost_measured_{false};
   // Set when the head job found no tokens; read and cleared by Tick (demand
   // is waiting). Atomic: written by TryStartNext, read by Tick.
   std::atomic<bool> bucket_ran_dry_{false};

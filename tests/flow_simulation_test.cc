@@ -133,7 +133,9 @@ class Simulation {
       ++steps_;
       const double t = Now();
       bus_.SetDrain(drain_at(t));
-      while (flow_.queued() < 50) Submit();
+      // Unbounded demand, kept bounded per step so a gateway that rejects
+      // everything fails the test instead of hanging it.
+      for (int i = 0; i < 1000 && flow_.queued() < 50; ++i) Submit();
       for (;;) {
         dispatch::FlowControl::Next next = flow_.TryStartNext();
         if (!next.started) break;
