@@ -41,11 +41,11 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
-#include "durable/durable_queue.h"
-#include "flow/admission_queue.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/flow_control.h"
 #include "dispatch/health_monitor.h"
+#include "durable/durable_queue.h"
+#include "flow/admission_queue.h"
 #include "flow/circuit_breaker.h"
 #include "flow/rate_controller.h"
 #include "flow/retry_policy.h"
@@ -93,7 +93,8 @@ struct LoggingConfig {
 };
 
 struct ConcurrencyConfig {
-  // Jobs running Kill Bill calls at once [1, 1024] (dispatch::DispatcherOptions).
+  // Jobs running Kill Bill calls at once [1, 1024]
+  // (dispatch::DispatcherOptions).
   int max_in_flight = dispatch::DispatcherOptions{}.max_in_flight;
 };
 

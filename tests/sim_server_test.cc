@@ -1,7 +1,7 @@
 // HTTP tests of killbill-sim: the in-process server on port 0 and an httplib
-// client. Every endpoint, status, header and body shape of docs/killbill.md, the
-// /sim/ control surface and each fault mode as a client observes it. Capacity
-// is set high and latency to zero so calls are fast; nothing sleeps.
+// client. Every endpoint, status, header and body shape of docs/killbill.md,
+// the /sim/ control surface and each fault mode as a client observes it.
+// Capacity is set high and latency to zero so calls are fast; nothing sleeps.
 #include <string>
 #include <vector>
 
