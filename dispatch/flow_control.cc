@@ -33,8 +33,6 @@ FlowControl::FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
                             &retry_budget_, metrics},
             options_.retry) {
   bus_bucket_.SetRate(controller_.rate());
-  bus_rate_.store(controller_.rate(), std::memory_order_relaxed);
-  api_rate_.store(options_.api_calls_per_s, std::memory_order_relaxed);
   metrics_->queue_capacity().Set(static_cast<double>(options_.queue.capacity));
   metrics_->rate_limit().Set(controller_.rate());
   breaker_.SetTransitionCallback([this](flow::CircuitBreaker::State from,
@@ -62,8 +60,7 @@ bool FlowControl::Submit(Job job) {
   job.admitted = clock_->Now();
   const Cost cost = job.cost;
   if (!cost_measured_.load(std::memory_order_acquire)) {
-    queue_.SetDrainPrior(Pace(bus_rate_.load(std::memory_order_relaxed),
-                              api_rate_.load(std::memory_order_relaxed),
+    queue_.SetDrainPrior(Pace(bus_bucket_.rate(), api_bucket_.rate(),
                               cost.bus_events, cost.calls));
   }
   flow::Admission admission = queue_.Admit(std::move(job));
@@ -181,8 +178,6 @@ void FlowControl::Tick() {
   api_bucket_.SetRate(api_rate);
   breaker_.Tick();
   SyncBreakerToQueue();
-  bus_rate_.store(rate, std::memory_order_relaxed);
-  api_rate_.store(api_rate, std::memory_order_relaxed);
   // The pace the buckets allow, in jobs/s: the tighter of the two budgets for
   // the jobs being admitted. The drain prior until drain is measured, and what
   // Sweep() predicts queued jobs against.

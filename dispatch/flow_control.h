@@ -130,13 +130,11 @@ class FlowControl {
   Cost cost_at_tick_;
   double calls_per_job_ = 1;
   double events_per_job_ = 1;
-  // The budgets' rates at the last tick, and whether a tick has measured the
-  // cost per job yet: until then each admission sets the queue's pace from its
-  // own job's cost (a spike that arrives before any measurement is admitted
-  // at the pace its own jobs allow, not at an assumed request shape). Atomics:
-  // written by Tick, read by Submit on gRPC threads.
-  std::atomic<double> bus_rate_{0};
-  std::atomic<double> api_rate_{0};
+  // Whether a tick has measured the cost per job yet: until then each
+  // admission sets the queue's pace from its own job's cost and the buckets'
+  // rates (a spike that arrives before any measurement is admitted at the pace
+  // its own jobs allow, not at an assumed request shape). Atomic: written by
+  // Tick, read by Submit on gRPC threads.
   std::atomic<bool> cost_measured_{false};
   // Set when the head job found no tokens; read and cleared by Tick (demand
   // is waiting). Atomic: written by TryStartNext, read by Tick.
