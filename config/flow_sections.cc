@@ -9,6 +9,10 @@
 
 namespace bg::config {
 
+std::string_view RateSignalName(RateSignal signal) {
+  return signal == RateSignal::kHealthcheck ? "healthcheck" : "auto";
+}
+
 std::string_view RateModeName(RateMode mode) {
   switch (mode) {
     case RateMode::kStatic:
@@ -46,6 +50,11 @@ std::vector<Section> FlowSections(GatewayConfig& c) {
            EnumField<RateMode>("mode", &c.rate.mode,
                                {{"static", RateMode::kStatic},
                                 {"adaptive", RateMode::kAdaptive}}),
+           EnumField<RateSignal>("signal", &c.rate.signal,
+                                 {{"auto", RateSignal::kAuto},
+                                  {"healthcheck", RateSignal::kHealthcheck}}),
+           DoubleField("target_backlog", &c.rate.target_backlog,
+                       {0, true, kMaxRate}),
            DoubleField("initial", &c.rate.initial, kRate),
            DoubleField("min", &c.rate.min, kRate),
            DoubleField("max", &c.rate.max, kRate),
@@ -128,8 +137,10 @@ void DescribeFlowSections(const GatewayConfig& c, std::string& out) {
                   "  tag_bus_events: ", c.cost.per_tag, "\n");
   absl::StrAppend(&out, "concurrency:\n",
                   "  max_in_flight: ", c.concurrency.max_in_flight, "\n");
-  absl::StrAppend(&out, "rate:\n",                                         //
-                  "  mode: ", ToAbsl(RateModeName(c.rate.mode)), "\n",     //
+  absl::StrAppend(&out, "rate:\n",                                      //
+                  "  mode: ", ToAbsl(RateModeName(c.rate.mode)), "\n",  //
+                  "  signal: ", ToAbsl(RateSignalName(c.rate.signal)), "\n",
+                  "  target_backlog: ", n(c.rate.target_backlog), "\n",
                   "  initial: ", n(c.rate.initial), "\n",                  //
                   "  min: ", n(c.rate.min), "\n",                          //
                   "  max: ", n(c.rate.max), "\n",                          //
@@ -167,8 +178,9 @@ void DescribeFlowSections(const GatewayConfig& c, std::string& out) {
 namespace {
 
 auto Tie(const RateConfig& r) {
-  return std::tie(r.mode, r.initial, r.min, r.max, r.burst, r.increase_step,
-                  r.adjust_interval, r.cooldown, r.api_calls_per_second);
+  return std::tie(r.mode, r.signal, r.target_backlog, r.initial, r.min, r.max,
+                  r.burst, r.increase_step, r.adjust_interval, r.cooldown,
+                  r.api_calls_per_second);
 }
 auto Tie(const HealthConfig& h) {
   return std::tie(h.poll_interval, h.timeout, h.queue_growth_threshold);

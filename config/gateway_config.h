@@ -99,12 +99,18 @@ struct ConcurrencyConfig {
 };
 
 enum class RateMode { kStatic, kAdaptive };
+using RateSignal = flow::RateController::Signal;
 
 // The token bucket that paces Kill Bill's bus, and the controller that moves
 // its rate. Rates are main-bus events per second; all > 0 and <= 100000, min <=
 // initial <= max.
 struct RateConfig {
   RateMode mode = RateMode::kAdaptive;  // static: stay at `initial` forever.
+  // Adaptive: auto = Kill Bill's bus counters (GET /1.0/metrics) when served,
+  // else its healthcheck; healthcheck = the healthcheck only.
+  RateSignal signal = flow::RateController::Options{}.signal;
+  // Bus entries the counters-driven controller holds the bus at [0, 100000].
+  double target_backlog = flow::RateController::Options{}.target_backlog;
   // The defaults are flow::RateController::Options's (one copy of each).
   double initial = flow::RateController::Options{}.initial;  // at start-up.
   double min = flow::RateController::Options{}.min;          // adaptive floor.
@@ -234,5 +240,6 @@ std::string DescribeForLog(const GatewayConfig& config);
 
 std::string_view LogLevelName(LogLevel level);
 std::string_view RateModeName(RateMode mode);
+std::string_view RateSignalName(RateSignal signal);
 
 }  // namespace bg::config

@@ -193,6 +193,7 @@ void FlowControl::Tick() {
 
 void FlowControl::SetRateShare(double fraction) {
   rate_share_.store(std::clamp(fraction, 1e-3, 1.0), std::memory_order_relaxed);
+  controller_.SetShare(fraction);
 }
 
 void FlowControl::StopAdmitting() { queue_.Shutdown(); }

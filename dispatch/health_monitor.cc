@@ -12,12 +12,19 @@ namespace bg::dispatch {
 
 HealthMonitor::HealthMonitor(Clock* clock, metrics::GatewayMetrics* metrics,
                              Options options, Probe probe,
+                             MetricsProbe metrics_probe,
                              flow::CircuitBreaker* breaker,
                              flow::RateController* controller)
     : clock_(clock),
       metrics_(metrics),
       options_(options),
       probe_(std::move(probe)),
+      metrics_probe_(controller->options().mode ==
+                                 flow::RateController::Mode::kAdaptive &&
+                             controller->options().signal ==
+                                 flow::RateController::Signal::kAuto
+                         ? std::move(metrics_probe)
+                         : MetricsProbe()),
       breaker_(breaker),
       controller_(controller) {}
 
@@ -43,6 +50,19 @@ flow::CircuitBreaker::Health HealthMonitor::Interpret(
 }
 
 flow::CircuitBreaker::Health HealthMonitor::PollOnce() {
+  if (metrics_probe_) {
+    const Clock::TimePoint t0 = clock_->Now();
+    const absl::StatusOr<killbill::BusCounters> counters = metrics_probe_();
+    metrics_->RecordKillBillCall(KillBillEndpoint::kMetrics,
+                                 counters.status().code(),
+                                 ToSeconds(clock_->Now() - t0));
+    if (!counters.ok()) {
+      spdlog::debug("Kill Bill metrics read failed: {}",
+                    std::string(counters.status().message()));
+    }
+    controller_->OnBusCounters(counters.ok() ? std::optional(*counters)
+                                             : std::nullopt);
+  }
   const Clock::TimePoint start = clock_->Now();
   const absl::StatusOr<killbill::HealthReport> report = probe_();
   // A 500 "growing queues" answer is a successful poll: the endpoint series
@@ -54,15 +74,26 @@ flow::CircuitBreaker::Health HealthMonitor::PollOnce() {
       Interpret(report, options_.queue_growth_threshold);
   breaker_->OnHealth(health);
   controller_->OnHealth(health);
+  const flow::RateController::Snapshot c = controller_->snapshot();
+  if (c.source != source_) {
+    if (source_ != flow::RateController::Source::kStatic ||
+        c.source == flow::RateController::Source::kMetrics) {
+      spdlog::info("rate signal: {} ({})",
+                   flow::RateController::SourceName(c.source), c.source_why);
+    }
+    source_ = c.source;
+    metrics_->SetRateSignal(static_cast<int>(c.source));
+  }
+  metrics_->bus_backlog().Set(c.bus_backlog);
   if (spdlog::should_log(spdlog::level::debug)) {
-    const flow::RateController::Snapshot c = controller_->snapshot();
     spdlog::debug(
         "health poll: growth {:.2f}, bus events since last poll {:.1f}; "
-        "rate {:.2f} events/s, drain estimate {:.2f} events/s{}, backlog "
-        "estimate {:.1f}{}",
-        health.queues_growing ? health.growth : 0.0, c.last_poll_events, c.rate,
-        c.drain_estimate, c.drain_known ? "" : " (lower bound)",
-        c.backlog_estimate, c.probing ? ", probing" : "");
+        "signal {}; rate {:.2f} events/s, drain estimate {:.2f} events/s{}, "
+        "backlog {:.1f}{}, foreign {:.2f} events/s",
+        health.queues_growing ? health.growth : 0.0, c.last_poll_events,
+        flow::RateController::SourceName(c.source), c.rate, c.drain_estimate,
+        c.drain_known ? "" : " (lower bound)", c.backlog_estimate,
+        c.probing ? ", probing" : "", c.foreign_events_per_s);
   }
   metrics_->killbill_healthy().Set(report.ok() && report->healthy ? 1 : 0);
   if (report.ok()) {

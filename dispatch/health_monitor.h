@@ -1,4 +1,6 @@
-// HealthMonitor: polls Kill Bill's GET /1.0/healthcheck and says what it means.
+// HealthMonitor: polls Kill Bill's GET /1.0/healthcheck, and its bus counters
+// (GET /1.0/metrics) when the rate controller may use them, and says what they
+// mean.
 //
 // Each poll is interpreted once (Interpret): reachable or not, every check
 // other than the queue check healthy or not ("Out of rotation" is not), and
@@ -6,6 +8,9 @@
 // threshold. The result feeds the circuit breaker (which opens on an
 // unreachable or unhealthy Kill Bill, or a runaway bus) and the rate
 // controller (whose model replays the growth number), and the health metrics.
+// The counters, read first in the same poll, feed the controller only (it
+// decides whether to trust them); the monitor publishes the backlog and the
+// signal in use, and logs each switch of signal.
 //
 // PollOnce() is thread-free, so a fake-clock simulation runs exactly what the
 // poll thread runs; Start() owns one thread calling it every `poll_interval`.
@@ -42,9 +47,14 @@ class HealthMonitor {
   };
   // One GET /1.0/healthcheck: the parsed report or why it failed.
   using Probe = std::function<absl::StatusOr<killbill::HealthReport>()>;
+  // One GET /1.0/metrics: the bus counters or why the read failed.
+  using MetricsProbe = std::function<absl::StatusOr<killbill::BusCounters>()>;
 
+  // `metrics_probe` is called each poll unless the controller is static or
+  // limited to the healthcheck (rate.signal).
   HealthMonitor(Clock* clock, metrics::GatewayMetrics* metrics, Options options,
-                Probe probe, flow::CircuitBreaker* breaker,
+                Probe probe, MetricsProbe metrics_probe,
+                flow::CircuitBreaker* breaker,
                 flow::RateController* controller);
   ~HealthMonitor();  // Stop()
   HealthMonitor(const HealthMonitor&) = delete;
@@ -69,6 +79,8 @@ class HealthMonitor {
   metrics::GatewayMetrics* const metrics_;
   const Options options_;
   const Probe probe_;
+  const MetricsProbe metrics_probe_;  // empty: the counters are not read
+  flow::RateController::Source source_ = flow::RateController::Source::kStatic;
   flow::CircuitBreaker* const breaker_;
   flow::RateController* const controller_;
 

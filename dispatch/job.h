@@ -26,15 +26,16 @@ inline const char* MethodName(Method m) {
   return m == Method::kCreateAccount ? "CreateAccount" : "GetAccount";
 }
 
-// The Kill Bill calls a job may make (a metrics label; the healthcheck is the
-// health monitor's).
+// The Kill Bill calls a job may make (a metrics label; the healthcheck and the
+// metrics are the health monitor's).
 enum class KillBillEndpoint {
   kCreateAccount = 0,
   kGetAccount,
   kAddTags,
-  kHealthcheck
+  kHealthcheck,
+  kMetrics
 };
-inline constexpr int kEndpointCount = 4;
+inline constexpr int kEndpointCount = 5;
 
 // What a piece of Kill Bill work spends of Kill Bill's two limits: its API
 // (every HTTP call, reads included) and its main bus (the events writes post,

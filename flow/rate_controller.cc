@@ -22,7 +22,34 @@ constexpr int kBisectionSteps = 40;
 constexpr double kDropShare = 0.8;
 // Most of the drain the backlog dip may take.
 constexpr double kMaxDipShare = 0.5;
+// Bus counters (see the header). Backlog at or below which the bus is idle;
+// at the start of an interval, at or above which it was busy throughout.
+constexpr double kIdleBacklog = 2;
+constexpr double kBusyBacklog = 3;
+// Span of the drain and foreign-traffic averages, and of the consistency
+// check of `posted` against the gateway's own events.
+constexpr auto kDrainSpan = std::chrono::seconds(5);
+constexpr auto kCheckSpan = std::chrono::seconds(10);
+constexpr double kMinOwnEvents = 20;
+// Counters older than this are stale.
+constexpr auto kStaleAfter = std::chrono::seconds(3);
+// Healthcheck polls printing growth the counters do not show, and how long
+// the counters are then kept out.
+constexpr int kContradictedPolls = 10;
+constexpr auto kDistrustFor = std::chrono::minutes(5);
 }  // namespace
+
+const char* RateController::SourceName(Source s) {
+  switch (s) {
+    case Source::kStatic:
+      return "static";
+    case Source::kHealthcheck:
+      return "healthcheck";
+    case Source::kMetrics:
+      return "metrics";
+  }
+  return "healthcheck";
+}
 
 RateController::RateController(Clock* clock, Options options)
     : clock_(clock),
@@ -34,7 +61,10 @@ RateController::RateController(Clock* clock, Options options)
       last_growth_(start_),
       last_tick_(start_),
       last_latency_cut_(start_ - opt_.fast_cooldown),
-      last_error_cut_(start_ - opt_.fast_cooldown) {
+      last_error_cut_(start_ - opt_.fast_cooldown),
+      source_(opt_.mode == Mode::kStatic ? Source::kStatic
+                                         : Source::kHealthcheck),
+      distrust_until_(start_) {
   // Kill Bill has been polled before we came: a full window of quiet samples.
   for (size_t i = 0; i < kWindow; ++i) {
     history_.push_back(
@@ -53,7 +83,121 @@ void RateController::SetRateLocked(double r) {
 
 void RateController::RecordBusEvents(double n) {
   absl::MutexLock lock(&mu_);
-  events_since_poll_ += n;
+  // Every replica's share of the rate is the same: all of them together
+  // posted about n / share_.
+  events_since_poll_ += n / share_;
+  own_since_counters_ += n / share_;
+}
+
+void RateController::SetShare(double share) {
+  absl::MutexLock lock(&mu_);
+  share_ = std::clamp(share, 1e-3, 1.0);
+}
+
+void RateController::UseSource(Source s, const char* why) {
+  if (s == source_ || source_ == Source::kStatic) return;
+  source_why_ = why;
+  if (s == Source::kHealthcheck && measured_drain_ > 0) {
+    // The healthcheck model starts from what the counters measured.
+    drain_ = measured_drain_;
+    known_ = true;
+    backlog_ = std::max(0.0, bus_backlog_);
+    last_growth_ = clock_->Now();
+  }
+  source_ = s;
+}
+
+void RateController::Distrust(Clock::TimePoint now, const char* why) {
+  distrust_until_ = now + kDistrustFor;
+  contradicted_polls_ = 0;
+  UseSource(Source::kHealthcheck, why);
+}
+
+void RateController::OnBusCounters(
+    const std::optional<killbill::BusCounters>& counters) {
+  absl::MutexLock lock(&mu_);
+  const Clock::TimePoint now = clock_->Now();
+  const double own = own_since_counters_;
+  own_since_counters_ = 0;
+  if (!counters || !counters->present) {
+    have_counters_ = false;
+    intervals_.clear();
+    bus_backlog_ = -1;
+    UseSource(Source::kHealthcheck, counters ? "Kill Bill serves no metrics"
+                                             : "GET /1.0/metrics failed");
+    return;
+  }
+  const killbill::BusCounters& c = *counters;
+  const double backlog = std::max<double>(0, c.posted - c.dispatched);
+  const bool reset =
+      c.posted < counters_.posted || c.dispatched < counters_.dispatched;
+  const double dt = ToSeconds(now - counters_at_);
+  if (!have_counters_ || reset || dt <= 0) {
+    // The first reading, or Kill Bill restarted (counters start at 0): a
+    // baseline.
+    have_counters_ = true;
+    counters_ = c;
+    counters_at_ = now;
+    bus_backlog_ = backlog;
+    intervals_.clear();
+    return;
+  }
+  const double prev_backlog = bus_backlog_;
+  intervals_.push_back(
+      Interval{now, dt, static_cast<double>(c.posted - counters_.posted),
+               static_cast<double>(c.dispatched - counters_.dispatched), own,
+               prev_backlog >= kBusyBacklog && backlog >= kBusyBacklog});
+  while (!intervals_.empty() && intervals_.front().end <= now - kCheckSpan) {
+    intervals_.pop_front();
+  }
+  counters_ = c;
+  counters_at_ = now;
+  bus_backlog_ = backlog;
+  counters_slope_ =
+      counters_growth_.Sample(std::llround(MsSinceStart(now)), backlog)
+          .raw_slope_per_s;
+
+  // Do the counters see the gateway's own writes?
+  double own_sum = 0, posted_sum = 0;
+  for (const Interval& iv : intervals_) {
+    own_sum += iv.own;
+    posted_sum += iv.posted;
+  }
+  if (own_sum >= kMinOwnEvents && posted_sum < 0.5 * own_sum) {
+    Distrust(now, "the posted counter misses the gateway's own writes");
+  }
+  if (opt_.mode == Mode::kStatic || now < distrust_until_) return;
+  UseSource(Source::kMetrics, "Kill Bill's bus counters are readable");
+
+  // The drain: measured while the bus was busy, else at least what it
+  // dispatched.
+  double busy_dt = 0, busy_dispatched = 0, span_dt = 0, foreign = 0;
+  for (const Interval& iv : intervals_) {
+    if (iv.end <= now - kDrainSpan) continue;
+    span_dt += iv.dt_s;
+    foreign += iv.posted - iv.own;
+    if (iv.busy) {
+      busy_dt += iv.dt_s;
+      busy_dispatched += iv.dispatched;
+    }
+  }
+  foreign_ = span_dt > 0 ? std::max(0.0, foreign / span_dt) : 0;
+  const Interval& last = intervals_.back();
+  double drain = last.dispatched / last.dt_s;
+  if (busy_dt > 0) {
+    drain = busy_dispatched / busy_dt;
+    measured_drain_ = drain;
+  }
+  drain_ = drain;
+  known_ = busy_dt > 0;
+  backlog_ = backlog;
+  bus_idle_ = backlog <= kIdleBacklog;
+  if (bus_idle_) return;  // Tick climbs while demand waits
+  const double t = std::max(ToSeconds(opt_.backlog_drain_time), 1e-3);
+  const double correction =
+      std::clamp((opt_.target_backlog - backlog) / t, -kMaxDipShare * drain,
+                 opt_.target_backlog / t);
+  SetRateLocked(drain + correction - foreign_);
 }
 
 void RateController::RecordOutcome(Clock::Duration latency, bool failed) {
@@ -191,6 +335,19 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
   events_since_poll_ = 0;
   while (history_.size() > kHistory) history_.pop_front();
   if (opt_.mode == Mode::kStatic) return;
+  if (source_ == Source::kMetrics) {
+    // The counters rule; the healthcheck only checks them. Kill Bill's number
+    // and the counters' slope come from the same computation over (nearly)
+    // the same backlog.
+    if (growth >= 0 && counters_slope_ < 0.5 * growth - 0.5) {
+      if (++contradicted_polls_ >= kContradictedPolls) {
+        Distrust(now, "the healthcheck prints growth the counters do not show");
+      }
+    } else {
+      contradicted_polls_ = 0;
+    }
+    if (source_ == Source::kMetrics) return;
+  }
 
   if (growth >= 0) {
     if (!growing_) {  // a new growth episode
@@ -291,7 +448,19 @@ double RateController::Tick(bool demand_waiting) {
     ++fast_cuts_;
     SetRateLocked(rate_ * opt_.fast_backoff);
   }
-  if (latency_high || errors_high || growing_) return rate_;
+  if (source_ == Source::kMetrics && now - counters_at_ > kStaleAfter) {
+    UseSource(Source::kHealthcheck, "Kill Bill's bus counters are stale");
+  }
+  if (latency_high || errors_high) return rate_;
+  if (source_ == Source::kMetrics) {
+    // Idle bus, demand waiting: at least the last measured capacity, then up.
+    if (bus_idle_ && demand_waiting) {
+      SetRateLocked(std::max(rate_, measured_drain_) *
+                    (1 + opt_.climb_per_s * dt));
+    }
+    return rate_;
+  }
+  if (growing_) return rate_;
 
   const double step = opt_.increase_step_per_s * dt;
   const double target = TargetLocked();
@@ -316,6 +485,11 @@ double RateController::rate() const {
   return rate_;
 }
 
+RateController::Source RateController::source() const {
+  absl::MutexLock lock(&mu_);
+  return source_;
+}
+
 RateController::Snapshot RateController::snapshot() const {
   absl::MutexLock lock(&mu_);
   Snapshot s;
@@ -330,6 +504,10 @@ RateController::Snapshot RateController::snapshot() const {
   s.latency_baseline_s = std::max(latency_baseline_s_, 0.0);
   s.growth_cuts = growth_cuts_;
   s.fast_cuts = fast_cuts_;
+  s.source = source_;
+  s.source_why = source_why_;
+  s.bus_backlog = bus_backlog_;
+  s.foreign_events_per_s = foreign_;
   return s;
 }
 

@@ -90,6 +90,47 @@
 //    time to show).
 //  * Always clamped to [min, max].
 //
+// ---------------------------------------------------------------------------------------
+// The direct signal: Kill Bill's bus counters (GET /1.0/metrics)
+// ---------------------------------------------------------------------------------------
+// When Kill Bill serves its metrics (the killbill-metrics bundle, installed by
+// default), the health monitor reads two counters each poll: bus events posted
+// and dispatched since Kill Bill started (OnBusCounters). posted - dispatched
+// IS the backlog, and while a backlog exists the dispatch rate IS the bus's
+// capacity: nothing is inferred from a lagging regression. The rate is then a
+// proportional controller on the backlog:
+//
+//   rate = drain + (target_backlog - backlog) / backlog_drain_time - foreign
+//
+// (the correction bounded to [-drain/2, +target_backlog/backlog_drain_time]),
+// where `drain` is the dispatch rate measured over the last 5 s of polls that
+// began and ended with a backlog (>= 3 entries: the bus was busy throughout),
+// and `foreign` the events others posted (posted minus the gateway's own,
+// scaled to all replicas by the rate share), averaged over the same 5 s. A
+// small standing backlog (`target_backlog`, 10 entries = 0.4 s at 25/s) keeps
+// the bus busy, so its capacity is measured continuously and an increase shows
+// as a faster dispatch within a poll or two; Kill Bill's healthcheck sees a
+// flat backlog and prints no growth. Step by step the backlog error shrinks by
+// 1 - poll_interval / backlog_drain_time (0.8), so a capacity drop is
+// followed within a few polls.
+//
+// When the bus is idle (<= 2 entries), demand is waiting and the rate is the
+// binding limit, the rate is raised to at least the last measured capacity
+// (the last known good rate, also after an outage) and then by `climb_per_s`
+// (20 %/s: 10 -> 25 events/s in ~5 s). An overshoot shows as a backlog at the
+// next poll, whose drain measurement then sets the rate; it costs a few
+// entries, not a minute of growth.
+//
+// The healthcheck inference (above) stays the fallback and keeps its history
+// warm. The controller uses it instead when the counters are absent (404, or
+// every section empty), unreadable or older than 3 s (the source switches
+// back when they return), or when they contradict what Kill Bill says: the
+// gateway's own writes do not show in `posted` (>= 20 own events in 10 s, less
+// than half of them counted), or the healthcheck prints growth for 10
+// consecutive polls while the counters' backlog, run through Kill Bill's own
+// growth computation, grows less than half as fast. A contradiction keeps the
+// counters out for 5 minutes. source() says which signal is in use.
+//
 // Static mode keeps `initial` (clamped) and ignores every signal: the baseline
 // for benchmarks and the fallback when the model's assumptions do not hold.
 //
@@ -121,12 +162,21 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "flow/circuit_breaker.h"
+#include "killbill_client/queue_growth.h"
+#include "killbill_client/types.h"
 
 namespace bg::flow {
 
 class RateController {
  public:
   enum class Mode { kStatic, kAdaptive };
+  // Which Kill Bill signal adaptive mode may use. kAuto: the bus counters of
+  // GET /1.0/metrics when Kill Bill serves them, else the healthcheck;
+  // kHealthcheck: the healthcheck only (the counters are not read).
+  enum class Signal { kAuto, kHealthcheck };
+  // The signal in use (a metric label).
+  enum class Source { kStatic, kHealthcheck, kMetrics };
+  static const char* SourceName(Source s);
 
   // Maps 1:1 to the `rate.*` YAML keys. Rates are main-bus events per second.
   struct Options {
@@ -178,6 +228,16 @@ class RateController {
     // run's fits preferred late change points with too low a drain (7 instead
     // of 12 events/s after a 25 -> 12 drop); 0.1 converges to 12 from above.
     double fit_tolerance = 0.1;
+    // Adaptive: whether Kill Bill's bus counters may be used (see above).
+    Signal signal = Signal::kAuto;
+    // Bus counters: the backlog (entries) the controller holds the bus at, so
+    // that its capacity is always being measured. Larger measures more surely
+    // and delays each bus event a little more (10 = 0.4 s at 25 events/s).
+    double target_backlog = 10;
+    // Bus counters: growth per second of the rate while the bus is idle and
+    // demand waits (0.2 = +20 %/s). Larger finds capacity sooner; an
+    // overshoot costs about (climb x rate x one poll) entries.
+    double climb_per_s = 0.2;
     // Latency EWMA above latency_tolerance x baseline is "rising latency".
     double latency_tolerance = 2.0;
     // Weight of each latency sample in the EWMA.
@@ -207,6 +267,12 @@ class RateController {
     double latency_baseline_s = 0;
     uint64_t growth_cuts = 0;
     uint64_t fast_cuts = 0;
+    Source source = Source::kHealthcheck;
+    const char* source_why = "";  // why the last switch of source happened
+    // From the bus counters: the backlog (entries; < 0 before any reading)
+    // and the events/s posted by others than the gateway.
+    double bus_backlog = -1;
+    double foreign_events_per_s = 0;
   };
 
   RateController(Clock* clock, Options options);
@@ -223,11 +289,18 @@ class RateController {
   void RecordOutcome(Clock::Duration latency, bool failed);
   // One healthcheck poll (unreachable polls carry no sample).
   void OnHealth(const CircuitBreaker::Health& health);
+  // One GET /1.0/metrics poll: the bus counters, or nullopt when the read
+  // failed. Call right before OnHealth in the same poll.
+  void OnBusCounters(const std::optional<killbill::BusCounters>& counters);
+  // This replica's share of the rate (FlowControl::SetRateShare): its own bus
+  // events, divided by it, estimate all replicas' events.
+  void SetShare(double share);
   // Time-driven moves; call every 100 ms - 1 s. `demand_waiting`: jobs are
   // queued or the bucket ran dry since the last tick. Returns the rate.
   double Tick(bool demand_waiting);
 
   double rate() const;
+  Source source() const;
   Snapshot snapshot() const;
   const Options& options() const { return opt_; }
 
@@ -263,6 +336,12 @@ class RateController {
   double ModelBacklog(const Hypothesis& h) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double TargetLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes `s` the signal in use; seeds the healthcheck model from the counters
+  // when falling back to it.
+  void UseSource(Source s, const char* why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The counters are kept out for a while: they contradict Kill Bill.
+  void Distrust(Clock::TimePoint now, const char* why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetRateLocked(double r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double MsSinceStart(Clock::TimePoint t) const;
 
@@ -297,6 +376,33 @@ class RateController {
   Clock::TimePoint last_error_cut_ ABSL_GUARDED_BY(mu_);
   uint64_t growth_cuts_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t fast_cuts_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bus counters.
+  struct Interval {
+    Clock::TimePoint end;
+    double dt_s;
+    double posted;
+    double dispatched;
+    double own;  // the gateway's events (all replicas, estimated)
+    bool busy;   // a backlog at both ends: dispatched/dt_s is the capacity
+  };
+  double share_ ABSL_GUARDED_BY(mu_) = 1.0;
+  Source source_ ABSL_GUARDED_BY(mu_);
+  const char* source_why_ ABSL_GUARDED_BY(mu_) = "";
+  bool have_counters_ ABSL_GUARDED_BY(mu_) = false;
+  killbill::BusCounters counters_ ABSL_GUARDED_BY(mu_);
+  Clock::TimePoint counters_at_ ABSL_GUARDED_BY(mu_);
+  double own_since_counters_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Interval> intervals_ ABSL_GUARDED_BY(mu_);
+  double bus_backlog_ ABSL_GUARDED_BY(mu_) = -1;
+  double measured_drain_ ABSL_GUARDED_BY(mu_) = 0;  // last busy measurement
+  double foreign_ ABSL_GUARDED_BY(mu_) = 0;
+  bool bus_idle_ ABSL_GUARDED_BY(mu_) = false;
+  Clock::TimePoint distrust_until_ ABSL_GUARDED_BY(mu_);
+  int contradicted_polls_ ABSL_GUARDED_BY(mu_) = 0;
+  // Kill Bill's growth computation over the counters' backlog, to compare
+  // with the number the healthcheck prints.
+  killbill::QueueGrowthDetector counters_growth_ ABSL_GUARDED_BY(mu_);
+  double counters_slope_ ABSL_GUARDED_BY(mu_) = 0;  // entries/s
 };
 
 }  // namespace bg::flow

@@ -1,6 +1,7 @@
-// Fuzzes GET /1.0/healthcheck parsing: ParseHealthReport (the health monitor
-// feeds its result to the breaker and the rate controller) and
-// ParseGrowingQueues on the message.
+// Fuzzes what the health monitor parses: GET /1.0/healthcheck
+// (ParseHealthReport, fed to the breaker and the rate controller;
+// ParseGrowingQueues on the message) and GET /1.0/metrics (ParseBusCounters,
+// fed to the rate controller), on the same body.
 //
 // Input: one selector byte (HTTP status: 200, 500 or another status), then the
 // body.
@@ -34,5 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& [queue, growth] : bg::killbill::ParseGrowingQueues(body)) {
     if (!std::isfinite(growth)) std::abort();
   }
+  auto counters = bg::killbill::ParseBusCounters(body);
+  // The controller subtracts and divides these: never negative.
+  if (counters.ok() && (counters->posted < 0 || counters->dispatched < 0))
+    std::abort();
   return 0;
 }

@@ -69,6 +69,8 @@ dispatch::FlowOptions FlowOptionsFrom(const config::GatewayConfig& c) {
   o.rate.mode = c.rate.mode == config::RateMode::kStatic
                     ? flow::RateController::Mode::kStatic
                     : flow::RateController::Mode::kAdaptive;
+  o.rate.signal = c.rate.signal;
+  o.rate.target_backlog = c.rate.target_backlog;
   o.rate.initial = c.rate.initial;
   o.rate.min = c.rate.min;
   o.rate.max = c.rate.max;
@@ -125,6 +127,7 @@ absl::Status GatewayServer::Start() {
   health_ = std::make_unique<dispatch::HealthMonitor>(
       clock_, metrics_.get(), HealthOptionsFrom(config_),
       [client = health_client_.get()] { return client->Healthcheck(); },
+      [client = health_client_.get()] { return client->BusMetrics(); },
       &flow_->breaker(), &flow_->controller());
   health_->Start();
   dispatcher_ = std::make_unique<dispatch::Dispatcher>(

@@ -379,4 +379,14 @@ absl::StatusOr<HealthReport> KillBillClient::Healthcheck(
   return ParseHealthReport(res->status, res->body);
 }
 
+absl::StatusOr<BusCounters> KillBillClient::BusMetrics(
+    const CallOptions& call) {
+  auto res = Send("GET", "/1.0/metrics", "", false, call);
+  if (!res.ok()) return res.status();
+  if (res->status == 404) return BusCounters{};
+  if (res->status != 200)
+    return StatusFromResponse(res->status, res->body, "metrics");
+  return ParseBusCounters(res->body);
+}
+
 }  // namespace bg::killbill

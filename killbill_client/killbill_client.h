@@ -117,6 +117,10 @@ class KillBillClient {
   // GET /1.0/healthcheck (no auth). A 500 answer is a report, not an error.
   absl::StatusOr<HealthReport> Healthcheck(const CallOptions& call = {});
 
+  // GET /1.0/metrics (no auth): the main bus's counters. A 404 (no metrics
+  // servlet) is `present = false`, not an error.
+  absl::StatusOr<BusCounters> BusMetrics(const CallOptions& call = {});
+
   const std::string& origin() const { return origin_; }
 
  private:

@@ -201,6 +201,51 @@ absl::StatusOr<HealthReport> ParseHealthReport(int http_status,
   return report;
 }
 
+absl::StatusOr<BusCounters> ParseBusCounters(absl::string_view body) {
+  static constexpr const char* kSections[] = {"gauges", "counters",
+                                              "histograms", "meters", "timers"};
+  static constexpr const char kPosted[] =
+      "org.killbill.queue.DBBackedQueue.bus_events.rawInsertEntryTime";
+  static constexpr const char kDispatched[] =
+      "org.killbill.bus.DefaultPersistentBus.bus_events."
+      "busHandlersProcessingTime";
+  const Json json = ParseJson(body);
+  if (json.is_discarded() || !json.is_object()) {
+    return absl::InternalError("killbill: metrics body is not a JSON object");
+  }
+  BusCounters out;
+  for (const char* section : kSections) {
+    auto it = json.find(section);
+    if (it == json.end() || it->is_null()) continue;
+    if (!it->is_object()) {
+      return absl::InternalError(absl::StrCat("killbill: metrics section '",
+                                              section, "' is not an object"));
+    }
+    if (!it->empty()) out.present = true;
+  }
+  if (!out.present) return out;
+  auto timers = json.find("timers");
+  if (timers == json.end() || timers->is_null()) return out;
+  for (auto [name, field] :
+       {std::pair{kPosted, &out.posted}, {kDispatched, &out.dispatched}}) {
+    auto timer = timers->find(name);
+    if (timer == timers->end()) continue;  // not updated yet
+    const Json* count = nullptr;
+    if (timer->is_object()) {
+      auto c = timer->find("count");
+      if (c != timer->end()) count = &*c;
+    }
+    if (count == nullptr || !count->is_number_integer() ||
+        count->get<int64_t>() < 0) {
+      return absl::InternalError(
+          absl::StrCat("killbill: metrics timer '", name,
+                       "' has no non-negative integer 'count'"));
+    }
+    *field = count->get<int64_t>();
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> AccountIdFromLocation(
     absl::string_view location, absl::string_view expected_origin) {
   if (location.empty())

@@ -35,6 +35,13 @@ std::optional<ErrorBody> ParseErrorBody(absl::string_view body);
 absl::StatusOr<HealthReport> ParseHealthReport(int http_status,
                                                absl::string_view body);
 
+// Parses a 200 answer of GET /1.0/metrics (Dropwizard MetricsServlet JSON) into
+// the main bus's counters. An object whose sections are all empty or missing
+// is `present = false`; a body that is not a JSON object, a section that is not
+// an object, or a bus timer whose `count` is not a non-negative integer is an
+// error naming the part.
+absl::StatusOr<BusCounters> ParseBusCounters(absl::string_view body);
+
 // Parses "Growing queues: bus (0.51), externalBus (0.2)" into queue -> number.
 // Returns an empty map for any other message.
 std::map<std::string, double> ParseGrowingQueues(absl::string_view message);

@@ -5,6 +5,7 @@
 // API (see docs/killbill.md); empty strings stand for Kill Bill's nulls.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -54,6 +55,22 @@ struct HealthReport {
   // Only queues named in the message appear. The number is backlog growth in
   // entries per 100 ms (0.51 = about 5.1 entries/s); see docs/killbill.md.
   std::map<std::string, double> queue_growth;
+};
+
+// GET /1.0/metrics (Kill Bill's Dropwizard registry), the main bus's two
+// counters since Kill Bill started: events posted
+// (org.killbill.queue.DBBackedQueue.bus_events.rawInsertEntryTime, count) and
+// events dispatched to their handlers
+// (org.killbill.bus.DefaultPersistentBus.bus_events.busHandlersProcessingTime,
+// count). posted - dispatched is the bus backlog; while a backlog exists the
+// dispatch rate is the bus's capacity. See docs/killbill.md.
+struct BusCounters {
+  // False when Kill Bill serves no metrics: 404 (no metrics servlet) or every
+  // section empty (the killbill-metrics bundle is not installed).
+  bool present = false;
+  // A timer appears only after its first update: absent counts as 0.
+  int64_t posted = 0;
+  int64_t dispatched = 0;
 };
 
 // Main-bus events Kill Bill posts per write (read from Kill Bill 0.24: the

@@ -22,8 +22,10 @@ Histogram::BucketBoundaries LatencyBuckets() {
           0.5,   1,      2.5,   5,    10,    30,   60};
 }
 
+// RateController::Source order.
+constexpr const char* kSignalNames[3] = {"static", "healthcheck", "metrics"};
 constexpr const char* kEndpointNames[kEndpointCount] = {
-    "create_account", "get_account", "add_tags", "healthcheck"};
+    "create_account", "get_account", "add_tags", "healthcheck", "metrics"};
 constexpr const char* kDropNames[kDropReasonCount] = {"deadline", "cancelled",
                                                       "shutdown"};
 constexpr const char* kBreakerStates[3] = {"closed", "open", "half_open"};
@@ -156,6 +158,25 @@ GatewayMetrics::GatewayMetrics()
                "events/s (0 until a growth episode or quiet polls give one)")
            .Register(*registry_)
            .Add({});
+  auto& signal = BuildGauge()
+                     .Name("billing_gateway_rate_signal")
+                     .Help(
+                         "1 for the signal the rate follows now: Kill Bill's "
+                         "bus counters (metrics), its healthcheck, or none "
+                         "(static)")
+                     .Register(*registry_);
+  for (int i = 0; i < 3; ++i) {
+    rate_signal_[i] = &signal.Add({{"source", kSignalNames[i]}});
+  }
+  bus_backlog_ =
+      &BuildGauge()
+           .Name("billing_gateway_killbill_bus_backlog")
+           .Help(
+               "Kill Bill's main-bus backlog, entries (events posted minus "
+               "dispatched, from GET /1.0/metrics; -1 when not read)")
+           .Register(*registry_)
+           .Add({});
+  bus_backlog_->Set(-1);
   in_flight_ = &BuildGauge()
                     .Name("billing_gateway_killbill_in_flight")
                     .Help("Kill Bill calls in flight now")
@@ -211,6 +232,10 @@ void GatewayMetrics::SetBreakerState(int state_index) {
 void GatewayMetrics::RecordBreakerTransition(int to_state_index) {
   breaker_transitions_[to_state_index]->Increment();
   SetBreakerState(to_state_index);
+}
+
+void GatewayMetrics::SetRateSignal(int source_index) {
+  for (int i = 0; i < 3; ++i) rate_signal_[i]->Set(i == source_index ? 1 : 0);
 }
 
 void GatewayMetrics::SetQueueGrowth(const std::string& queue, double growth) {

@@ -73,6 +73,8 @@ class GatewayMetrics {
   void RecordBreakerTransition(int to_state_index);
   void SetQueueGrowth(const std::string& queue, double growth)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // 0 static, 1 healthcheck, 2 metrics (RateController::Source).
+  void SetRateSignal(int source_index);
 
   prometheus::Counter& admissions() { return *admissions_; }
   prometheus::Gauge& queue_depth() { return *queue_depth_; }
@@ -82,6 +84,7 @@ class GatewayMetrics {
   prometheus::Gauge& drain_estimate() { return *drain_estimate_; }
   prometheus::Gauge& in_flight() { return *in_flight_; }
   prometheus::Gauge& killbill_healthy() { return *killbill_healthy_; }
+  prometheus::Gauge& bus_backlog() { return *bus_backlog_; }
   prometheus::Counter& retries() { return *retries_; }
   prometheus::Counter& retries_denied() { return *retries_denied_; }
 
@@ -107,6 +110,8 @@ class GatewayMetrics {
   prometheus::Gauge* drain_estimate_;
   prometheus::Gauge* in_flight_;
   prometheus::Gauge* killbill_healthy_;
+  std::array<prometheus::Gauge*, 3> rate_signal_{};
+  prometheus::Gauge* bus_backlog_;
   prometheus::Counter* retries_;
   prometheus::Counter* retries_denied_;
   prometheus::Family<prometheus::Gauge>* queue_growth_family_;

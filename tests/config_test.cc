@@ -340,6 +340,8 @@ GatewayConfig EverythingChanged() {
   c.queue.capacity = 500;
   c.concurrency.max_in_flight = 4;
   c.rate.mode = RateMode::kStatic;
+  c.rate.signal = RateSignal::kHealthcheck;
+  c.rate.target_backlog = 4;
   c.rate.initial = 12.5;
   c.rate.min = 2;
   c.rate.max = 40;

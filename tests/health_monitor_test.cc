@@ -79,6 +79,10 @@ class HealthMonitorTest : public ::testing::Test {
               clock_.Advance(std::chrono::milliseconds(30));
               return answer_;
             },
+            [this] {
+              ++metrics_reads_;
+              return counters_;
+            },
             &breaker_, &controller_) {}
 
   std::string Scrape() {
@@ -91,6 +95,9 @@ class HealthMonitorTest : public ::testing::Test {
   flow::CircuitBreaker breaker_;
   flow::RateController controller_;
   absl::StatusOr<killbill::HealthReport> answer_ = Report(true, 0);
+  // Kill Bill without the metrics bundle, unless a test says otherwise.
+  absl::StatusOr<killbill::BusCounters> counters_ = killbill::BusCounters{};
+  int metrics_reads_ = 0;
   HealthMonitor monitor_;
 };
 
@@ -125,6 +132,73 @@ TEST_F(HealthMonitorTest, GrowthReachesTheRateControllerAndTheMetrics) {
                       "endpoint=\"healthcheck\"} 31"),
             std::string::npos)
       << page;
+}
+
+TEST_F(HealthMonitorTest, TheSignalInUseFollowsWhatKillBillServes) {
+  // No metrics bundle: the healthcheck.
+  clock_.Advance(seconds(1));
+  monitor_.PollOnce();
+  EXPECT_EQ(controller_.source(), flow::RateController::Source::kHealthcheck);
+  EXPECT_NE(
+      Scrape().find("billing_gateway_rate_signal{source=\"healthcheck\"} 1"),
+      std::string::npos);
+  // The counters appear: a baseline, then the metrics.
+  for (int64_t i = 1; i <= 3; ++i) {
+    counters_ = killbill::BusCounters{true, 100 * i, 100 * i - 7};
+    clock_.Advance(seconds(1));
+    monitor_.PollOnce();
+  }
+  EXPECT_EQ(controller_.source(), flow::RateController::Source::kMetrics);
+  std::string page = Scrape();
+  EXPECT_NE(page.find("billing_gateway_rate_signal{source=\"metrics\"} 1"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("billing_gateway_rate_signal{source=\"healthcheck\"} 0"),
+            std::string::npos);
+  EXPECT_NE(page.find("billing_gateway_killbill_bus_backlog 7"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("billing_gateway_killbill_call_duration_seconds_count{"
+                      "endpoint=\"metrics\"} 4"),
+            std::string::npos)
+      << page;
+  // A failed read: back to the healthcheck, the backlog unknown.
+  counters_ = absl::UnavailableError("connection reset");
+  clock_.Advance(seconds(1));
+  monitor_.PollOnce();
+  EXPECT_EQ(controller_.source(), flow::RateController::Source::kHealthcheck);
+  EXPECT_NE(Scrape().find("billing_gateway_killbill_bus_backlog -1"),
+            std::string::npos);
+}
+
+TEST(HealthMonitorSignal, HealthcheckOnlyAndStaticNeverReadTheCounters) {
+  for (const bool adaptive : {true, false}) {
+    FakeClock clock;
+    metrics::GatewayMetrics metrics;
+    flow::CircuitBreaker breaker(&clock, flow::CircuitBreaker::Options{});
+    flow::RateController::Options o;
+    o.signal = flow::RateController::Signal::kHealthcheck;
+    if (!adaptive) {
+      o.signal = flow::RateController::Signal::kAuto;
+      o.mode = flow::RateController::Mode::kStatic;
+    }
+    flow::RateController controller(&clock, o);
+    int reads = 0;
+    HealthMonitor monitor(
+        &clock, &metrics, HealthMonitor::Options{},
+        [] { return Report(true, 0); },
+        [&reads] {
+          ++reads;
+          return absl::StatusOr<killbill::BusCounters>(
+              killbill::BusCounters{true, 10, 10});
+        },
+        &breaker, &controller);
+    for (int i = 0; i < 5; ++i) {
+      clock.Advance(seconds(1));
+      monitor.PollOnce();
+    }
+    EXPECT_EQ(reads, 0) << (adaptive ? "healthcheck only" : "static");
+  }
 }
 
 TEST_F(HealthMonitorTest, StopEndsThePollThreadAtOnce) {

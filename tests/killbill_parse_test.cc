@@ -76,6 +76,61 @@ TEST(ParseAccount, RefusesBrokenBodies) {
   }
 }
 
+TEST(ParseBusCounters, ReadsTheMainBusTimers) {
+  // The shape of Kill Bill's MetricsServlet, trimmed: the external bus's pair
+  // must not be taken for the main bus's.
+  const char* body = R"json({"version":"4.0.0","gauges":{},"counters":{},
+    "histograms":{},"meters":{},"timers":{
+    "org.killbill.queue.DBBackedQueue.bus_ext_events.rawInsertEntryTime":
+      {"count":999,"m1_rate":1.0},
+    "org.killbill.queue.DBBackedQueue.bus_events.rawInsertEntryTime":
+      {"count":1200,"max":0.01,"mean":0.002,"m1_rate":25.1,
+       "duration_units":"seconds","rate_units":"calls/second"},
+    "org.killbill.bus.DefaultPersistentBus.bus_events.busHandlersProcessingTime":
+      {"count":1150,"m1_rate":24.9,"p99":0.05}}})json";
+  auto c = ParseBusCounters(body);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->present);
+  EXPECT_EQ(c->posted, 1200);
+  EXPECT_EQ(c->dispatched, 1150);
+}
+
+TEST(ParseBusCounters, EmptySectionsAreAbsentAndMissingTimersAreZero) {
+  // Without the killbill-metrics bundle every section is empty.
+  auto empty = ParseBusCounters(
+      R"({"version":"4.0.0","gauges":{},"counters":{},"histograms":{},)"
+      R"("meters":{},"timers":{}})");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_FALSE(empty->present);
+  // With it, a timer appears only after its first update.
+  auto fresh = ParseBusCounters(
+      R"({"version":"4.0.0","gauges":{"jvm.uptime":{"value":3}},"timers":{}})");
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_TRUE(fresh->present);
+  EXPECT_EQ(fresh->posted, 0);
+  EXPECT_EQ(fresh->dispatched, 0);
+}
+
+TEST(ParseBusCounters, MalformedBodiesNameWhatIsWrong) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"<html>", "not a JSON object"},
+      {"[1,2]", "not a JSON object"},
+      {R"({"timers":[]})", "section 'timers' is not an object"},
+      {R"({"timers":{"org.killbill.queue.DBBackedQueue.bus_events.rawInsertEntryTime":{"count":"12"}}})",
+       "rawInsertEntryTime' has no non-negative integer 'count'"},
+      {R"({"timers":{"org.killbill.bus.DefaultPersistentBus.bus_events.busHandlersProcessingTime":{"count":-1}}})",
+       "busHandlersProcessingTime' has no non-negative integer 'count'"},
+      {R"({"timers":{"org.killbill.bus.DefaultPersistentBus.bus_events.busHandlersProcessingTime":7}})",
+       "busHandlersProcessingTime' has no non-negative integer 'count'"},
+  };
+  for (const auto& [body, want] : cases) {
+    auto c = ParseBusCounters(body);
+    ASSERT_FALSE(c.ok()) << body;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInternal) << body;
+    EXPECT_NE(c.status().message().find(want), std::string::npos) << c.status();
+  }
+}
+
 TEST(ParseHealthReport, ReadsGrowingQueues) {
   const char* body = R"json({
     "org.killbill.billing.server.healthchecks.KillbillHealthcheck":{"healthy":true,"message":"OK"},
