@@ -33,9 +33,12 @@ constexpr auto kCheckSpan = std::chrono::seconds(10);
 constexpr double kMinOwnEvents = 20;
 // Counters older than this are stale.
 constexpr auto kStaleAfter = std::chrono::seconds(3);
-// Healthcheck polls printing growth the counters do not show, and how long
-// the counters are then kept out.
-constexpr int kContradictedPolls = 10;
+// Healthcheck polls printing growth in a row while the counters' backlog
+// stayed within kFlatRange entries over kFlatSpan, and how long the counters
+// are then kept out.
+constexpr int kContradictedPolls = 20;
+constexpr double kFlatRange = 10;
+constexpr auto kFlatSpan = std::chrono::seconds(60);
 constexpr auto kDistrustFor = std::chrono::minutes(5);
 }  // namespace
 
@@ -86,7 +89,7 @@ void RateController::RecordBusEvents(double n) {
   // Every replica's share of the rate is the same: all of them together
   // posted about n / share_.
   events_since_poll_ += n / share_;
-  own_since_counters_ += n / share_;
+  if (opt_.signal == Signal::kAuto) own_since_counters_ += n / share_;
 }
 
 void RateController::SetShare(double share) {
@@ -116,11 +119,13 @@ void RateController::Distrust(Clock::TimePoint now, const char* why) {
 void RateController::OnBusCounters(
     const std::optional<killbill::BusCounters>& counters) {
   absl::MutexLock lock(&mu_);
+  if (opt_.mode == Mode::kStatic || opt_.signal == Signal::kHealthcheck) return;
   const Clock::TimePoint now = clock_->Now();
   const double own = own_since_counters_;
   own_since_counters_ = 0;
   if (!counters || !counters->present) {
     have_counters_ = false;
+    backlog_history_.clear();
     intervals_.clear();
     bus_backlog_ = -1;
     UseSource(Source::kHealthcheck, counters ? "Kill Bill serves no metrics"
@@ -140,6 +145,7 @@ void RateController::OnBusCounters(
     counters_at_ = now;
     bus_backlog_ = backlog;
     intervals_.clear();
+    backlog_history_.clear();
     return;
   }
   const double prev_backlog = bus_backlog_;
@@ -153,9 +159,10 @@ void RateController::OnBusCounters(
   counters_ = c;
   counters_at_ = now;
   bus_backlog_ = backlog;
-  counters_slope_ =
-      counters_growth_.Sample(std::llround(MsSinceStart(now)), backlog)
-          .raw_slope_per_s;
+  backlog_history_.emplace_back(now, backlog);
+  while (backlog_history_.front().first < now - kFlatSpan) {
+    backlog_history_.pop_front();
+  }
 
   // Do the counters see the gateway's own writes?
   double own_sum = 0, posted_sum = 0;
@@ -166,7 +173,7 @@ void RateController::OnBusCounters(
   if (own_sum >= kMinOwnEvents && posted_sum < 0.5 * own_sum) {
     Distrust(now, "the posted counter misses the gateway's own writes");
   }
-  if (opt_.mode == Mode::kStatic || now < distrust_until_) return;
+  if (now < distrust_until_) return;
   UseSource(Source::kMetrics, "Kill Bill's bus counters are readable");
 
   // The drain: measured while the bus was busy, else at least what it
@@ -336,10 +343,16 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
   while (history_.size() > kHistory) history_.pop_front();
   if (opt_.mode == Mode::kStatic) return;
   if (source_ == Source::kMetrics) {
-    // The counters rule; the healthcheck only checks them. Kill Bill's number
-    // and the counters' slope come from the same computation over (nearly)
-    // the same backlog.
-    if (growth >= 0 && counters_slope_ < 0.5 * growth - 0.5) {
+    // The counters rule; the healthcheck only checks them.
+    double low = 1e18, high = -1e18;
+    for (const auto& [t, b] : backlog_history_) {
+      low = std::min(low, b);
+      high = std::max(high, b);
+    }
+    const bool minute_seen = !backlog_history_.empty() &&
+                             backlog_history_.front().first <=
+                                 now - kFlatSpan + std::chrono::seconds(1);
+    if (growth > kPrintThreshold && minute_seen && high - low < kFlatRange) {
       if (++contradicted_polls_ >= kContradictedPolls) {
         Distrust(now, "the healthcheck prints growth the counters do not show");
       }

@@ -126,10 +126,13 @@
 // every section empty), unreadable or older than 3 s (the source switches
 // back when they return), or when they contradict what Kill Bill says: the
 // gateway's own writes do not show in `posted` (>= 20 own events in 10 s, less
-// than half of them counted), or the healthcheck prints growth for 10
-// consecutive polls while the counters' backlog, run through Kill Bill's own
-// growth computation, grows less than half as fast. A contradiction keeps the
-// counters out for 5 minutes. source() says which signal is in use.
+// than half of them counted), or the healthcheck prints growth (> 1 entry/s)
+// for 20 consecutive polls while the counters' backlog stayed within a
+// 10-entry range over the last minute (such a number needs the backlog to
+// rise by tens of entries within Kill Bill's window; comparing slopes instead
+// would flag the healthcheck's lag, and the shorter window other pollers give
+// it, as contradictions). A contradiction keeps the counters out for 5
+// minutes. source() says which signal is in use.
 //
 // Static mode keeps `initial` (clamped) and ignores every signal: the baseline
 // for benchmarks and the fallback when the model's assumptions do not hold.
@@ -156,13 +159,13 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "flow/circuit_breaker.h"
-#include "killbill_client/queue_growth.h"
 #include "killbill_client/types.h"
 
 namespace bg::flow {
@@ -399,10 +402,10 @@ class RateController {
   bool bus_idle_ ABSL_GUARDED_BY(mu_) = false;
   Clock::TimePoint distrust_until_ ABSL_GUARDED_BY(mu_);
   int contradicted_polls_ ABSL_GUARDED_BY(mu_) = 0;
-  // Kill Bill's growth computation over the counters' backlog, to compare
-  // with the number the healthcheck prints.
-  killbill::QueueGrowthDetector counters_growth_ ABSL_GUARDED_BY(mu_);
-  double counters_slope_ ABSL_GUARDED_BY(mu_) = 0;  // entries/s
+  // The counters' backlog over the last minute (time, entries), to check
+  // what the healthcheck prints against it.
+  std::deque<std::pair<Clock::TimePoint, double>> backlog_history_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace bg::flow

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -274,6 +275,220 @@ TEST_F(RateControllerTest, RecordedDrainDropSettlesNearTheTrueDrain) {
     if (i >= 15) {
       EXPECT_LE(episode[i], 14.4) << "growing poll " << i;
     }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The bus counters (GET /1.0/metrics).
+// ---------------------------------------------------------------------------
+
+class RateControllerCountersTest : public ::testing::Test {
+ protected:
+  RateControllerCountersTest() : c_(&clock_, Adaptive()) {}
+
+  // One poll a second later: the gateway posted `own` events since the last
+  // one, and Kill Bill's counters now read posted_/dispatched_ after adding
+  // `posted` and `dispatched`.
+  void Poll(double own, int64_t posted, int64_t dispatched,
+            const CircuitBreaker::Health& health = {}) {
+    c_.RecordBusEvents(own);
+    clock_.Advance(seconds(1));
+    posted_ += posted;
+    dispatched_ += dispatched;
+    c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+    c_.OnHealth(health);
+  }
+  // A busy bus: `backlog` entries at this poll, 25 dispatched over the second.
+  void Busy(double own, int64_t backlog,
+            const CircuitBreaker::Health& health = {}) {
+    const int64_t now = posted_ - dispatched_;
+    Poll(own, 25 + backlog - now, 25, health);
+  }
+  RateController::Source source() const { return c_.source(); }
+
+  FakeClock clock_;
+  RateController c_;
+  int64_t posted_ = 1000;
+  int64_t dispatched_ = 1000;
+};
+
+TEST_F(RateControllerCountersTest, TheFirstReadingIsABaseline) {
+  EXPECT_EQ(source(), RateController::Source::kHealthcheck);
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  EXPECT_EQ(source(), RateController::Source::kHealthcheck);
+  Poll(0, 0, 0);
+  EXPECT_EQ(source(), RateController::Source::kMetrics);
+  EXPECT_EQ(c_.snapshot().bus_backlog, 0);
+}
+
+TEST_F(RateControllerCountersTest, AnIdleBusClimbsOnlyWhileDemandWaits) {
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  Poll(5, 5, 5);  // idle: everything posted was dispatched
+  const double before = c_.rate();
+  EXPECT_DOUBLE_EQ(before, 5);
+  for (int i = 0; i < 10; ++i) {
+    clock_.Advance(milliseconds(100));
+    c_.Tick(/*demand_waiting=*/false);
+  }
+  EXPECT_DOUBLE_EQ(c_.rate(), before);
+  for (int i = 0; i < 10; ++i) {
+    clock_.Advance(milliseconds(100));
+    c_.Tick(/*demand_waiting=*/true);
+  }
+  // +20 %/s, compounded per 100 ms tick.
+  EXPECT_NEAR(c_.rate(), before * std::pow(1.02, 10), 1e-9);
+}
+
+TEST_F(RateControllerCountersTest, ABusyBusSetsDrainPlusTheBacklogCorrection) {
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  Busy(0, 20);  // backlog appears: not yet a measurement (0 before)
+  Busy(0, 20);  // busy at both ends: 25/s dispatched is the capacity
+  // 25 + (10 - 20) / 5 s: one less than the drain while above target. The
+  // gateway posted nothing itself, so all 25 are foreign... and the foreign
+  // average is over the last 5 s: (25 + 20 + 25) / 2 s.
+  EXPECT_EQ(c_.snapshot().drain_estimate, 25);
+  EXPECT_TRUE(c_.snapshot().drain_known);
+  EXPECT_EQ(c_.snapshot().bus_backlog, 20);
+}
+
+TEST_F(RateControllerCountersTest, TheRateIsTheDrainLessForeignTraffic) {
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  // The gateway posts what it is told; 8 events/s come from someone else.
+  for (int i = 0; i < 8; ++i) Busy(17, 20);
+  // drain 25, backlog 20 -> correction -2, foreign 8: 15.
+  EXPECT_NEAR(c_.snapshot().foreign_events_per_s, 8, 1e-9);
+  EXPECT_NEAR(c_.rate(), 25 - 2 - 8, 1e-9);
+  // Below the target backlog the correction adds, up to target / 5 s.
+  for (int i = 0; i < 8; ++i) Busy(17, 5);
+  EXPECT_NEAR(c_.rate(), 25 + 1 - 8, 1e-9);
+  // A large backlog is paid at most half the drain at a time.
+  for (int i = 0; i < 8; ++i) Busy(17, 400);
+  EXPECT_NEAR(c_.rate(), 25 - 12.5 - 8, 1e-9);
+}
+
+TEST_F(RateControllerCountersTest, ReplicasScaleTheirOwnEventsByTheirShare) {
+  c_.SetShare(1.0 / 3);
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  // Each of three replicas posts a third: no foreign traffic.
+  for (int i = 0; i < 8; ++i) Busy(25.0 / 3, 10);
+  EXPECT_NEAR(c_.snapshot().foreign_events_per_s, 0, 1e-9);
+  EXPECT_NEAR(c_.rate(), 25, 1e-9);  // the global rate; the bucket takes 1/3
+}
+
+TEST_F(RateControllerCountersTest, AfterIdleTheLastMeasuredDrainIsTheStart) {
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  for (int i = 0; i < 3; ++i) Busy(25, 10);
+  // Demand stops: the bus empties, the rate is left where it was.
+  for (int i = 0; i < 3; ++i) Poll(2, 2, 12);
+  c_.SetShare(1.0);
+  // A breaker episode or a lull cut the rate meanwhile (fast signals)...
+  for (int i = 0; i < 20; ++i) c_.RecordOutcome(milliseconds(10), true);
+  clock_.Advance(milliseconds(100));
+  c_.Tick(true);
+  EXPECT_LT(c_.rate(), 25);
+  // ... demand returns to an idle bus: at once the last measured 25, then up.
+  clock_.Advance(milliseconds(100));
+  c_.Tick(true);
+  EXPECT_NEAR(c_.rate(), 25 * 1.02, 1e-9);
+}
+
+TEST_F(RateControllerCountersTest, AbsentFailedOrStaleCountersFallBack) {
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  for (int i = 0; i < 3; ++i) Busy(25, 10);
+  ASSERT_EQ(source(), RateController::Source::kMetrics);
+  // Kill Bill without the metrics bundle: the healthcheck model, seeded with
+  // what the counters measured.
+  c_.OnBusCounters(killbill::BusCounters{});
+  EXPECT_EQ(source(), RateController::Source::kHealthcheck);
+  EXPECT_TRUE(c_.snapshot().drain_known);
+  EXPECT_EQ(c_.snapshot().drain_estimate, 25);
+  EXPECT_EQ(c_.snapshot().bus_backlog, -1);
+  // They come back: baseline, then in use.
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  Busy(25, 10);
+  EXPECT_EQ(source(), RateController::Source::kMetrics);
+  // A failed read.
+  c_.OnBusCounters(std::nullopt);
+  EXPECT_EQ(source(), RateController::Source::kHealthcheck);
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  Busy(25, 10);
+  ASSERT_EQ(source(), RateController::Source::kMetrics);
+  // No reading at all for more than 3 s (a hung read): stale.
+  for (int i = 0; i < 31; ++i) {
+    clock_.Advance(milliseconds(100));
+    c_.Tick(true);
+  }
+  EXPECT_EQ(source(), RateController::Source::kHealthcheck);
+}
+
+TEST_F(RateControllerCountersTest, ARestartedKillBillIsANewBaseline) {
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  for (int i = 0; i < 3; ++i) Busy(25, 10);
+  const double rate = c_.rate();
+  // Counters restart from 0 with a backlog carried over in the database.
+  posted_ = 300;
+  dispatched_ = 0;
+  clock_.Advance(seconds(1));
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  EXPECT_EQ(c_.rate(), rate);  // no interval across the restart
+  EXPECT_EQ(c_.snapshot().bus_backlog, 300);
+  Busy(25, 300);
+  EXPECT_NEAR(c_.rate(), 25 - 12.5, 1e-9);
+}
+
+TEST_F(RateControllerCountersTest, CountersThatMissOwnWritesAreDistrusted) {
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  // The gateway posts 10 events/s; the counters never move.
+  for (int i = 0; i < 3; ++i) Poll(10, 0, 0);
+  EXPECT_EQ(source(), RateController::Source::kHealthcheck);
+  // Kept out for 5 minutes after the last contradiction (the 10 s check
+  // window still holds frozen seconds for a few polls) even when they move.
+  for (int i = 0; i < 300; ++i) Poll(10, 10, 10);
+  EXPECT_EQ(source(), RateController::Source::kHealthcheck);
+  for (int i = 0; i < 15; ++i) Poll(10, 10, 10);
+  EXPECT_EQ(source(), RateController::Source::kMetrics);
+}
+
+TEST_F(RateControllerCountersTest, GrowthTheCountersDoNotShowIsDistrusted) {
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  for (int i = 0; i < 60; ++i) Busy(25, 10);
+  ASSERT_EQ(source(), RateController::Source::kMetrics);
+  // Kill Bill prints 0.5 (5 entries/s) while the counters' backlog has not
+  // moved for a minute: after 20 polls in a row, the healthcheck.
+  for (int i = 0; i < 19; ++i) Busy(25, 10, Growing(0.5));
+  EXPECT_EQ(source(), RateController::Source::kMetrics);
+  Busy(25, 10, Growing(0.5));
+  EXPECT_EQ(source(), RateController::Source::kHealthcheck);
+}
+
+TEST_F(RateControllerCountersTest,
+       GrowthTheCountersShowOrLagIsNoContradiction) {
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  // The bus grows 5 entries/s for 40 s, then the rate holds it flat while
+  // Kill Bill's regression keeps printing growth for a while.
+  for (int i = 0; i < 70; ++i) {
+    Busy(25, 10 + 5 * std::min(i, 40),
+         i >= 20 ? Growing(0.5) : CircuitBreaker::Health{});
+  }
+  EXPECT_EQ(source(), RateController::Source::kMetrics)
+      << c_.snapshot().source_why;
+}
+
+TEST_F(RateControllerCountersTest, HealthcheckOnlyAndStaticIgnoreTheCounters) {
+  RateController::Options o = Adaptive();
+  o.signal = RateController::Signal::kHealthcheck;
+  for (const bool adaptive : {true, false}) {
+    o.mode = adaptive ? RateController::Mode::kAdaptive
+                      : RateController::Mode::kStatic;
+    RateController c(&clock_, o);
+    int64_t n = 0;
+    for (int i = 0; i < 10; ++i) {
+      clock_.Advance(seconds(1));
+      n += 100;
+      c.OnBusCounters(killbill::BusCounters{true, n, n - 50});
+    }
+    EXPECT_NE(c.source(), RateController::Source::kMetrics);
+    EXPECT_EQ(c.rate(), 5);
   }
 }
 
