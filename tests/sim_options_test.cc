@@ -76,5 +76,15 @@ TEST(SimOptionsTest, BusEventsPerTag) {
   EXPECT_EQ(o.bus_events_per_tag, 1);  // untouched on error
 }
 
+// Text settings keep their YAML scalars as written.
+TEST(SimOptionsTest, TextSettingsStayText) {
+  SimOptions o;
+  ASSERT_TRUE(ApplyYaml("api_key: 12345\nuser: yes\n", &o).ok());
+  EXPECT_EQ(o.api_key, "12345");
+  EXPECT_EQ(o.user, "yes");
+  ASSERT_TRUE(ApplyYaml("degrade: no", &o).ok());  // a boolean stays one
+  EXPECT_FALSE(o.model.degrade);
+}
+
 }  // namespace
 }  // namespace bg::sim

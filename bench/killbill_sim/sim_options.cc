@@ -14,13 +14,15 @@ namespace {
 using Json = nlohmann::json;
 
 // YAML scalars carry no type: booleans, integers and floats are recognised by
-// trying.
-Json YamlToJson(const YAML::Node& node) {
+// trying, except in the value of a text setting (`text_setting`).
+Json YamlToJson(const YAML::Node& node, bool text_setting = false) {
   switch (node.Type()) {
     case YAML::NodeType::Map: {
       Json out = Json::object();
-      for (const auto& kv : node)
-        out[kv.first.as<std::string>()] = YamlToJson(kv.second);
+      for (const auto& kv : node) {
+        const std::string key = kv.first.as<std::string>();
+        out[key] = YamlToJson(kv.second, IsTextSetting(key));
+      }
       return out;
     }
     case YAML::NodeType::Sequence: {
@@ -30,7 +32,7 @@ Json YamlToJson(const YAML::Node& node) {
     }
     case YAML::NodeType::Scalar: {
       const std::string text = node.Scalar();
-      if (node.Tag() == "!") return text;  // quoted: a string
+      if (text_setting || node.Tag() == "!") return text;  // text or quoted
       bool b;
       if (YAML::convert<bool>::decode(node, b)) return b;
       int64_t i;

@@ -72,6 +72,8 @@ absl::Status Validate(const SimOptions& options);
 // Reads a YAML file whose keys are the JSON keys of SimOptionsToJson
 // (sim_options_json.h; nested `model:` and `growth:` maps, or flat keys: both
 // accepted). Unknown keys are an error. On error *options is left unchanged.
+// The values of text settings (IsTextSetting) stay text whatever they look
+// like: `api_key: 12345` is the text "12345".
 absl::Status LoadYamlFile(const std::string& path, SimOptions* options);
 absl::Status ApplyYaml(const std::string& yaml_text, SimOptions* options);
 

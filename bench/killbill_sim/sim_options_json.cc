@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -125,6 +126,12 @@ absl::Status ApplyJsonInto(const Json& settings, SimOptions* options) {
 }
 
 }  // namespace
+
+bool IsTextSetting(const std::string& key) {
+  static const auto* text = new std::set<std::string>{
+      "host", "api_key", "api_secret", "user", "password"};
+  return text->count(key) > 0;
+}
 
 absl::Status ApplyJson(const nlohmann::json& settings, SimOptions* options) {
   SimOptions candidate = *options;
