@@ -48,6 +48,26 @@ Json YamlToJson(const YAML::Node& node, bool text_setting = false) {
 
 }  // namespace
 
+const char* MetricsModeName(MetricsMode mode) {
+  switch (mode) {
+    case MetricsMode::kOn:
+      return "on";
+    case MetricsMode::kAbsent:
+      return "absent";
+    case MetricsMode::kEmpty:
+      return "empty";
+  }
+  return nullptr;
+}
+
+std::optional<MetricsMode> MetricsModeFromName(std::string_view name) {
+  for (MetricsMode mode :
+       {MetricsMode::kOn, MetricsMode::kAbsent, MetricsMode::kEmpty}) {
+    if (name == MetricsModeName(mode)) return mode;
+  }
+  return std::nullopt;
+}
+
 absl::Status Validate(const SimOptions& o) {
   if (o.port < 0 || o.port > 65535)
     return absl::InvalidArgumentError("port out of range");
@@ -70,6 +90,10 @@ absl::Status Validate(const SimOptions& o) {
   if (!(o.model.degrade_per_entry >= 0) || !(o.model.degrade_threshold >= 0)) {
     return absl::InvalidArgumentError(
         "degrade_threshold/per_entry must be >= 0");
+  }
+  if (MetricsModeName(o.metrics) == nullptr) {
+    return absl::InvalidArgumentError(
+        "metrics must be \"on\", \"absent\" or \"empty\"");
   }
   if (o.growth.window < 2)
     return absl::InvalidArgumentError("healthcheck_window must be >= 2");

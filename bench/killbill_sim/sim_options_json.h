@@ -18,7 +18,7 @@ namespace bg::sim {
 // are an error. On error *options is left unchanged.
 absl::Status ApplyJson(const nlohmann::json& settings, SimOptions* options);
 
-// True for the settings whose values are text (host, api_key, ...):
+// True for the settings whose values are text (host, api_key, metrics, ...):
 // the YAML reader keeps their scalars as written.
 bool IsTextSetting(const std::string& key);
 
