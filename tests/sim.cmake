@@ -1,5 +1,5 @@
-# killbill-sim tests: model and healthcheck arithmetic on FakeClock (unit), the in-process
-# HTTP server on port 0 (integration).
+# killbill-sim tests: model, healthcheck and metrics-meter arithmetic on FakeClock (unit),
+# the in-process HTTP server on port 0 (integration).
 # Every test name starts with "Sim": run them all with `ctest -R Sim`.
 # (Single labels: bg_test passes LABELS unquoted, so a second label would be lost.)
 bg_test(sim_model_test
@@ -14,3 +14,7 @@ bg_test(sim_server_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_server_test.cc
   LIBS bg_sim PkgConfig::HTTPLIB nlohmann_json::nlohmann_json absl::strings
   LABELS integration)
+bg_test(sim_metrics_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_metrics_test.cc
+  LIBS bg_sim
+  LABELS unit)

@@ -76,5 +76,45 @@ TEST(SimOptionsTest, BusEventsPerTag) {
   EXPECT_EQ(o.bus_events_per_tag, 1);  // untouched on error
 }
 
+TEST(SimOptionsTest, Metrics) {
+  SimOptions o;
+  EXPECT_EQ(o.metrics, MetricsMode::kOn);
+  EXPECT_EQ(SimOptionsToJson(o)["metrics"], "on");
+  ASSERT_TRUE(ApplyYaml("metrics: absent", &o).ok());
+  EXPECT_EQ(o.metrics, MetricsMode::kAbsent);
+  // YAML 1.1 reads an unquoted `on` as a boolean; the setting reads the word.
+  ASSERT_TRUE(ApplyYaml("metrics: on", &o).ok());
+  EXPECT_EQ(o.metrics, MetricsMode::kOn);
+  ASSERT_TRUE(ApplyYaml("model:\n  metrics: \"empty\"\n", &o).ok());
+  EXPECT_EQ(o.metrics, MetricsMode::kEmpty);
+  EXPECT_EQ(SimOptionsToJson(o)["metrics"], "empty");
+  ASSERT_TRUE(ApplyJson({{"metrics", "on"}}, &o).ok());
+  EXPECT_EQ(o.metrics, MetricsMode::kOn);
+
+  const absl::Status off = ApplyYaml("metrics: off", &o);
+  EXPECT_EQ(off.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      off.message(),
+      R"(setting 'metrics': must be "on", "absent" or "empty", got "off")");
+  const absl::Status number = ApplyJson({{"metrics", 1}}, &o);
+  EXPECT_FALSE(number.ok());
+  EXPECT_NE(number.message().find("setting 'metrics'"), std::string::npos)
+      << number.message();
+  EXPECT_FALSE(ApplyJson({{"metrics", "On"}}, &o).ok());  // names are exact
+  EXPECT_EQ(o.metrics, MetricsMode::kOn);                 // untouched on error
+  o.metrics = static_cast<MetricsMode>(7);
+  EXPECT_FALSE(Validate(o).ok());
+}
+
+// Text settings keep their YAML scalars as written.
+TEST(SimOptionsTest, TextSettingsStayText) {
+  SimOptions o;
+  ASSERT_TRUE(ApplyYaml("api_key: 12345\nuser: yes\n", &o).ok());
+  EXPECT_EQ(o.api_key, "12345");
+  EXPECT_EQ(o.user, "yes");
+  ASSERT_TRUE(ApplyYaml("degrade: no", &o).ok());  // a boolean stays one
+  EXPECT_FALSE(o.model.degrade);
+}
+
 }  // namespace
 }  // namespace bg::sim

@@ -346,6 +346,261 @@ TEST_F(SimBusEventsTest, SimConfigSetsIt) {
             400);
 }
 
+// GET /1.0/metrics: Kill Bill's Dropwizard registry, read without
+// credentials, as a gateway would poll it.
+class SimMetricsTest : public SimBusEventsTest {
+ protected:
+  static constexpr char kPosted[] =
+      "org.killbill.queue.DBBackedQueue.bus_events.rawInsertEntryTime";
+  static constexpr char kDispatched[] =
+      "org.killbill.bus.DefaultPersistentBus.bus_events."
+      "busHandlersProcessingTime";
+  static constexpr char kExtPosted[] =
+      "org.killbill.queue.DBBackedQueue.bus_ext_events.rawInsertEntryTime";
+  static constexpr char kExtDispatched[] =
+      "org.killbill.bus.DefaultPersistentBus.bus_ext_events."
+      "busHandlersProcessingTime";
+  static constexpr char kRequests[] = "org.killbill.sim.requests";
+  static constexpr char kEmptyRegistry[] =
+      R"({"version":"4.0.0","gauges":{},"counters":{},"histograms":{},)"
+      R"("meters":{},"timers":{}})";
+
+  // A fresh client: no basic auth, no tenant headers.
+  httplib::Result GetMetrics(const std::string& query = "") {
+    return NewClient()->Get(("/1.0/metrics" + query).c_str());
+  }
+  json Metrics(const std::string& query = "") {
+    auto res = GetMetrics(query);
+    EXPECT_TRUE(res);
+    if (!res) return json();
+    EXPECT_EQ(res->status, 200);
+    return json::parse(res->body);
+  }
+  json SimStats() { return json::parse(client_->Get("/sim/stats")->body); }
+  int PostConfig(const std::string& body, std::string* answer = nullptr) {
+    auto res = client_->Post("/sim/config", body, "application/json");
+    if (answer != nullptr) *answer = res->body;
+    return res->status;
+  }
+  // Every field of a timer, in Dropwizard's order, all numbers but the units.
+  static void ExpectTimerShape(const nlohmann::ordered_json& timer) {
+    const std::vector<std::string> numbers = {
+        "count",  "max",      "mean",    "min",     "p50",
+        "p75",    "p95",      "p98",     "p99",     "p999",
+        "stddev", "m15_rate", "m1_rate", "m5_rate", "mean_rate"};
+    std::vector<std::string> keys;
+    for (const auto& item : timer.items()) keys.push_back(item.key());
+    std::vector<std::string> expected = numbers;
+    expected.push_back("duration_units");
+    expected.push_back("rate_units");
+    EXPECT_EQ(keys, expected);
+    for (const std::string& field : numbers) {
+      EXPECT_TRUE(timer[field].is_number()) << field;
+    }
+    EXPECT_EQ(timer["duration_units"], "seconds");
+    EXPECT_EQ(timer["rate_units"], "calls/second");
+  }
+};
+
+TEST_F(SimMetricsTest, BusTimersCountPostedAndDispatchedEvents) {
+  // Before any bus event: only the sim's own request counter.
+  const json first = Metrics();
+  EXPECT_EQ(first["version"], "4.0.0");
+  EXPECT_TRUE(first["timers"].empty());
+  EXPECT_TRUE(first["gauges"].empty());
+  EXPECT_TRUE(first["histograms"].empty());
+  EXPECT_TRUE(first["meters"].empty());
+  EXPECT_EQ(first["counters"][kRequests]["count"], 1);  // this call
+
+  constexpr int kAccounts = 12;
+  for (int i = 0; i < kAccounts; ++i) {
+    ASSERT_EQ(
+        PostTags(NewAccountTags("metrics-" + std::to_string(i)), {kAutoPayOff}),
+        201);
+  }
+  // The bus drains 25/s: wait until it has dispatched something.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (SimStats()["bus_dispatched_total"] == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+  }
+
+  auto res = GetMetrics();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_THAT(res->get_header_value("Content-Type"),
+              HasSubstr("application/json"));
+  EXPECT_EQ(res->get_header_value("Cache-Control"),
+            "must-revalidate,no-cache,no-store");
+  const auto metrics = nlohmann::ordered_json::parse(res->body);
+  const json stats = SimStats();
+  const auto& timers = metrics["timers"];
+  std::vector<std::string> sections;
+  for (const auto& item : metrics.items()) sections.push_back(item.key());
+  EXPECT_EQ(sections,
+            (std::vector<std::string>{"version", "gauges", "counters",
+                                      "histograms", "meters", "timers"}));
+  ASSERT_EQ(timers.size(), 4u) << timers.dump();
+  std::vector<std::string> names;
+  for (const auto& item : timers.items()) {
+    names.push_back(item.key());
+    SCOPED_TRACE(item.key());
+    ExpectTimerShape(item.value());
+  }
+  // Sorted, as the registry's maps.
+  EXPECT_EQ(names, (std::vector<std::string>{kDispatched, kExtDispatched,
+                                             kPosted, kExtPosted}));
+  const uint64_t posted = timers[kPosted]["count"];
+  const uint64_t dispatched = timers[kDispatched]["count"];
+  EXPECT_EQ(posted, 2u * kAccounts);
+  EXPECT_EQ(posted, stats["bus_posted_total"].get<uint64_t>());
+  EXPECT_EQ(timers[kExtPosted]["count"], posted);
+  EXPECT_EQ(timers[kExtDispatched]["count"], posted);
+  EXPECT_GE(dispatched, 1u);
+  EXPECT_LE(dispatched, stats["bus_dispatched_total"].get<uint64_t>());
+  // posted - dispatched is the healthcheck's ready entries (read a moment
+  // later, while the bus drains 25/s).
+  EXPECT_NEAR(static_cast<double>(posted - dispatched),
+              stats["bus_backlog"].get<double>(), 1.0);
+  EXPECT_EQ(stats["bus_posted_total"].get<int64_t>() -
+                stats["bus_dispatched_total"].get<int64_t>(),
+            stats["bus_backlog"].get<int64_t>());
+  // One handler call takes 1 / bus_drain.
+  EXPECT_DOUBLE_EQ(timers[kDispatched]["p99"].get<double>(), 1 / 25.0);
+  EXPECT_DOUBLE_EQ(timers[kDispatched]["min"].get<double>(), 1 / 25.0);
+  EXPECT_EQ(timers[kDispatched]["stddev"].get<double>(), 0.0);
+  EXPECT_GT(timers[kDispatched]["mean_rate"].get<double>(), 0.0);
+  EXPECT_GT(timers[kPosted]["mean_rate"].get<double>(), 0.0);
+  // Calls reaching /1.0/ routes, this one included.
+  EXPECT_EQ(metrics["counters"][kRequests]["count"], 1 + 2 * kAccounts + 1);
+}
+
+TEST_F(SimMetricsTest, ReadingTakesNoHealthcheckSampleAndNoCapacity) {
+  ASSERT_EQ(client_->Get("/1.0/healthcheck")->status, 200);
+  ASSERT_EQ(NewAccountTags("before-polls").empty(), false);
+  json stats = SimStats();
+  ASSERT_EQ(stats["healthcheck_calls"], 1);
+  ASSERT_EQ(stats["healthcheck_window_points"], 1);
+  // Reads pay base_latency in the capacity model; metrics must not.
+  ASSERT_EQ(PostConfig(R"({"base_latency_ms":60000,"read_cost":1000})"), 200);
+  json last;
+  for (int i = 0; i < 100; ++i) {
+    auto res = GetMetrics();
+    ASSERT_TRUE(res) << i;
+    ASSERT_EQ(res->status, 200) << i;
+    last = json::parse(res->body);
+  }
+  stats = SimStats();
+  EXPECT_EQ(stats["healthcheck_calls"], 1);
+  EXPECT_EQ(stats["healthcheck_window_points"], 1);
+  EXPECT_EQ(stats["bus_slope_last"], 0);
+  EXPECT_EQ(stats["in_service"], 0);
+  EXPECT_EQ(stats["requests"]["GET /1.0/metrics"]["200"], 100);
+  EXPECT_EQ(stats["requests"]["GET /1.0/healthcheck"]["200"], 1);
+  // The healthcheck, the creation, 100 reads.
+  EXPECT_EQ(last["counters"][kRequests]["count"], 102);
+}
+
+TEST_F(SimMetricsTest, PrettyIsIndentedAndTheSameObject) {
+  SimOptions options;
+  options.model.bus_drain = 0;  // counts hold still between two reads
+  StartSim(options);
+  for (int i = 0; i < 3; ++i) NewAccountTags("pretty-" + std::to_string(i));
+  auto compact = GetMetrics();
+  auto pretty = GetMetrics("?pretty=true");
+  ASSERT_TRUE(compact && pretty);
+  EXPECT_EQ(compact->body.find('\n'), std::string::npos);
+  EXPECT_THAT(pretty->body, StartsWith("{\n  \"version\": \"4.0.0\",\n"));
+  json a = json::parse(compact->body);
+  json b = json::parse(pretty->body);
+  // What differs between two reads: the request counter (the second read
+  // counts itself) and the mean rates (time passed).
+  EXPECT_EQ(b["counters"][kRequests]["count"].get<int>(),
+            a["counters"][kRequests]["count"].get<int>() + 1);
+  for (json* registry : {&a, &b}) {
+    (*registry)["counters"].erase(kRequests);
+    for (auto& timer : (*registry)["timers"]) timer.erase("mean_rate");
+  }
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a["timers"].size(), 3u);  // nothing dispatched
+  EXPECT_EQ(GetMetrics("?pretty=false")->body.find('\n'), std::string::npos);
+}
+
+TEST_F(SimMetricsTest, SettingAbsentEmptyOnLive) {
+  EXPECT_EQ(SimStats()["settings"]["metrics"], "on");
+  NewAccountTags("setting");
+
+  std::string answer;
+  ASSERT_EQ(PostConfig(R"({"metrics":"absent"})", &answer), 200);
+  EXPECT_EQ(json::parse(answer)["metrics"], "absent");
+  auto absent = GetMetrics();
+  ASSERT_TRUE(absent);
+  EXPECT_EQ(absent->status, 404);
+  EXPECT_EQ(absent->body, "");  // as any unknown path
+  EXPECT_EQ(absent->status, NewClient()->Get("/1.0/no-such-path")->status);
+  json stats = SimStats();
+  EXPECT_EQ(stats["settings"]["metrics"], "absent");
+  EXPECT_EQ(stats["requests"]["other"]["404"], 2);
+  EXPECT_FALSE(stats["requests"].contains("GET /1.0/metrics"));
+
+  ASSERT_EQ(PostConfig(R"({"metrics":"empty"})"), 200);
+  auto empty = GetMetrics();
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->status, 200);
+  EXPECT_EQ(empty->body, kEmptyRegistry);
+  EXPECT_EQ(json::parse(GetMetrics("?pretty=true")->body),
+            json::parse(kEmptyRegistry));
+
+  ASSERT_EQ(PostConfig(R"({"metrics":"on"})"), 200);
+  const json on = Metrics();
+  EXPECT_EQ(on["timers"][kPosted]["count"], 1);
+  EXPECT_FALSE(on["counters"].empty());
+
+  ASSERT_EQ(PostConfig(R"({"metrics":"sometimes"})", &answer), 400);
+  EXPECT_EQ(json::parse(answer)["error"],
+            R"(setting 'metrics': must be "on", "absent" or "empty", got )"
+            R"("sometimes")");
+  ASSERT_EQ(PostConfig(R"({"metrics":false})", &answer), 400);
+  EXPECT_THAT(json::parse(answer)["error"].get<std::string>(),
+              StartsWith("setting 'metrics': "));
+  EXPECT_EQ(SimStats()["settings"]["metrics"], "on");
+}
+
+TEST_F(SimMetricsTest, StartsAbsentOrEmptyFromOptions) {
+  SimOptions options;
+  options.metrics = MetricsMode::kEmpty;
+  StartSim(options);
+  EXPECT_EQ(GetMetrics()->body, kEmptyRegistry);
+  options.metrics = MetricsMode::kAbsent;
+  StartSim(options);
+  EXPECT_EQ(GetMetrics()->status, 404);
+}
+
+// The same pre-checks as GET /1.0/healthcheck.
+TEST_F(SimMetricsTest, FaultsApply) {
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::Outage503(60)).ok());
+  EXPECT_EQ(GetMetrics()->status, 503);
+  sim_->ClearFaults();
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::ErrorRate(1.0)).ok());
+  auto error = GetMetrics();
+  EXPECT_EQ(error->status, 500);
+  EXPECT_TRUE(json::parse(error->body).contains("className"));
+  sim_->ClearFaults();
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::GarbageRate(1.0)).ok());
+  EXPECT_FALSE(json::accept(GetMetrics()->body));
+  sim_->ClearFaults();
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::ResetRate(1.0)).ok());
+  EXPECT_FALSE(GetMetrics());
+  sim_->ClearFaults();
+  EXPECT_EQ(GetMetrics()->status, 200);
+  const auto requests = sim_->Stats().requests["GET /1.0/metrics"];
+  EXPECT_EQ(requests.at("503"), 1u);
+  EXPECT_EQ(requests.at("500"), 1u);
+  EXPECT_EQ(requests.at("garbage"), 1u);
+  EXPECT_EQ(requests.at("reset"), 1u);
+  EXPECT_EQ(requests.at("200"), 1u);
+}
+
 TEST_F(SimServerTest, RelativeLocationWhenConfigured) {
   SimOptions options;
   options.location_full_url = false;

@@ -8,6 +8,8 @@ namespace {
 
 // Virtual-time comparisons tolerate float rounding of the ns-granular clock.
 constexpr double kEpsilon = 1e-9;
+// Bus entries: a backlog within this of an integer counts as that integer.
+constexpr double kEntryTolerance = 1e-6;
 
 Clock::Duration CeilDuration(double seconds) {
   const double ns = std::ceil(seconds * 1e9);
@@ -151,7 +153,12 @@ void CapacityModel::PostBusEvents(int64_t count) {
 }
 
 int64_t CapacityModel::BusBacklog() const {
-  return static_cast<int64_t>(std::ceil(bus_backlog_ - 1e-6));
+  return static_cast<int64_t>(std::ceil(bus_backlog_ - kEntryTolerance));
+}
+
+uint64_t CapacityModel::bus_dispatched_total() const {
+  return static_cast<uint64_t>(
+      std::floor(bus_drained_total_ + kEntryTolerance));
 }
 
 void CapacityModel::set_options(const CapacityModelOptions& options) {

@@ -114,7 +114,14 @@ class CapacityModel {
   size_t InBaseLatency() const { return in_latency_.size(); }
   uint64_t completed_total() const { return completed_total_; }
   double bus_drained_total() const { return bus_drained_total_; }
+  // Events dispatched (handled) since start: whole events of
+  // bus_drained_total(), with BusBacklog()'s tolerance, so that
+  // bus_posted_total() - bus_dispatched_total() == BusBacklog() up to float
+  // drift between the backlog and the totals.
+  uint64_t bus_dispatched_total() const;
   uint64_t bus_posted_total() const { return bus_posted_total_; }
+  // Model time: the clock reading of the last Advance().
+  Clock::TimePoint time() const { return t_; }
 
   const CapacityModelOptions& options() const { return options_; }
   // Takes effect from now (advances first, so the past is computed with the old

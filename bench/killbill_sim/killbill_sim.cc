@@ -37,7 +37,8 @@ KillBillSim::KillBillSim(const SimOptions& options, const Clock* clock)
       bus_detector_(options.growth),
       external_bus_detector_(options.growth),
       accounts_(std::make_unique<AccountStore>(std::random_device{}())),
-      faults_(options.seed) {
+      faults_(options.seed),
+      bus_meters_(clock, model_) {
   SimHttpServer::Limits limits;
   limits.max_connections =
       static_cast<size_t>(std::max(1, options.max_connections));
@@ -172,6 +173,7 @@ KillBillSim::Admission KillBillSim::Admit(bool needs_thread) {
   Admission admission;
   absl::MutexLock lock(&mu_);
   ++in_flight_;
+  counters_.ApiCall();
   const uint64_t epoch = abort_epoch_;
   if (faults_.Outage503Active(clock_->Now())) {
     admission.verdict = Verdict::kRespond503;
@@ -226,6 +228,7 @@ bool KillBillSim::RunJob(Work work) {
   const double units = work == Work::kCreate ? 1.0
                        : work == Work::kTag  ? options_.model.tag_cost
                                              : options_.model.read_cost;
+  AdvanceModelLocked();  // Submit() advances too; the meters see it here
   const CapacityModel::JobId id = model_.Submit(units);
   while (!model_.IsDone(id)) {
     if (stopping_ || abort_epoch_ != epoch) {
@@ -239,10 +242,23 @@ bool KillBillSim::RunJob(Work work) {
     if (wait > Clock::Duration::zero()) {
       model_cv_.WaitWithTimeout(&mu_, absl::FromChrono(wait));
     }
-    if (model_.Advance() > 0) model_cv_.SignalAll();
+    if (AdvanceModelLocked() > 0) model_cv_.SignalAll();
   }
   model_.Release(id);
   return true;
+}
+
+int KillBillSim::AdvanceModelLocked() {
+  const int completed = model_.Advance();
+  bus_meters_.Observe(model_);
+  return completed;
+}
+
+void KillBillSim::PostBusEventsLocked(int64_t count) {
+  AdvanceModelLocked();
+  model_.PostBusEvents(count);
+  bus_meters_.Posted(model_,
+                     static_cast<uint64_t>(std::max<int64_t>(0, count)));
 }
 
 void KillBillSim::CountRequest(const std::string& label,
@@ -263,8 +279,7 @@ absl::StatusOr<std::string> KillBillSim::CreateAccount(SimAccount account) {
     return stored.status();
   }
   counters_.AccountCreated();
-  model_.Advance();
-  model_.PostBusEvents(1);  // AccountCreationInternalEvent, same transaction
+  PostBusEventsLocked(1);  // AccountCreationInternalEvent, same transaction
   return (*stored)->id;
 }
 
@@ -295,15 +310,14 @@ absl::Status KillBillSim::AddTags(const std::string& id,
   const int64_t events =
       static_cast<int64_t>(*added) * options_.bus_events_per_tag;
   if (events > 0) {
-    model_.Advance();
-    model_.PostBusEvents(events);
+    PostBusEventsLocked(events);
   }
   return absl::OkStatus();
 }
 
 KillBillSim::HealthcheckAnswer KillBillSim::Healthcheck() {
   absl::MutexLock lock(&mu_);
-  model_.Advance();
+  AdvanceModelLocked();
   const int64_t t_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            clock_->Now() - start_time_)
                            .count();
@@ -332,6 +346,20 @@ KillBillSim::HealthcheckAnswer KillBillSim::Healthcheck() {
   return answer;
 }
 
+KillBillSim::MetricsAnswer KillBillSim::Metrics() {
+  absl::MutexLock lock(&mu_);
+  MetricsAnswer answer;
+  answer.mode = options_.metrics;
+  if (answer.mode != MetricsMode::kOn) return answer;
+  // Bookkeeping only (as GET /sim/stats): no job, no healthcheck sample.
+  AdvanceModelLocked();
+  answer.requests = counters_.api_calls();
+  answer.bus_posted = bus_meters_.ReadPosted();
+  answer.bus_dispatched = bus_meters_.ReadDispatched();
+  answer.bus_handler_seconds = bus_meters_.handler_seconds();
+  return answer;
+}
+
 void KillBillSim::SetRotation(bool in_rotation) {
   absl::MutexLock lock(&mu_);
   in_rotation_ = in_rotation;
@@ -343,7 +371,7 @@ void KillBillSim::SetRotation(bool in_rotation) {
 SimStats KillBillSim::Stats() {
   absl::MutexLock lock(&mu_);
   // No healthcheck sample: observing must not disturb the signal.
-  model_.Advance();
+  AdvanceModelLocked();
   SimStats s;
   counters_.Report(&s);
   s.uptime_s = ToSeconds(clock_->Now() - start_time_);
@@ -355,9 +383,11 @@ SimStats KillBillSim::Stats() {
   s.bus_backlog_exact = model_.BusBacklogExact();
   s.bus_posted_total = model_.bus_posted_total();
   s.bus_drained_total = model_.bus_drained_total();
+  s.bus_dispatched_total = model_.bus_dispatched_total();
   s.capacity_factor = model_.CapacityFactor();
   s.effective_capacity = options_.model.capacity * model_.CapacityFactor();
   s.bus_slope_last = bus_detector_.last().slope;
+  s.healthcheck_window_points = bus_detector_.points();
   s.in_rotation = in_rotation_;
   s.connections_rejected =
       connections_rejected_.load(std::memory_order_relaxed);
@@ -405,10 +435,12 @@ absl::Status KillBillSim::ConfigureLocked(const SimOptions& candidate) {
     external_bus_detector_ = killbill::QueueGrowthDetector(g1);
   }
   if (candidate.seed != options_.seed) faults_.Reseed(candidate.seed);
+  AdvanceModelLocked();  // the past at the old drain rate
   model_.set_options(candidate.model);
   options_ = candidate;
-  model_cv_.SignalAll();  // completion estimates changed
-  slot_cv_.SignalAll();   // max_threads may have grown
+  bus_meters_.Observe(model_);  // the drain rate from now
+  model_cv_.SignalAll();        // completion estimates changed
+  slot_cv_.SignalAll();         // max_threads may have grown
   return absl::OkStatus();
 }
 

@@ -19,6 +19,12 @@
 //   GET     /1.0/healthcheck                  200 healthy / 500, with the real
 //                                             queue-growth signal: every call
 //                                             is a sample, whoever makes it
+//   GET     /1.0/metrics[?pretty=true]        200, Kill Bill's Dropwizard
+//                                             registry (bus timers, below);
+//                                             no auth; takes no healthcheck
+//                                             sample and no capacity. Setting
+//                                             `metrics`: on | absent (404 as
+//                                             an unknown path) | empty
 //   DELETE  /1.0/kb/admin/healthcheck         204, out of rotation
 //   PUT     /1.0/kb/admin/healthcheck         204, back in rotation
 //   GET     /sim/stats                        SimStats as JSON; takes no
@@ -33,6 +39,30 @@
 //                                              "reset_rate": p,
 //                                              "clear": true}
 // clang-format on
+//
+// GET /1.0/metrics is the registry of Kill Bill's metrics servlet,
+// {"version":"4.0.0","gauges":{},"counters":{...},"histograms":{},"meters":{},
+// "timers":{...}}, each metric present from its first update:
+// clang-format off
+//   timers (durations in seconds, rates in calls/s, EwmaMeter)
+//     org.killbill.queue.DBBackedQueue.bus_events.rawInsertEntryTime
+//         count = main-bus events posted; durations 0 (not modelled)
+//     org.killbill.bus.DefaultPersistentBus.bus_events.busHandlersProcessingTime
+//         count = main-bus events dispatched (CapacityModel::
+//         bus_dispatched_total(): posted - dispatched = the backlog);
+//         durations 1 / (bus_drain * capacity factor) at the last dispatch
+//     org.killbill.queue.DBBackedQueue.bus_ext_events.rawInsertEntryTime
+//     org.killbill.bus.DefaultPersistentBus.bus_ext_events.busHandlersProcessingTime
+//         the external bus is not modelled: each main-bus event posts one
+//         webhook event dispatched at once, so both are the posted timer
+//         with durations 0
+//   counters
+//     org.killbill.sim.requests   the sim's own, not Kill Bill's: calls that
+//                                 reached a /1.0/ route, this one included
+// clang-format on
+// The dispatch meter sees the bus drain as it happens (BusMeters, observed
+// after every advance of the model), so its EWMA ticks see the events of their
+// own 5 s however rarely the metrics are read.
 //
 // Accounts live in memory. The time a call takes comes from CapacityModel
 // (processor sharing plus a bus backlog): the handler thread submits the
@@ -53,6 +83,8 @@
 //     |             the healthcheck signal
 //     +- SimFaults            faults in force, draws    sim_faults.h
 //     +- CapacityModel        time a call takes, bus    capacity_model.h
+//     +- BusMeters            the bus timers of         bus_meters.h
+//     |                       /1.0/metrics
 //     +- QueueGrowthDetector  Kill Bill's growth number killbill_client/
 //     |                                                   queue_growth.h
 //     +- AccountStore         accounts by id and key,   account_store.h
@@ -80,7 +112,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "bench/killbill_sim/bus_meters.h"
 #include "bench/killbill_sim/capacity_model.h"
+#include "bench/killbill_sim/ewma_meter.h"
 #include "bench/killbill_sim/sim_faults.h"
 #include "bench/killbill_sim/sim_options.h"
 #include "bench/killbill_sim/sim_stats.h"
@@ -153,6 +187,18 @@ class KillBillSim {
     std::string growing_message;
     bool healthy() const { return in_rotation && growing_message.empty(); }
   };
+  // One GET /1.0/metrics: what the registry holds (see the file comment).
+  struct MetricsAnswer {
+    MetricsMode mode = MetricsMode::kOn;
+    // org.killbill.sim.requests.
+    uint64_t requests = 0;
+    // Main-bus events posted (the rawInsertEntryTime timers and the external
+    // bus's dispatch timer) and dispatched (busHandlersProcessingTime).
+    EwmaMeter::Rates bus_posted;
+    EwmaMeter::Rates bus_dispatched;
+    // Duration of one main-bus handler call.
+    double bus_handler_seconds = 0;
+  };
 
   // The operations SimRoutes serves. Each takes the lock itself.
   //
@@ -186,9 +232,18 @@ class KillBillSim {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Samples both queues' detectors and counts the answer.
   HealthcheckAnswer Healthcheck() ABSL_LOCKS_EXCLUDED(mu_);
+  // Reads the metrics registry (mode `on`): brings the model to now, takes no
+  // healthcheck sample and submits no work.
+  MetricsAnswer Metrics() ABSL_LOCKS_EXCLUDED(mu_);
   void SetRotation(bool in_rotation) ABSL_LOCKS_EXCLUDED(mu_);
   void CountRequest(const std::string& label, const std::string& outcome)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // model_.Advance(), then the bus meters see the drain. Every advance of
+  // the model goes through here.
+  int AdvanceModelLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Posts `count` main-bus events now (the model advanced first).
+  void PostBusEventsLocked(int64_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void ListenLoop();
   // Waits out a stall; false if the call must be abandoned meanwhile.
@@ -222,6 +277,8 @@ class KillBillSim {
   const std::unique_ptr<AccountStore> accounts_ ABSL_PT_GUARDED_BY(mu_);
   SimFaults faults_ ABSL_GUARDED_BY(mu_);
   SimCounters counters_ ABSL_GUARDED_BY(mu_);
+  // GET /1.0/metrics: main-bus events posted and dispatched.
+  BusMeters bus_meters_ ABSL_GUARDED_BY(mu_);
   bool in_rotation_ ABSL_GUARDED_BY(mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

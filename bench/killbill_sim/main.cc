@@ -66,6 +66,10 @@ ABSL_FLAG(int, bus_events_per_tag, kDefaults.bus_events_per_tag,
           "bus events posted per tag a tag call adds (Kill Bill 0.24: 1, "
           "ControlTagCreation); 0 = account creations only, the model of "
           "earlier benchmark runs");
+ABSL_FLAG(std::string, metrics, bg::sim::MetricsModeName(kDefaults.metrics),
+          "GET /1.0/metrics: on (Kill Bill's Dropwizard registry with the bus "
+          "timers), absent (404, as for an unknown path), empty (200 with an "
+          "empty registry: the metrics bundle not installed)");
 ABSL_FLAG(bool, degrade, kDefaults.model.degrade,
           "overload degradation on/off");
 ABSL_FLAG(double, degrade_threshold, kDefaults.model.degrade_threshold,
@@ -108,6 +112,7 @@ nlohmann::json ChangedFlags() {
                            "read_cost",
                            "tag_cost",
                            "bus_events_per_tag",
+                           "metrics",
                            "degrade",
                            "degrade_threshold",
                            "degrade_per_entry",

@@ -14,13 +14,15 @@ namespace {
 using Json = nlohmann::json;
 
 // YAML scalars carry no type: booleans, integers and floats are recognised by
-// trying.
-Json YamlToJson(const YAML::Node& node) {
+// trying, except in the value of a text setting (`text_setting`).
+Json YamlToJson(const YAML::Node& node, bool text_setting = false) {
   switch (node.Type()) {
     case YAML::NodeType::Map: {
       Json out = Json::object();
-      for (const auto& kv : node)
-        out[kv.first.as<std::string>()] = YamlToJson(kv.second);
+      for (const auto& kv : node) {
+        const std::string key = kv.first.as<std::string>();
+        out[key] = YamlToJson(kv.second, IsTextSetting(key));
+      }
       return out;
     }
     case YAML::NodeType::Sequence: {
@@ -30,7 +32,7 @@ Json YamlToJson(const YAML::Node& node) {
     }
     case YAML::NodeType::Scalar: {
       const std::string text = node.Scalar();
-      if (node.Tag() == "!") return text;  // quoted: a string
+      if (text_setting || node.Tag() == "!") return text;  // text or quoted
       bool b;
       if (YAML::convert<bool>::decode(node, b)) return b;
       int64_t i;
@@ -45,6 +47,26 @@ Json YamlToJson(const YAML::Node& node) {
 }
 
 }  // namespace
+
+const char* MetricsModeName(MetricsMode mode) {
+  switch (mode) {
+    case MetricsMode::kOn:
+      return "on";
+    case MetricsMode::kAbsent:
+      return "absent";
+    case MetricsMode::kEmpty:
+      return "empty";
+  }
+  return nullptr;
+}
+
+std::optional<MetricsMode> MetricsModeFromName(std::string_view name) {
+  for (MetricsMode mode :
+       {MetricsMode::kOn, MetricsMode::kAbsent, MetricsMode::kEmpty}) {
+    if (name == MetricsModeName(mode)) return mode;
+  }
+  return std::nullopt;
+}
 
 absl::Status Validate(const SimOptions& o) {
   if (o.port < 0 || o.port > 65535)
@@ -68,6 +90,10 @@ absl::Status Validate(const SimOptions& o) {
   if (!(o.model.degrade_per_entry >= 0) || !(o.model.degrade_threshold >= 0)) {
     return absl::InvalidArgumentError(
         "degrade_threshold/per_entry must be >= 0");
+  }
+  if (MetricsModeName(o.metrics) == nullptr) {
+    return absl::InvalidArgumentError(
+        "metrics must be \"on\", \"absent\" or \"empty\"");
   }
   if (o.growth.window < 2)
     return absl::InvalidArgumentError("healthcheck_window must be >= 2");

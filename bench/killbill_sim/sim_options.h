@@ -9,13 +9,29 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "bench/killbill_sim/capacity_model.h"
 #include "killbill_client/queue_growth.h"
 
 namespace bg::sim {
+
+// What GET /1.0/metrics serves (Kill Bill's Dropwizard metrics servlet). The
+// setting's values are the names in quotes.
+enum class MetricsMode {
+  // "on": the registry, with the bus timers (killbill_sim.h).
+  kOn,
+  // "absent": the answer of an unknown path (no metrics servlet).
+  kAbsent,
+  // "empty": 200 with an empty registry (the metrics bundle not installed).
+  kEmpty,
+};
+const char* MetricsModeName(MetricsMode mode);
+// std::nullopt for any other name.
+std::optional<MetricsMode> MetricsModeFromName(std::string_view name);
 
 struct SimOptions {
   // Address to bind. Port 0 picks a free port (read it back with
@@ -47,6 +63,9 @@ struct SimOptions {
   // before tags posted events, kept to compare with them.
   int bus_events_per_tag = 1;
 
+  // GET /1.0/metrics: on, absent or empty (MetricsMode).
+  MetricsMode metrics = MetricsMode::kOn;
+
   // Tomcat-like limits. `max_threads` requests are processed at once (Tomcat
   // maxThreads); more wait FIFO for a thread. `max_connections` connections are
   // held open (one I/O thread each, created lazily); up to `accept_count` more
@@ -72,6 +91,8 @@ absl::Status Validate(const SimOptions& options);
 // Reads a YAML file whose keys are the JSON keys of SimOptionsToJson
 // (sim_options_json.h; nested `model:` and `growth:` maps, or flat keys: both
 // accepted). Unknown keys are an error. On error *options is left unchanged.
+// The values of text settings (IsTextSetting) stay text whatever they look
+// like: `metrics: on` is the word, not YAML 1.1's boolean.
 absl::Status LoadYamlFile(const std::string& path, SimOptions* options);
 absl::Status ApplyYaml(const std::string& yaml_text, SimOptions* options);
 

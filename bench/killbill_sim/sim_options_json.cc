@@ -2,6 +2,9 @@
 
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -13,7 +16,8 @@ using Json = nlohmann::json;
 using Setter = std::function<void(const Json&, SimOptions*)>;
 
 // One row per setting: the JSON/YAML key and how it lands in SimOptions.
-// nlohmann's get<T>() throws type_error on a wrong type; ApplyJson catches it.
+// nlohmann's get<T>() throws type_error on a wrong type, a setter
+// std::invalid_argument on a value outside its set; ApplyJson catches both.
 const std::map<std::string, Setter>& Setters() {
   static const auto* setters = new std::map<std::string, Setter>{
       {"host",
@@ -64,6 +68,16 @@ const std::map<std::string, Setter>& Setters() {
       {"bus_events_per_tag",
        [](const Json& v, SimOptions* o) {
          o->bus_events_per_tag = v.get<int>();
+       }},
+      {"metrics",
+       [](const Json& v, SimOptions* o) {
+         const std::string name = v.get<std::string>();
+         const std::optional<MetricsMode> mode = MetricsModeFromName(name);
+         if (!mode) {
+           throw std::invalid_argument(absl::StrCat(
+               R"(must be "on", "absent" or "empty", got ")", name, "\""));
+         }
+         o->metrics = *mode;
        }},
       {"degrade",
        [](const Json& v, SimOptions* o) { o->model.degrade = v.get<bool>(); }},
@@ -119,12 +133,21 @@ absl::Status ApplyJsonInto(const Json& settings, SimOptions* options) {
     } catch (const Json::exception& e) {
       return absl::InvalidArgumentError(
           absl::StrCat("setting '", key, "': ", e.what()));
+    } catch (const std::invalid_argument& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("setting '", key, "': ", e.what()));
     }
   }
   return absl::OkStatus();
 }
 
 }  // namespace
+
+bool IsTextSetting(const std::string& key) {
+  static const auto* text = new std::set<std::string>{
+      "host", "api_key", "api_secret", "user", "password", "metrics"};
+  return text->count(key) > 0;
+}
 
 absl::Status ApplyJson(const nlohmann::json& settings, SimOptions* options) {
   SimOptions candidate = *options;
@@ -151,6 +174,7 @@ nlohmann::ordered_json SimOptionsToJson(const SimOptions& o) {
   j["read_cost"] = o.model.read_cost;
   j["tag_cost"] = o.model.tag_cost;
   j["bus_events_per_tag"] = o.bus_events_per_tag;
+  j["metrics"] = MetricsModeName(o.metrics);
   j["degrade"] = o.model.degrade;
   j["degrade_threshold"] = o.model.degrade_threshold;
   j["degrade_per_entry"] = o.model.degrade_per_entry;

@@ -6,6 +6,8 @@
 // Thread-safety: free functions on values; no shared state.
 #pragma once
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "bench/killbill_sim/sim_options.h"
 #include "nlohmann/json.hpp"
@@ -15,6 +17,10 @@ namespace bg::sim {
 // Applies a JSON object of settings (same keys, flat or nested); unknown keys
 // are an error. On error *options is left unchanged.
 absl::Status ApplyJson(const nlohmann::json& settings, SimOptions* options);
+
+// True for the settings whose values are text (host, api_key, metrics, ...):
+// the YAML reader keeps their scalars as written.
+bool IsTextSetting(const std::string& key);
 
 // Every setting but the secrets (api_secret, password), in a stable order.
 nlohmann::ordered_json SimOptionsToJson(const SimOptions& options);

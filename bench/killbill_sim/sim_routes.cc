@@ -1,5 +1,6 @@
 #include "bench/killbill_sim/sim_routes.h"
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,8 @@ constexpr char kAccountApiException[] =
 constexpr char kIllegalArgument[] = "java.lang.IllegalArgumentException";
 constexpr char kQueuesCheck[] =
     "org.killbill.billing.server.healthchecks.KillbillQueuesHealthcheck";
+// What Dropwizard's servlets send so that nothing caches a reading.
+constexpr char kNoCache[] = "must-revalidate,no-cache,no-store";
 // Kill Bill's error body; nulls are written out.
 std::string ErrorBody(const std::string& class_name, const Json& code,
                       const std::string& message) {
@@ -137,6 +140,52 @@ OJson RenderAccount(const SimAccount& account, const httplib::Request& req) {
 }
 
 // ---------------------------------------------------------------------------------------
+// GET /1.0/metrics: Dropwizard's MetricRegistry as metrics-json 4.0 writes it.
+
+constexpr char kMetricsJsonVersion[] = "4.0.0";
+// Kill Bill's bus timers (killbill_sim.h) and the sim's own counter.
+constexpr char kBusInsertTimer[] =
+    "org.killbill.queue.DBBackedQueue.bus_events.rawInsertEntryTime";
+constexpr char kBusHandlerTimer[] =
+    "org.killbill.bus.DefaultPersistentBus.bus_events."
+    "busHandlersProcessingTime";
+constexpr char kExtBusInsertTimer[] =
+    "org.killbill.queue.DBBackedQueue.bus_ext_events.rawInsertEntryTime";
+constexpr char kExtBusHandlerTimer[] =
+    "org.killbill.bus.DefaultPersistentBus.bus_ext_events."
+    "busHandlersProcessingTime";
+constexpr char kSimRequestsCounter[] = "org.killbill.sim.requests";
+
+// The registry with no metric: sections in Dropwizard's order.
+OJson EmptyRegistry() {
+  OJson registry;
+  registry["version"] = kMetricsJsonVersion;
+  for (const char* section :
+       {"gauges", "counters", "histograms", "meters", "timers"}) {
+    registry[section] = OJson::object();
+  }
+  return registry;
+}
+
+// A timer whose every recorded duration is `seconds` (so stddev 0).
+OJson TimerJson(const EwmaMeter::Rates& rates, double seconds) {
+  OJson t;
+  t["count"] = rates.count;
+  for (const char* field :
+       {"max", "mean", "min", "p50", "p75", "p95", "p98", "p99", "p999"}) {
+    t[field] = seconds;
+  }
+  t["stddev"] = 0.0;
+  t["m15_rate"] = rates.m15_rate;
+  t["m1_rate"] = rates.m1_rate;
+  t["m5_rate"] = rates.m5_rate;
+  t["mean_rate"] = rates.mean_rate;
+  t["duration_units"] = "seconds";
+  t["rate_units"] = "calls/second";
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------
 // /sim/ bodies.
 
 OJson FaultStateToJson(const FaultState& f) {
@@ -165,12 +214,14 @@ OJson StatsToJson(const SimStats& stats) {
   s["bus_backlog_exact"] = stats.bus_backlog_exact;
   s["bus_posted_total"] = stats.bus_posted_total;
   s["bus_drained_total"] = stats.bus_drained_total;
+  s["bus_dispatched_total"] = stats.bus_dispatched_total;
   s["capacity_factor"] = stats.capacity_factor;
   s["effective_capacity"] = stats.effective_capacity;
   s["healthcheck_calls"] = stats.healthcheck_calls;
   s["healthcheck_unhealthy_total"] = stats.healthcheck_unhealthy_total;
   s["healthcheck_last_message"] = stats.healthcheck_last_message;
   s["bus_slope_last"] = stats.bus_slope_last;
+  s["healthcheck_window_points"] = stats.healthcheck_window_points;
   s["in_rotation"] = stats.in_rotation;
   s["connections_rejected"] = stats.connections_rejected;
   s["aborted_calls"] = stats.aborted_calls;
@@ -255,6 +306,11 @@ void SendControlError(httplib::Response& res, const absl::Status& status) {
 void SimRoutes::Register(httplib::Server& s) {
   using httplib::Request;
   using httplib::Response;
+  // Anything unknown: counted, then Jersey's bare 404.
+  auto not_found = [this](const Request&, Response& res) {
+    res.status = 404;
+    sim_.CountRequest("other", "404");
+  };
   s.Post("/1.0/kb/accounts", [this](const Request& req, Response& res) {
     Serve("POST /1.0/kb/accounts", req, res, true,
           [&] { CreateAccount(req, res); });
@@ -282,6 +338,14 @@ void SimRoutes::Register(httplib::Server& s) {
     Serve("GET /1.0/healthcheck", req, res, true,
           [&] { Healthcheck(req, res); });
   });
+  s.Get("/1.0/metrics", [this, not_found](const Request& req, Response& res) {
+    // A Kill Bill without the metrics servlet: an unknown path.
+    if (sim_.options().metrics == MetricsMode::kAbsent) {
+      not_found(req, res);
+      return;
+    }
+    Serve("GET /1.0/metrics", req, res, true, [&] { Metrics(req, res); });
+  });
   s.Delete("/1.0/kb/admin/healthcheck",
            [this](const Request& req, Response& res) {
              Serve("DELETE /1.0/kb/admin/healthcheck", req, res, true,
@@ -301,11 +365,6 @@ void SimRoutes::Register(httplib::Server& s) {
     SimFaultsRoute(req, res);
   });
 
-  // Anything else: counted, then Jersey's bare 404.
-  auto not_found = [this](const Request& req, Response& res) {
-    res.status = 404;
-    sim_.CountRequest("other", "404");
-  };
   s.Get(".*", not_found);
   s.Post(".*", not_found);
   s.Put(".*", not_found);
@@ -573,8 +632,48 @@ void SimRoutes::Healthcheck(const httplib::Request&, httplib::Response& res) {
       plugins;
   body[kQueuesCheck] = queues;
   res.status = answer.healthy() ? 200 : 500;
-  res.set_header("Cache-Control", "must-revalidate,no-cache,no-store");
+  res.set_header("Cache-Control", kNoCache);
   res.set_content(body.dump(), kJson);
+}
+
+void SimRoutes::Metrics(const httplib::Request& req, httplib::Response& res) {
+  const KillBillSim::MetricsAnswer answer = sim_.Metrics();
+  if (answer.mode == MetricsMode::kAbsent) {  // set meanwhile
+    res.status = 404;
+    return;
+  }
+  // Dropwizard's MetricsServlet: Boolean.parseBoolean(pretty), Jackson's
+  // default pretty printer (indented; nlohmann's indent differs in spacing
+  // only).
+  const bool pretty =
+      req.has_param("pretty") &&
+      absl::EqualsIgnoreCase(req.get_param_value("pretty"), "true");
+  OJson registry = EmptyRegistry();
+  if (answer.mode == MetricsMode::kOn) {
+    // A metric exists from its first update; names sort as in the registry's
+    // TreeMaps.
+    std::map<std::string, OJson> counters;
+    if (answer.requests > 0) {
+      counters[kSimRequestsCounter] = OJson{{"count", answer.requests}};
+    }
+    std::map<std::string, OJson> timers;
+    if (answer.bus_posted.count > 0) {
+      const OJson posted = TimerJson(answer.bus_posted, 0.0);
+      timers[kBusInsertTimer] = posted;
+      timers[kExtBusInsertTimer] = posted;
+      // Webhook events are dispatched as they are posted.
+      timers[kExtBusHandlerTimer] = posted;
+    }
+    if (answer.bus_dispatched.count > 0) {
+      timers[kBusHandlerTimer] =
+          TimerJson(answer.bus_dispatched, answer.bus_handler_seconds);
+    }
+    for (auto& [name, counter] : counters) registry["counters"][name] = counter;
+    for (auto& [name, timer] : timers) registry["timers"][name] = timer;
+  }
+  res.status = 200;
+  res.set_header("Cache-Control", kNoCache);
+  res.set_content(registry.dump(pretty ? 2 : -1), kJson);
 }
 
 void SimRoutes::SetRotation(bool in_rotation, const httplib::Request& req,

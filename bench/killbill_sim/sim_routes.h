@@ -9,7 +9,8 @@
 // Every /1.0/ call goes through one envelope: KillBillSim admits it (faults,
 // stall, max_threads), the handler runs, the connection is reset if a fault
 // or an outage says so, and the outcome is counted under the route's label.
-// Unknown paths are counted as "other" and get Jersey's bare 404.
+// Unknown paths are counted as "other" and get Jersey's bare 404; so does
+// GET /1.0/metrics when the `metrics` setting is "absent".
 //
 // Thread-safety: handlers run on many connection threads at once; this class
 // has no state of its own besides the KillBillSim it serves, which is
@@ -57,6 +58,7 @@ class SimRoutes {
   void AddTags(const httplib::Request& req, httplib::Response& res);
   void GetTags(const httplib::Request& req, httplib::Response& res);
   void Healthcheck(const httplib::Request& req, httplib::Response& res);
+  void Metrics(const httplib::Request& req, httplib::Response& res);
   void SetRotation(bool in_rotation, const httplib::Request& req,
                    httplib::Response& res);
 

@@ -31,12 +31,14 @@ struct SimStats {
   int busy_threads = 0;
   size_t in_service = 0;
   // Bus: ready entries as the healthcheck counts them (ceil of the exact
-  // backlog), and events posted (account creations, tags) and drained since
+  // backlog), and events posted (account creations, tags), drained and
+  // dispatched (whole events drained: posted - dispatched = the backlog) since
   // start.
   int64_t bus_backlog = 0;
   double bus_backlog_exact = 0;
   uint64_t bus_posted_total = 0;
   double bus_drained_total = 0;
+  uint64_t bus_dispatched_total = 0;
   // Overload degradation factor in [degrade_floor, 1], and capacity * factor.
   double capacity_factor = 1;
   double effective_capacity = 0;
@@ -47,6 +49,9 @@ struct SimStats {
   uint64_t healthcheck_unhealthy_total = 0;
   std::string healthcheck_last_message;
   double bus_slope_last = 0;
+  // Samples in the queue-growth regression window (at most
+  // healthcheck_window): only GET /1.0/healthcheck adds one.
+  int healthcheck_window_points = 0;
   bool in_rotation = true;
   // Connections closed at once (max_connections + accept_count exceeded), and
   // calls abandoned by a refuse outage or Stop().
@@ -65,6 +70,9 @@ class SimCounters {
   void Conflict() { ++conflicts_409_; }
   void TagCallSucceeded() { ++tag_calls_ok_; }
   void CallAborted() { ++aborted_calls_; }
+  // A call reached a /1.0/ route (before its fault pre-checks).
+  void ApiCall() { ++api_calls_; }
+  uint64_t api_calls() const { return api_calls_; }
   void Request(const std::string& label, const std::string& outcome) {
     ++requests_[label][outcome];
   }
@@ -79,6 +87,7 @@ class SimCounters {
   uint64_t conflicts_409_ = 0;
   uint64_t tag_calls_ok_ = 0;
   uint64_t aborted_calls_ = 0;
+  uint64_t api_calls_ = 0;
   uint64_t healthcheck_calls_ = 0;
   uint64_t healthcheck_unhealthy_ = 0;
   std::string last_health_message_;
