@@ -175,6 +175,32 @@ TEST_F(ClientTest, HealthcheckIsParsedAndOutOfRotationSeen) {
   EXPECT_TRUE(report->out_of_rotation);
 }
 
+TEST_F(ClientTest, BusMetricsReadTheSimsCountersAndTheirAbsence) {
+  auto client = Client();
+  auto created = client->CreateAccount(Account("metrics-1"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(client->AddTags(*created, {kTagAutoPayOff}).ok());
+  auto counters = client->BusMetrics();
+  ASSERT_TRUE(counters.ok()) << counters.status();
+  EXPECT_TRUE(counters->present);
+  const sim::SimStats stats = sim_->Stats();
+  EXPECT_EQ(counters->posted, 2);  // the creation and the control tag
+  EXPECT_EQ(static_cast<uint64_t>(counters->posted), stats.bus_posted_total);
+  EXPECT_LE(counters->dispatched, counters->posted);
+  // The two ways a Kill Bill can lack them: no servlet, no bundle.
+  for (const sim::MetricsMode how :
+       {sim::MetricsMode::kAbsent, sim::MetricsMode::kEmpty}) {
+    ASSERT_TRUE(sim_->Configure([how](sim::SimOptions* o) {
+                      o->metrics = how;
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    counters = client->BusMetrics();
+    ASSERT_TRUE(counters.ok()) << counters.status();
+    EXPECT_FALSE(counters->present);
+  }
+}
+
 TEST(ClientTransport, RefusedConnectionIsUnavailable) {
   // Bind then close a port so nothing listens on it.
   httplib::Server probe;
