@@ -127,24 +127,31 @@ Cost CallGate::Capped(const Cost& cost) const {
                static_cast<int>(std::floor(parts_.bus->burst())))};
 }
 
-Clock::Duration CallGate::TimeUntilAffordable(const Cost& cost) {
+Clock::Duration CallGate::TimeUntilAffordable(const Cost& cost,
+                                              int api_reserve) {
   const Cost c = Capped(cost);
+  const double reserve = std::clamp<double>(
+      api_reserve, 0, std::max(0.0, parts_.api->burst() - c.calls));
   return std::max(parts_.bus->TimeUntilAvailable(c.bus_events),
-                  parts_.api->TimeUntilAvailable(c.calls));
+                  parts_.api->TimeUntilAvailable(c.calls + reserve));
 }
 
 std::optional<CallGate::Ticket> CallGate::TryTake(const Cost& cost,
-                                                  Refusal* why) {
+                                                  Refusal* why,
+                                                  int api_reserve) {
   const Cost c = Capped(cost);
+  const double reserve = std::clamp<double>(
+      api_reserve, 0, std::max(0.0, parts_.api->burst() - c.calls));
   if (!parts_.bus->TryAcquire(c.bus_events)) {
-    *why = Refusal::kNoTokens;
+    *why = Refusal::kNoBusTokens;
     return std::nullopt;
   }
-  if (!parts_.api->TryAcquire(c.calls)) {
+  if (!parts_.api->TryAcquire(c.calls + reserve)) {
     parts_.bus->Refund(c.bus_events);
-    *why = Refusal::kNoTokens;
+    *why = Refusal::kNoApiTokens;
     return std::nullopt;
   }
+  parts_.api->Refund(reserve);
   Ticket ticket{parts_.breaker->Allow(), c};
   if (!ticket.permit.allowed) {
     parts_.bus->Refund(c.bus_events);

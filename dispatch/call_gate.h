@@ -50,7 +50,7 @@ class CallGate {
     flow::CircuitBreaker::Permit permit;
     Cost prepaid;
   };
-  enum class Refusal { kNone, kNoTokens, kBreaker };
+  enum class Refusal { kNone, kNoBusTokens, kNoApiTokens, kBreaker };
 
   // What the job's Kill Bill calls came to.
   struct Outcome {
@@ -66,9 +66,13 @@ class CallGate {
 
   // Takes `cost` (each part capped at its bucket's burst, so no job waits
   // forever) and a breaker permit, or nothing; `why` says what was missing.
-  std::optional<Ticket> TryTake(const Cost& cost, Refusal* why);
-  // Time until both buckets could give `cost` (capped as in TryTake).
-  Clock::Duration TimeUntilAffordable(const Cost& cost);
+  // `api_reserve` calls must stay in the API bucket afterwards (what a write
+  // waiting for bus tokens will need), as far as the burst allows.
+  std::optional<Ticket> TryTake(const Cost& cost, Refusal* why,
+                                int api_reserve = 0);
+  // Time until both buckets could give `cost` (capped as in TryTake), with
+  // `api_reserve` left over.
+  Clock::Duration TimeUntilAffordable(const Cost& cost, int api_reserve = 0);
 
   // Runs `job.run` on the calling thread (see the file comment).
   Outcome Run(Job& job, Ticket ticket);

@@ -22,7 +22,7 @@ FlowControl::FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
     : clock_(clock),
       metrics_(metrics),
       options_(std::move(options)),
-      queue_(clock, options_.queue),
+      lanes_{Lane(clock, options_.queue), Lane(clock, options_.queue)},
       bus_bucket_(clock, options_.rate.initial, options_.rate.burst),
       api_bucket_(clock, options_.api_calls_per_s, options_.rate.burst),
       breaker_(clock, options_.breaker),
@@ -33,7 +33,8 @@ FlowControl::FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
                             &retry_budget_, metrics},
             options_.retry) {
   bus_bucket_.SetRate(controller_.rate());
-  metrics_->queue_capacity().Set(static_cast<double>(options_.queue.capacity));
+  metrics_->queue_capacity().Set(
+      static_cast<double>(2 * options_.queue.capacity));
   metrics_->rate_limit().Set(controller_.rate());
   breaker_.SetTransitionCallback([this](flow::CircuitBreaker::State from,
                                         flow::CircuitBreaker::State to,
@@ -59,19 +60,20 @@ double FlowControl::Pace(double bus, double api, double events, double calls) {
 bool FlowControl::Submit(Job job) {
   job.admitted = clock_->Now();
   const Cost cost = job.cost;
-  if (!cost_measured_.load(std::memory_order_acquire)) {
-    queue_.SetDrainPrior(Pace(bus_bucket_.rate(), api_bucket_.rate(),
-                              cost.bus_events, cost.calls));
+  Lane& lane = lanes_[LaneOf(cost)];
+  if (!lane.cost_measured.load(std::memory_order_acquire)) {
+    lane.queue.SetDrainPrior(Pace(bus_bucket_.rate(), api_bucket_.rate(),
+                                  cost.bus_events, cost.calls));
   }
-  flow::Admission admission = queue_.Admit(std::move(job));
+  flow::Admission admission = lane.queue.Admit(std::move(job));
   if (!admission.admitted) {
     Reject(job, admission);  // Admit() moves from `job` only when it admits it.
     return false;
   }
   metrics_->admissions().Increment();
   absl::MutexLock lock(&mu_);
-  ++admitted_;
-  admitted_cost_ += cost;
+  ++lane.admitted;
+  lane.admitted_cost += cost;
   return true;
 }
 
@@ -89,13 +91,14 @@ void FlowControl::Reject(Job& job, const flow::Admission& admission) {
              reason, admission.retry_after);
 }
 
-void FlowControl::AnswerDropped(flow::AdmissionQueue<Job>::Dropped& dropped) {
+void FlowControl::AnswerDropped(Lane& lane,
+                                flow::AdmissionQueue<Job>::Dropped& dropped) {
   if (!dropped.expired.empty()) {
     // Shed: these can no longer finish before their deadline even if started
     // now. Telling the caller so (with a pushback) beats letting it time out.
-    const Clock::Duration pushback =
-        std::clamp(queue_.PredictedWait(), options_.queue.min_retry_pushback,
-                   options_.queue.max_retry_pushback);
+    const Clock::Duration pushback = std::clamp(
+        lane.queue.PredictedWait(), options_.queue.min_retry_pushback,
+        options_.queue.max_retry_pushback);
     for (Job& job : dropped.expired) {
       metrics_->RecordDrop(metrics::DropReason::kDeadline);
       job.answer(
@@ -113,34 +116,65 @@ void FlowControl::AnswerDropped(flow::AdmissionQueue<Job>::Dropped& dropped) {
   }
 }
 
-void FlowControl::SyncBreakerToQueue() {
+void FlowControl::SyncBreakerToQueues() {
   if (!breaker_changed_.exchange(false, std::memory_order_acq_rel)) return;
   const bool open = breaker_.state() == flow::CircuitBreaker::State::kOpen;
-  queue_.SetBreakerOpen(open, clock_->Now() + breaker_.TimeUntilNextProbe());
+  const Clock::TimePoint next_probe =
+      clock_->Now() + breaker_.TimeUntilNextProbe();
+  for (Lane& lane : lanes_) lane.queue.SetBreakerOpen(open, next_probe);
+}
+
+void FlowControl::PublishDepth() {
+  metrics_->queue_depth().Set(static_cast<double>(queued()));
 }
 
 FlowControl::Next FlowControl::TryStartNext() {
   Next next;
-  std::optional<CallGate::Ticket> ticket;
-  CallGate::Refusal refusal = CallGate::Refusal::kNone;
-  Cost head;
-  auto popped = queue_.Pop([&](const Job& job) {
-    head = job.cost;
-    ticket = gate_.TryTake(job.cost, &refusal);
-    return ticket.has_value();
-  });
-  SyncBreakerToQueue();
-  AnswerDropped(popped.dropped);
-  metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
-  if (popped.job) {
-    next.started.emplace(Started{std::move(*popped.job), *ticket});
-  } else if (refusal == CallGate::Refusal::kNoTokens) {
-    bucket_ran_dry_.store(true, std::memory_order_relaxed);
-    next.retry_in = gate_.TimeUntilAffordable(head);
-  } else if (refusal == CallGate::Refusal::kBreaker) {
-    next.retry_in = std::max<Clock::Duration>(breaker_.TimeUntilNextProbe(),
-                                              std::chrono::milliseconds(1));
+  // API calls the head write will need once its bus tokens come: reads leave
+  // them in the bucket.
+  int api_reserve = 0;
+  for (const LaneIndex index : {kWrites, kReads}) {
+    Lane& lane = lanes_[index];
+    std::optional<CallGate::Ticket> ticket;
+    CallGate::Refusal refusal = CallGate::Refusal::kNone;
+    Cost head;
+    bool had_head = false;
+    auto popped = lane.queue.Pop([&](const Job& job) {
+      had_head = true;
+      head = job.cost;
+      ticket =
+          gate_.TryTake(job.cost, &refusal, index == kReads ? api_reserve : 0);
+      return ticket.has_value();
+    });
+    SyncBreakerToQueues();
+    AnswerDropped(lane, popped.dropped);
+    if (popped.job) {
+      next.started.emplace(Started{std::move(*popped.job), *ticket});
+      next.retry_in = Clock::Duration::zero();
+      break;
+    }
+    if (!had_head) continue;
+    Clock::Duration retry_in{0};
+    if (refusal == CallGate::Refusal::kNoBusTokens ||
+        refusal == CallGate::Refusal::kNoApiTokens) {
+      if (index == kWrites && refusal == CallGate::Refusal::kNoBusTokens) {
+        bucket_ran_dry_.store(true, std::memory_order_relaxed);
+        api_reserve = head.calls;
+      }
+      retry_in =
+          gate_.TimeUntilAffordable(head, index == kReads ? api_reserve : 0);
+    } else if (refusal == CallGate::Refusal::kBreaker) {
+      retry_in = std::max<Clock::Duration>(breaker_.TimeUntilNextProbe(),
+                                           std::chrono::milliseconds(1));
+    }
+    if (next.retry_in == Clock::Duration::zero() || retry_in < next.retry_in) {
+      next.retry_in = retry_in;
+    }
+    // The head write waits for API tokens (or the breaker): a read must not
+    // take them first.
+    if (index == kWrites && refusal != CallGate::Refusal::kNoBusTokens) break;
   }
+  PublishDepth();
   return next;
 }
 
@@ -148,47 +182,57 @@ void FlowControl::Run(Started& started) {
   Job& job = started.job;
   metrics_->queue_wait().Observe(ToSeconds(clock_->Now() - job.admitted));
   const CallGate::Outcome outcome = gate_.Run(job, started.ticket);
-  if (outcome.calls > 0) queue_.ObserveLatency(outcome.total);
+  if (outcome.calls > 0) {
+    lanes_[LaneOf(job.cost)].queue.ObserveLatency(outcome.total);
+  }
 }
 
 void FlowControl::Tick() {
-  uint64_t admitted;
-  Cost cost;
-  {
-    absl::MutexLock lock(&mu_);
-    admitted = admitted_;
-    cost = admitted_cost_;
+  for (const LaneIndex index : {kWrites, kReads}) {
+    Lane& lane = lanes_[index];
+    uint64_t admitted;
+    Cost cost;
+    {
+      absl::MutexLock lock(&mu_);
+      admitted = lane.admitted;
+      cost = lane.admitted_cost;
+    }
+    if (admitted > lane.admitted_at_tick) {
+      const double jobs = static_cast<double>(admitted - lane.admitted_at_tick);
+      lane.calls_per_job = (cost.calls - lane.cost_at_tick.calls) / jobs;
+      lane.events_per_job =
+          (cost.bus_events - lane.cost_at_tick.bus_events) / jobs;
+      lane.cost_measured.store(true, std::memory_order_release);
+    }
+    lane.admitted_at_tick = admitted;
+    lane.cost_at_tick = cost;
   }
-  if (admitted > admitted_at_tick_) {
-    const double jobs = static_cast<double>(admitted - admitted_at_tick_);
-    calls_per_job_ = (cost.calls - cost_at_tick_.calls) / jobs;
-    events_per_job_ = (cost.bus_events - cost_at_tick_.bus_events) / jobs;
-    cost_measured_.store(true, std::memory_order_release);
-  }
-  admitted_at_tick_ = admitted;
-  cost_at_tick_ = cost;
+  // Demand on the bus budget: writes queued, or the head write found the bus
+  // bucket dry. Queued reads are no reason to raise the bus rate.
   const bool demand =
-      queue_.size() > 0 ||
+      lanes_[kWrites].queue.size() > 0 ||
       bucket_ran_dry_.exchange(false, std::memory_order_relaxed);
-  const double rate =
-      controller_.Tick(demand) * rate_share_.load(std::memory_order_relaxed);
+  const double share = rate_share_.load(std::memory_order_relaxed);
+  const double rate = controller_.Tick(demand) * share;
   bus_bucket_.SetRate(rate);
-  const double api_rate =
-      options_.api_calls_per_s * rate_share_.load(std::memory_order_relaxed);
+  const double api_rate = options_.api_calls_per_s * share;
   api_bucket_.SetRate(api_rate);
   breaker_.Tick();
-  SyncBreakerToQueue();
-  // The pace the buckets allow, in jobs/s: the tighter of the two budgets for
-  // the jobs being admitted. The drain prior until drain is measured, and what
-  // Sweep() predicts queued jobs against.
-  if (cost_measured_.load(std::memory_order_acquire)) {
-    queue_.SetDrainPrior(Pace(rate, api_rate, events_per_job_, calls_per_job_));
+  SyncBreakerToQueues();
+  for (Lane& lane : lanes_) {
+    // The pace the buckets allow, in jobs/s: the tighter of the two budgets
+    // for the jobs being admitted. The drain prior until drain is measured,
+    // and what Sweep() predicts queued jobs against.
+    if (lane.cost_measured.load(std::memory_order_acquire)) {
+      lane.queue.SetDrainPrior(
+          Pace(rate, api_rate, lane.events_per_job, lane.calls_per_job));
+    }
+    auto dropped = lane.queue.Sweep(options_.adjust_interval);
+    AnswerDropped(lane, dropped);
   }
-  auto dropped = queue_.Sweep(options_.adjust_interval);
-  AnswerDropped(dropped);
   metrics_->rate_limit().Set(rate);
   metrics_->drain_estimate().Set(controller_.snapshot().drain_estimate);
-  metrics_->queue_depth().Set(static_cast<double>(queue_.size()));
+  PublishDepth();
 }
 
 void FlowControl::SetRateShare(double fraction) {
@@ -196,15 +240,19 @@ void FlowControl::SetRateShare(double fraction) {
   controller_.SetShare(fraction);
 }
 
-void FlowControl::StopAdmitting() { queue_.Shutdown(); }
+void FlowControl::StopAdmitting() {
+  for (Lane& lane : lanes_) lane.queue.Shutdown();
+}
 
 void FlowControl::AnswerAllQueued() {
-  for (Job& job : queue_.DrainAll()) {
-    metrics_->RecordDrop(metrics::DropReason::kShutdown);
-    job.answer(absl::UnavailableError(
-                   "rejected: shutting_down; the gateway is stopping"),
-               flow::RejectReasonName(flow::RejectReason::kShuttingDown),
-               options_.queue.min_retry_pushback);
+  for (Lane& lane : lanes_) {
+    for (Job& job : lane.queue.DrainAll()) {
+      metrics_->RecordDrop(metrics::DropReason::kShutdown);
+      job.answer(absl::UnavailableError(
+                     "rejected: shutting_down; the gateway is stopping"),
+                 flow::RejectReasonName(flow::RejectReason::kShuttingDown),
+                 options_.queue.min_retry_pushback);
+    }
   }
   metrics_->queue_depth().Set(0);
 }

@@ -3,17 +3,26 @@
 // production; a fake-clock simulation drives the very same object in tests.
 //
 // clang-format off
-//   Submit(job) ──► AdmissionQueue ── rejected: answered at once with a
-//                        │             reason and a retry pushback
-//   TryStartNext() ──► CallGate::TryTake: the head job's Cost from the bus
+//   Submit(job) ──► AdmissionQueue of its lane ── rejected: answered at once
+//                        │  (writes: jobs posting     with a reason and a
+//                        │  bus events; reads)        retry pushback
+//   TryStartNext() ──► CallGate::TryTake: the head write's Cost from the bus
 //                        │  bucket (events/s, set by the RateController) and
 //                        │  the API bucket (calls/s, fixed), plus a breaker
-//                        ▼  permit; expired or cancelled jobs are answered
+//                        │  permit; else, unless that write waits for API
+//                        │  tokens, the head read's (API only); expired or
+//                        ▼  cancelled jobs are answered
 //   Run(started) ──► CallGate::Run: the job's Kill Bill calls; outcomes feed
 //                        the breaker, the controller, the queue's latency
 //   Tick() (every adjust_interval): controller → bucket rate x rate share,
-//                        breaker tick, breaker state → queue, queue sweep
+//                        breaker tick, breaker state → queues, queue sweeps
 // clang-format on
+//
+// Two budgets, two lanes: writes spend bus events and API calls, reads API
+// calls only. Reads never wait behind writes held by the bus budget; writes
+// go first on the API budget (a read takes API tokens only when the head
+// write is not waiting for them), so a storm of reads cannot starve writes,
+// and fills only the read lane's queue (each lane holds queue.capacity).
 //
 // The health monitor feeds breaker() and controller() from its own thread.
 // Every Job is answered exactly once: by its run, or here (rejected at
@@ -92,26 +101,58 @@ class FlowControl {
   void StopAdmitting();
   // Answers every queued job with UNAVAILABLE / shutting_down.
   void AnswerAllQueued();
-  size_t queued() const { return queue_.size(); }
+  size_t queued() const {
+    return lanes_[kWrites].queue.size() + lanes_[kReads].queue.size();
+  }
 
   flow::CircuitBreaker& breaker() { return breaker_; }
   flow::RateController& controller() { return controller_; }
   const FlowOptions& options() const { return options_; }
 
  private:
+  // Writes (jobs that post bus events) and reads (jobs that post none) queue
+  // apart: a read never waits behind writes held by the bus budget, and a
+  // storm of reads fills only its own queue.
+  enum LaneIndex { kWrites = 0, kReads = 1 };
+  struct Lane {
+    Lane(Clock* clock, const flow::AdmissionOptions& options)
+        : queue(clock, options) {}
+    flow::AdmissionQueue<Job> queue;
+    // The declared cost of the jobs admitted so far (under FlowControl::mu_),
+    // for the pace the queue is predicted against (jobs/s = budget / cost).
+    uint64_t admitted = 0;
+    Cost admitted_cost;
+    // Tick's own view (one scheduler thread): counts at the last tick and the
+    // cost per job measured between ticks.
+    uint64_t admitted_at_tick = 0;
+    Cost cost_at_tick;
+    double calls_per_job = 1;
+    double events_per_job = 0;
+    // Whether a tick has measured the cost per job yet: until then each
+    // admission sets the queue's pace from its own job's cost and the
+    // buckets' rates (a spike that arrives before any measurement is admitted
+    // at the pace its own jobs allow, not at an assumed request shape).
+    // Atomic: written by Tick, read by Submit on gRPC threads.
+    std::atomic<bool> cost_measured{false};
+  };
+  static LaneIndex LaneOf(const Cost& cost) {
+    return cost.bus_events > 0 ? kWrites : kReads;
+  }
   // Jobs/s the budgets allow at `bus` events/s and `api` calls/s for jobs
   // costing `events` and `calls` on average.
   static double Pace(double bus, double api, double events, double calls);
   void Reject(Job& job, const flow::Admission& admission);
-  void AnswerDropped(flow::AdmissionQueue<Job>::Dropped& dropped);
-  // Tells the queue the breaker's state after a transition (see the callback).
-  void SyncBreakerToQueue();
+  void AnswerDropped(Lane& lane, flow::AdmissionQueue<Job>::Dropped& dropped);
+  // Tells the queues the breaker's state after a transition (see the
+  // callback).
+  void SyncBreakerToQueues();
+  void PublishDepth();
 
   Clock* const clock_;
   metrics::GatewayMetrics* const metrics_;
   const FlowOptions options_;
 
-  flow::AdmissionQueue<Job> queue_;
+  Lane lanes_[2];
   flow::TokenBucket bus_bucket_;
   flow::TokenBucket api_bucket_;
   flow::CircuitBreaker breaker_;
@@ -119,28 +160,13 @@ class FlowControl {
   flow::RetryBudget retry_budget_;
   CallGate gate_;
 
-  // The declared cost of the jobs admitted so far, for the pace the queue is
-  // predicted against (jobs/s = budget / cost per job).
-  absl::Mutex mu_;
-  uint64_t admitted_ ABSL_GUARDED_BY(mu_) = 0;
-  Cost admitted_cost_ ABSL_GUARDED_BY(mu_);
-  // Tick's own view (one scheduler thread): counts at the last tick and the
-  // cost per job measured between ticks.
-  uint64_t admitted_at_tick_ = 0;
-  Cost cost_at_tick_;
-  double calls_per_job_ = 1;
-  double events_per_job_ = 1;
-  // Whether a tick has measured the cost per job yet: until then each
-  // admission sets the queue's pace from its own job's cost and the buckets'
-  // rates (a spike that arrives before any measurement is admitted at the pace
-  // its own jobs allow, not at an assumed request shape). Atomic: written by
-  // Tick, read by Submit on gRPC threads.
-  std::atomic<bool> cost_measured_{false};
-  // Set when the head job found no tokens; read and cleared by Tick (demand
-  // is waiting). Atomic: written by TryStartNext, read by Tick.
+  absl::Mutex mu_;  // guards each lane's admitted / admitted_cost
+  // Set when the head write found no bus tokens; read and cleared by Tick
+  // (demand is waiting on the bus budget). Atomic: written by TryStartNext,
+  // read by Tick.
   std::atomic<bool> bucket_ran_dry_{false};
-  // Set by the breaker's transition callback, which may run under the queue's
-  // lock; applied to the queue outside it. Atomic: written from any thread.
+  // Set by the breaker's transition callback, which may run under a queue's
+  // lock; applied to the queues outside it. Atomic: written from any thread.
   std::atomic<bool> breaker_changed_{true};
   // Written by the replica heartbeat, read by Tick; a lone double.
   std::atomic<double> rate_share_{1.0};

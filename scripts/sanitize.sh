@@ -25,9 +25,9 @@ jobs=$(nproc)
 TSAN_TESTS=(
   token_bucket_test circuit_breaker_test admission_queue_test rate_controller_test
   retry_policy_test windowed_counter_test flow_simulation_test call_gate_test
-  health_monitor_test dispatcher_test
+  health_monitor_test dispatcher_test flow_control_test
   killbill_parse_test killbill_client_test
-  sim_model_test sim_options_test sim_server_test
+  sim_model_test sim_options_test sim_server_test sim_metrics_test
   config_test concurrency_stress_test
 )
 

@@ -80,7 +80,7 @@ TEST_F(CallGateTest, TakesBothBudgetsOrNothing) {
   EXPECT_NEAR(api_.Available(), 2, 1e-9);
   // Two bus events are not there: the call tokens must stay untouched.
   EXPECT_FALSE(gate_.TryTake({1, 2}, &why).has_value());
-  EXPECT_EQ(why, CallGate::Refusal::kNoTokens);
+  EXPECT_EQ(why, CallGate::Refusal::kNoBusTokens);
   EXPECT_NEAR(api_.Available(), 2, 1e-9);
   // A read costs no bus event: the bus budget does not hold it back.
   EXPECT_TRUE(gate_.TryTake({1, 0}, &why).has_value());
