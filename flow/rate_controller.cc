@@ -133,26 +133,35 @@ void RateController::OnBusCounters(
     return;
   }
   const killbill::BusCounters& c = *counters;
-  const double backlog = std::max<double>(0, c.posted - c.dispatched);
   const bool reset =
       c.posted < counters_.posted || c.dispatched < counters_.dispatched;
   const double dt = ToSeconds(now - counters_at_);
+  // Entries dispatched beyond those posted since the counters started: a
+  // backlog Kill Bill found in its database when it (re)started. While it
+  // grows the bus is busy with entries no counter shows; once it stops
+  // growing it is the offset that makes posted - dispatched the backlog.
+  const double deficit = static_cast<double>(c.dispatched - c.posted);
   if (!have_counters_ || reset || dt <= 0) {
     // The first reading, or Kill Bill restarted (counters start at 0): a
     // baseline.
     have_counters_ = true;
+    uncounted_ = std::max(0.0, deficit);
     counters_ = c;
     counters_at_ = now;
-    bus_backlog_ = backlog;
+    bus_backlog_ = std::max(0.0, -deficit + uncounted_);
     intervals_.clear();
     backlog_history_.clear();
     return;
   }
+  const bool draining_uncounted = deficit > uncounted_;
+  uncounted_ = std::max(uncounted_, deficit);
+  const double backlog = std::max(0.0, uncounted_ - deficit);
   const double prev_backlog = bus_backlog_;
   intervals_.push_back(
       Interval{now, dt, static_cast<double>(c.posted - counters_.posted),
                static_cast<double>(c.dispatched - counters_.dispatched), own,
-               prev_backlog >= kBusyBacklog && backlog >= kBusyBacklog});
+               draining_uncounted ||
+                   (prev_backlog >= kBusyBacklog && backlog >= kBusyBacklog)});
   while (!intervals_.empty() && intervals_.front().end <= now - kCheckSpan) {
     intervals_.pop_front();
   }
@@ -198,12 +207,15 @@ void RateController::OnBusCounters(
   drain_ = drain;
   known_ = busy_dt > 0;
   backlog_ = backlog;
-  bus_idle_ = backlog <= kIdleBacklog;
+  bus_idle_ = backlog <= kIdleBacklog && !draining_uncounted;
   if (bus_idle_) return;  // Tick climbs while demand waits
   const double t = std::max(ToSeconds(opt_.backlog_drain_time), 1e-3);
+  // An uncounted backlog of unknown size is paid down as fast as allowed.
   const double correction =
-      std::clamp((opt_.target_backlog - backlog) / t, -kMaxDipShare * drain,
-                 opt_.target_backlog / t);
+      draining_uncounted
+          ? -kMaxDipShare * drain
+          : std::clamp((opt_.target_backlog - backlog) / t,
+                       -kMaxDipShare * drain, opt_.target_backlog / t);
   SetRateLocked(drain + correction - foreign_);
 }
 

@@ -397,6 +397,8 @@ class RateController {
   double own_since_counters_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<Interval> intervals_ ABSL_GUARDED_BY(mu_);
   double bus_backlog_ ABSL_GUARDED_BY(mu_) = -1;
+  // The largest dispatched - posted seen since the counters started.
+  double uncounted_ ABSL_GUARDED_BY(mu_) = 0;
   double measured_drain_ ABSL_GUARDED_BY(mu_) = 0;  // last busy measurement
   double foreign_ ABSL_GUARDED_BY(mu_) = 0;
   bool bus_idle_ ABSL_GUARDED_BY(mu_) = false;

@@ -379,7 +379,8 @@ TEST_F(RateControllerCountersTest, AfterIdleTheLastMeasuredDrainIsTheStart) {
   c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
   for (int i = 0; i < 3; ++i) Busy(25, 10);
   // Demand stops: the bus empties, the rate is left where it was.
-  for (int i = 0; i < 3; ++i) Poll(2, 2, 12);
+  Poll(2, 2, 12);
+  for (int i = 0; i < 2; ++i) Poll(2, 2, 2);
   c_.SetShare(1.0);
   // A breaker episode or a lull cut the rate meanwhile (fast signals)...
   for (int i = 0; i < 20; ++i) c_.RecordOutcome(milliseconds(10), true);
@@ -434,6 +435,29 @@ TEST_F(RateControllerCountersTest, ARestartedKillBillIsANewBaseline) {
   EXPECT_EQ(c_.snapshot().bus_backlog, 300);
   Busy(25, 300);
   EXPECT_NEAR(c_.rate(), 25 - 12.5, 1e-9);
+}
+
+TEST_F(RateControllerCountersTest, ABacklogLeftFromBeforeARestartIsPaidDown) {
+  // Kill Bill restarted with 300 entries in its database: its counters start
+  // at 0 and it dispatches 25/s, the old entries first.
+  posted_ = dispatched_ = 0;
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  for (int i = 0; i < 3; ++i) Poll(10, 10, 25);
+  // The lead of dispatched over posted grows: busy, drain 25, paid at half.
+  EXPECT_EQ(c_.snapshot().drain_estimate, 25);
+  EXPECT_EQ(c_.snapshot().bus_backlog, 0);
+  EXPECT_NEAR(c_.rate(), 12.5, 1e-9);
+  // While it lasts, no climb however long demand waits.
+  for (int i = 0; i < 10; ++i) {
+    clock_.Advance(milliseconds(100));
+    c_.Tick(true);
+  }
+  EXPECT_NEAR(c_.rate(), 12.5, 1e-9);
+  // The old entries are gone (lead 45): what is posted now shows as backlog.
+  Poll(12, 12, 12);
+  EXPECT_EQ(c_.snapshot().bus_backlog, 0);
+  Poll(30, 30, 25);
+  EXPECT_EQ(c_.snapshot().bus_backlog, 5);
 }
 
 TEST_F(RateControllerCountersTest, CountersThatMissOwnWritesAreDistrusted) {
