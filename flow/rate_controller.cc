@@ -480,8 +480,10 @@ double RateController::Tick(bool demand_waiting) {
   if (source_ == Source::kMetrics) {
     // Idle bus, demand waiting: at least the last measured capacity, then up.
     if (bus_idle_ && demand_waiting) {
-      SetRateLocked(std::max(rate_, measured_drain_) *
-                    (1 + opt_.climb_per_s * dt));
+      // Before any measurement nothing bounds the guess: double per second
+      // (an overshoot shows as a backlog at the next reading).
+      const double climb = measured_drain_ > 0 ? opt_.climb_per_s : 1.0;
+      SetRateLocked(std::max(rate_, measured_drain_) * (1 + climb * dt));
     }
     return rate_;
   }

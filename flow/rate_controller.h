@@ -117,7 +117,8 @@
 // When the bus is idle (<= 2 entries), demand is waiting and the rate is the
 // binding limit, the rate is raised to at least the last measured capacity
 // (the last known good rate, also after an outage) and then by `climb_per_s`
-// (20 %/s: 10 -> 25 events/s in ~5 s). An overshoot shows as a backlog at the
+// (20 %/s); before the first measurement it doubles every second (10 -> 25
+// events/s in ~2 s). An overshoot shows as a backlog at the
 // next poll, whose drain measurement then sets the rate; it costs a few
 // entries, not a minute of growth.
 //

@@ -335,8 +335,10 @@ TEST_F(RateControllerCountersTest, AnIdleBusClimbsOnlyWhileDemandWaits) {
     clock_.Advance(milliseconds(100));
     c_.Tick(/*demand_waiting=*/true);
   }
-  // +20 %/s, compounded per 100 ms tick.
-  EXPECT_NEAR(c_.rate(), before * std::pow(1.02, 10), 1e-9);
+  // No drain measured yet: doubling per second (+100 %/s, compounded per
+  // 100 ms tick). After a measurement it is +20 %/s (see
+  // AfterIdleTheLastMeasuredDrainIsTheStart).
+  EXPECT_NEAR(c_.rate(), before * std::pow(1.1, 10), 1e-9);
 }
 
 TEST_F(RateControllerCountersTest, ABusyBusSetsDrainPlusTheBacklogCorrection) {
