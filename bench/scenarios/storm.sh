@@ -59,20 +59,7 @@ OUT="$(fresh_results storm)"
 SUMMARY="$OUT/summary.csv"
 log "storm: $STORM_CALLERS callers, closed loop ${STORM_DURATION}s, deadline ${DEADLINE_S}s, tags [$STORM_TAGS], gateway $GATEWAY_BIN with $(gateway_reference_config) -> $OUT"
 
-# sample_sim_stats FILE T0: one row per second of the sim's own counters, t relative to T0.
-sample_sim_stats() {
-  local file="$1" t0="$2" t
-  echo "t,uptime_s,bus_backlog,bus_backlog_exact,bus_drained_total,healthcheck_calls,healthcheck_unhealthy_total,in_rotation,healthcheck_last_message" >"$file"
-  while :; do
-    t="$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')"
-    curl -sS -m 1 "$SIM_URL/sim/stats" 2>/dev/null | jq -r --arg t "$t" '[$t, .uptime_s,
-      .bus_backlog, .bus_backlog_exact, .bus_drained_total, .healthcheck_calls,
-      .healthcheck_unhealthy_total, .in_rotation,
-      ((.healthcheck_last_message // "") | gsub(","; ";"))] | map(tostring) | join(",")' \
-      >>"$file" 2>/dev/null
-    sleep 1
-  done
-}
+# The sim's own counters each second: lib.sh's sample_sim_stats (<run>.sim-series.csv).
 
 # series_stats SIM_SERIES FROM TO: "DRAINED_PER_S POSTED_PER_S UNHEALTHY POLLS|HEALTH" over
 # FROM <= t < TO (slopes by least squares; "-" when the sim does not report the field);
