@@ -1044,6 +1044,64 @@ plot ${plots_b%, }
 EOF
 }
 
+# plot_rate_signals PNG TITLE DIR "T1 T2 .." "D0 D1 D2 .." XMAX CONTENDER...: one panel per
+# CONTENDER (from DIR/<c>.gateway-series.csv and DIR/<c>.sim-rates.csv; one without them is
+# left out): the gateway's rate, the sim's real drain (dispatched/s), its posted/s and the
+# bus drain setting (D0 until T1, D1 until T2, ...) in events/s on the left axis, the sim's
+# bus backlog on the right; under each panel a strip with the signal source as a step line
+# (1 metrics, 0 healthcheck) and the seconds the sim's healthcheck answered unhealthy.
+plot_rate_signals() {
+  local png="$1" title="$2" dir="$3" times="$4" drains="$5" xmax="$6" c cs=() i n
+  shift 6
+  command -v gnuplot >/dev/null || { log "gnuplot missing: no $png"; return 0; }
+  for c in "$@"; do
+    [[ -s "$dir/$c.gateway-series.csv" && -s "$dir/$c.sim-rates.csv" ]] && cs+=("$c")
+  done
+  n=${#cs[@]}
+  ((n > 0)) || { log "no series for $png"; return 0; }
+  {
+    cat <<EOF
+set terminal pngcairo size 1300,$((420 * n + 60)) noenhanced
+set output '$png'
+set datafile separator ','
+set datafile missing ''
+set multiplot title '$title'
+set grid
+set lmargin at screen 0.10
+set rmargin at screen 0.72
+set xrange [0:$xmax]
+set key outside right top
+set samples 2000
+EOF
+    for ((i = 0; i < n; i++)); do
+      c="${cs[$i]}"
+      awk -v i="$i" -v n="$n" -v c="$c" -v dir="$dir" -v times="$times" -v drains="$drains" 'BEGIN {
+        nt = split(times, T, " "); split(drains, D, " ")
+        setting = D[nt + 1]
+        for (j = nt; j >= 1; j--) setting = sprintf("($1 < %s ? %s : %s)", T[j], D[j], setting)
+        top = 0.95; h = top / n; base = top - (i + 1) * h
+        printf "set origin 0,%.4f\nset size 1,%.4f\n", base + 0.24 * h, 0.76 * h
+        printf "set tmargin 1.5\nset bmargin 0\nset format x \"\"\nunset xlabel\n"
+        printf "set title \"%s\" offset 0,-0.5\n", c
+        printf "set ylabel \"events/s\"\nset yrange [0:*]\nset y2label \"bus backlog (entries)\"\nset y2tics\nset y2range [0:*]\n"
+        printf "plot \"%s/%s.gateway-series.csv\" using 1:2 every ::1 with lines lw 2 lc rgb \"#1f77b4\" title \"gateway rate\", \\\n", dir, c
+        printf "  \"%s/%s.sim-rates.csv\" using 1:3 every ::1 with lines lw 1 lc rgb \"#2ca02c\" title \"sim drain (dispatched/s)\", \\\n", dir, c
+        printf "  \"%s/%s.sim-rates.csv\" using 1:2 every ::1 with lines lw 1 dt 3 lc rgb \"#7f7f7f\" title \"sim posted/s\", \\\n", dir, c
+        printf "  \"+\" using 1:%s with lines dt 2 lc rgb \"black\" title \"drain setting\", \\\n", setting
+        printf "  \"%s/%s.sim-rates.csv\" using 1:4 every ::1 axes x1y2 with lines lw 2 lc rgb \"#d62728\" title \"sim bus backlog\"\n", dir, c
+        printf "set origin 0,%.4f\nset size 1,%.4f\n", base, 0.24 * h
+        printf "unset title\nset tmargin 0\nset bmargin 2.5\nset format x \"%%g\"\nset xlabel \"time (s)\" offset 0,0.5\n"
+        printf "set ylabel \"signal\"\nset yrange [-0.3:1.3]\nset ytics (\"healthcheck\" 0, \"metrics\" 1)\nunset y2tics\nunset y2label\n"
+        printf "plot \"%s/%s.gateway-series.csv\" using 1:4 every ::1 with steps lw 2 lc rgb \"#9467bd\" title \"rate signal\", \\\n", dir, c
+        printf "  \"%s/%s.sim-rates.csv\" using 1:($5 > 0 ? -0.15 : NaN) every ::1 with points pt 7 ps 0.4 lc rgb \"#d62728\" title \"healthcheck unhealthy\"\n", dir, c
+        printf "set ytics autofreq\n"
+      }'
+    done
+    echo "unset multiplot"
+  } >"${png%.png}.gp"
+  gnuplot "${png%.png}.gp" || log "warning: gnuplot failed on ${png%.png}.gp"
+}
+
 # fresh_results SCENARIO: an empty results folder for the scenario; prints its path.
 fresh_results() {
   local dir="$RESULTS/$1"
