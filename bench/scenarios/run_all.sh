@@ -2,7 +2,7 @@
 # Runs the benchmark scenarios one after the other and prints their markdown tables.
 #
 #   bench/scenarios/run_all.sh           S1..S4 (about 45 minutes with all five contenders),
-#                                         then adaptive.sh (5 minutes, gateway-adaptive only)
+#                                         then adaptive.sh (13 minutes, both adaptive signals)
 #   bench/scenarios/run_all.sh --quick   short S1 (2 concurrency levels) + short S2 with
 #                                         three contenders: a demo of about 3 minutes
 # Environment: see lib.sh (BUILD, CONTENDERS, ...) and each scenario script.
