@@ -62,8 +62,9 @@ bool FlowControl::Submit(Job job) {
   const Cost cost = job.cost;
   Lane& lane = lanes_[LaneOf(cost)];
   if (!lane.cost_measured.load(std::memory_order_acquire)) {
-    lane.queue.SetDrainPrior(Pace(bus_bucket_.rate(), api_bucket_.rate(),
-                                  cost.bus_events, cost.calls));
+    lane.queue.SetDrainPrior(Pace(
+        controller_.PacingRate() * rate_share_.load(std::memory_order_relaxed),
+        api_bucket_.rate(), cost.bus_events, cost.calls));
   }
   flow::Admission admission = lane.queue.Admit(std::move(job));
   if (!admission.admitted) {
@@ -224,8 +225,8 @@ void FlowControl::Tick() {
     // for the jobs being admitted. The drain prior until drain is measured,
     // and what Sweep() predicts queued jobs against.
     if (lane.cost_measured.load(std::memory_order_acquire)) {
-      lane.queue.SetDrainPrior(
-          Pace(rate, api_rate, lane.events_per_job, lane.calls_per_job));
+      lane.queue.SetDrainPrior(Pace(controller_.PacingRate() * share, api_rate,
+                                    lane.events_per_job, lane.calls_per_job));
     }
     auto dropped = lane.queue.Sweep(options_.adjust_interval);
     AnswerDropped(lane, dropped);

@@ -76,8 +76,7 @@ flow::CircuitBreaker::Health HealthMonitor::PollOnce() {
   controller_->OnHealth(health);
   const flow::RateController::Snapshot c = controller_->snapshot();
   if (c.source != source_) {
-    if (source_ != flow::RateController::Source::kStatic ||
-        c.source == flow::RateController::Source::kMetrics) {
+    if (source_ || c.source == flow::RateController::Source::kMetrics) {
       spdlog::info("rate signal: {} ({})",
                    flow::RateController::SourceName(c.source), c.source_why);
     }

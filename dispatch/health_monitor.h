@@ -20,6 +20,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -80,7 +81,8 @@ class HealthMonitor {
   const Options options_;
   const Probe probe_;
   const MetricsProbe metrics_probe_;  // empty: the counters are not read
-  flow::RateController::Source source_ = flow::RateController::Source::kStatic;
+  // The signal last published (none before the first poll).
+  std::optional<flow::RateController::Source> source_;
   flow::CircuitBreaker* const breaker_;
   flow::RateController* const controller_;
 

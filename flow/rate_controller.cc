@@ -123,6 +123,7 @@ void RateController::OnBusCounters(
   const Clock::TimePoint now = clock_->Now();
   const double own = own_since_counters_;
   own_since_counters_ = 0;
+  counters_ever_read_ = true;
   if (!counters || !counters->present) {
     have_counters_ = false;
     backlog_history_.clear();
@@ -510,6 +511,14 @@ double RateController::Tick(bool demand_waiting) {
 double RateController::rate() const {
   absl::MutexLock lock(&mu_);
   return rate_;
+}
+
+double RateController::PacingRate() const {
+  absl::MutexLock lock(&mu_);
+  const bool counters_may_rule =
+      opt_.mode == Mode::kAdaptive && opt_.signal == Signal::kAuto &&
+      (source_ == Source::kMetrics || !counters_ever_read_);
+  return counters_may_rule && measured_drain_ <= 0 ? opt_.max : rate_;
 }
 
 RateController::Source RateController::source() const {

@@ -304,6 +304,13 @@ class RateController {
   double Tick(bool demand_waiting);
 
   double rate() const;
+  // The rate to predict queue waits against (admission, shedding): rate(),
+  // except while the bus counters are (or may yet be) in use and no drain has
+  // been measured: then `max`, since the counters find the drain within
+  // seconds of the first demand, and a spike arriving first would otherwise
+  // be refused at the initial guess (the queue sheds what the measured pace
+  // then cannot serve, each with an explicit answer).
+  double PacingRate() const;
   Source source() const;
   Snapshot snapshot() const;
   const Options& options() const { return opt_; }
@@ -393,6 +400,7 @@ class RateController {
   Source source_ ABSL_GUARDED_BY(mu_);
   const char* source_why_ ABSL_GUARDED_BY(mu_) = "";
   bool have_counters_ ABSL_GUARDED_BY(mu_) = false;
+  bool counters_ever_read_ ABSL_GUARDED_BY(mu_) = false;
   killbill::BusCounters counters_ ABSL_GUARDED_BY(mu_);
   Clock::TimePoint counters_at_ ABSL_GUARDED_BY(mu_);
   double own_since_counters_ ABSL_GUARDED_BY(mu_) = 0;

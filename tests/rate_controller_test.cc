@@ -500,6 +500,27 @@ TEST_F(RateControllerCountersTest,
       << c_.snapshot().source_why;
 }
 
+TEST_F(RateControllerCountersTest, QueuesArePacedAtMaxUntilADrainIsMeasured) {
+  // Before any reading and while the counters rule with nothing measured:
+  // the ceiling (a spike at start-up is admitted, then shed at the measured
+  // pace), not the initial guess.
+  EXPECT_EQ(c_.PacingRate(), 100);
+  c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  Poll(0, 0, 0);
+  EXPECT_EQ(c_.PacingRate(), 100);
+  Busy(25, 10);
+  Busy(25, 10);
+  EXPECT_EQ(c_.PacingRate(), c_.rate());
+  // Kill Bill without counters: the healthcheck's model paces.
+  RateController absent(&clock_, Adaptive());
+  absent.OnBusCounters(killbill::BusCounters{});
+  EXPECT_EQ(absent.PacingRate(), absent.rate());
+  RateController::Options o = Adaptive();
+  o.signal = RateController::Signal::kHealthcheck;
+  RateController healthcheck(&clock_, o);
+  EXPECT_EQ(healthcheck.PacingRate(), healthcheck.rate());
+}
+
 TEST_F(RateControllerCountersTest, HealthcheckOnlyAndStaticIgnoreTheCounters) {
   RateController::Options o = Adaptive();
   o.signal = RateController::Signal::kHealthcheck;
