@@ -515,9 +515,12 @@ double RateController::rate() const {
 
 double RateController::PacingRate() const {
   absl::MutexLock lock(&mu_);
+  // In use, or about to be: not read yet, or a baseline taken (the source
+  // switches at the second reading), and not distrusted.
   const bool counters_may_rule =
       opt_.mode == Mode::kAdaptive && opt_.signal == Signal::kAuto &&
-      (source_ == Source::kMetrics || !counters_ever_read_);
+      clock_->Now() >= distrust_until_ &&
+      (source_ == Source::kMetrics || have_counters_ || !counters_ever_read_);
   return counters_may_rule && measured_drain_ <= 0 ? opt_.max : rate_;
 }
 

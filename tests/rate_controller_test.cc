@@ -505,7 +505,11 @@ TEST_F(RateControllerCountersTest, QueuesArePacedAtMaxUntilADrainIsMeasured) {
   // the ceiling (a spike at start-up is admitted, then shed at the measured
   // pace), not the initial guess.
   EXPECT_EQ(c_.PacingRate(), 100);
+  // The first reading is a baseline (the source is still the healthcheck):
+  // a spike right after start-up meets it.
   c_.OnBusCounters(killbill::BusCounters{true, posted_, dispatched_});
+  ASSERT_EQ(source(), RateController::Source::kHealthcheck);
+  EXPECT_EQ(c_.PacingRate(), 100);
   Poll(0, 0, 0);
   EXPECT_EQ(c_.PacingRate(), 100);
   Busy(25, 10);
