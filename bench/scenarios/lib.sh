@@ -120,6 +120,21 @@ BG_PIDS=()
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# use_product_model: the model issue 11's scenarios measure: the new generation, a
+# registration = create + AUTO_PAY_OFF = 2 bus events (Kill Bill 0.24), and the adaptive rate
+# keys at config/gateway.yaml's defaults (10/1/50 events/s, step 1, burst 10) unless set.
+# Sets EVENTS_PER_REG.
+use_product_model() {
+  GW_GENERATION=new TAGS=1 TAG_EVENTS=1
+  check_generation
+  EVENTS_PER_REG=$((1 + TAGS * TAG_EVENTS))
+  GW_ADAPTIVE_INITIAL_EVENTS="${GW_ADAPTIVE_INITIAL_EVENTS:-10}"
+  GW_ADAPTIVE_MIN_EVENTS="${GW_ADAPTIVE_MIN_EVENTS:-1}"
+  GW_ADAPTIVE_MAX_EVENTS="${GW_ADAPTIVE_MAX_EVENTS:-50}"
+  GW_ADAPTIVE_STEP_EVENTS="${GW_ADAPTIVE_STEP_EVENTS:-1}"
+  GW_BURST_EVENTS="${GW_BURST_EVENTS:-10}"
+}
+
 check_generation() {
   [[ "$GW_GENERATION" == old || "$GW_GENERATION" == new ]] ||
     die "GW_GENERATION must be old or new (is '$GW_GENERATION')"
