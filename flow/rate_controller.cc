@@ -89,7 +89,7 @@ void RateController::RecordBusEvents(double n) {
   // Every replica's share of the rate is the same: all of them together
   // posted about n / share_.
   events_since_poll_ += n / share_;
-  if (opt_.signal == Signal::kAuto) own_since_counters_ += n / share_;
+  if (CountersAllowed()) own_since_counters_ += n / share_;
 }
 
 void RateController::SetShare(double share) {
@@ -119,7 +119,7 @@ void RateController::Distrust(Clock::TimePoint now, const char* why) {
 void RateController::OnBusCounters(
     const std::optional<killbill::BusCounters>& counters) {
   absl::MutexLock lock(&mu_);
-  if (opt_.mode == Mode::kStatic || opt_.signal == Signal::kHealthcheck) return;
+  if (!CountersAllowed()) return;
   const Clock::TimePoint now = clock_->Now();
   const double own = own_since_counters_;
   own_since_counters_ = 0;
@@ -518,8 +518,7 @@ double RateController::PacingRate() const {
   // In use, or about to be: not read yet, or a baseline taken (the source
   // switches at the second reading), and not distrusted.
   const bool counters_may_rule =
-      opt_.mode == Mode::kAdaptive && opt_.signal == Signal::kAuto &&
-      clock_->Now() >= distrust_until_ &&
+      CountersAllowed() && clock_->Now() >= distrust_until_ &&
       (source_ == Source::kMetrics || have_counters_ || !counters_ever_read_);
   return counters_may_rule && measured_drain_ <= 0 ? opt_.max : rate_;
 }

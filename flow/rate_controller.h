@@ -355,6 +355,10 @@ class RateController {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetRateLocked(double r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double MsSinceStart(Clock::TimePoint t) const;
+  // Adaptive on rate.signal auto: the bus counters may be used at all.
+  bool CountersAllowed() const {
+    return opt_.mode == Mode::kAdaptive && opt_.signal == Signal::kAuto;
+  }
 
   Clock* const clock_;
   const Options opt_;
