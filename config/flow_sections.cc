@@ -42,9 +42,18 @@ std::vector<Section> FlowSections(GatewayConfig& c) {
       {"queue", {IntField("capacity", &c.queue.capacity, 1, 1000000)}},
       {"cost",
        {IntField("account_bus_events", &c.cost.per_account, 0, 1000),
-        IntField("tag_bus_events", &c.cost.per_tag, 0, 1000)}},
+        IntField("tag_bus_events", &c.cost.per_tag, 0, 1000),
+        IntField("subscription_bus_events", &c.cost.per_subscription, 0, 1000),
+        IntField("custom_field_bus_events", &c.cost.per_custom_field, 0, 1000),
+        IntField("cancel_bus_events", &c.cost.per_cancel, 0, 1000)}},
       {"concurrency",
        {IntField("max_in_flight", &c.concurrency.max_in_flight, 1, 1024)}},
+      {"cache",
+       {DurationField("fresh", &c.cache.fresh, kZero, Hours(1)),
+        DurationField("catalog_fresh", &c.cache.catalog_fresh, kZero,
+                      Hours(24 * 7)),
+        DurationField("stale", &c.cache.stale, kZero, Hours(24 * 7)),
+        IntField("max_entries", &c.cache.max_entries, 0, 10000000)}},
       {"rate",
        {
            EnumField<RateMode>("mode", &c.rate.mode,
@@ -134,7 +143,17 @@ void DescribeFlowSections(const GatewayConfig& c, std::string& out) {
   absl::StrAppend(&out, "queue:\n", "  capacity: ", c.queue.capacity, "\n");
   absl::StrAppend(&out, "cost:\n",                                     //
                   "  account_bus_events: ", c.cost.per_account, "\n",  //
-                  "  tag_bus_events: ", c.cost.per_tag, "\n");
+                  "  tag_bus_events: ", c.cost.per_tag, "\n",          //
+                  "  subscription_bus_events: ", c.cost.per_subscription,
+                  "\n",  //
+                  "  custom_field_bus_events: ", c.cost.per_custom_field,
+                  "\n",  //
+                  "  cancel_bus_events: ", c.cost.per_cancel, "\n");
+  absl::StrAppend(&out, "cache:\n",                                     //
+                  "  fresh: ", d(c.cache.fresh), "\n",                  //
+                  "  catalog_fresh: ", d(c.cache.catalog_fresh), "\n",  //
+                  "  stale: ", d(c.cache.stale), "\n",                  //
+                  "  max_entries: ", c.cache.max_entries, "\n");
   absl::StrAppend(&out, "concurrency:\n",
                   "  max_in_flight: ", c.concurrency.max_in_flight, "\n");
   absl::StrAppend(&out, "rate:\n",                                      //
@@ -216,6 +235,13 @@ bool SameFlowSections(const GatewayConfig& a, const GatewayConfig& b) {
   return Tie(a.queue) == Tie(b.queue) &&
          a.cost.per_account == b.cost.per_account &&
          a.cost.per_tag == b.cost.per_tag &&
+         a.cost.per_subscription == b.cost.per_subscription &&
+         a.cost.per_custom_field == b.cost.per_custom_field &&
+         a.cost.per_cancel == b.cost.per_cancel &&
+         a.cache.fresh == b.cache.fresh &&
+         a.cache.catalog_fresh == b.cache.catalog_fresh &&
+         a.cache.stale == b.cache.stale &&
+         a.cache.max_entries == b.cache.max_entries &&
          a.concurrency.max_in_flight == b.concurrency.max_in_flight &&
          Tie(a.rate) == Tie(b.rate) && Tie(a.health) == Tie(b.health) &&
          Tie(a.breaker) == Tie(b.breaker) && Tie(a.retry) == Tie(b.retry);

@@ -51,6 +51,7 @@
 #include "flow/retry_policy.h"
 #include "killbill_client/killbill_client.h"
 #include "killbill_client/types.h"
+#include "service/cache_options.h"
 
 namespace bg::config {
 
@@ -170,6 +171,8 @@ struct GatewayConfig {
   // fields of the same name. Absent url (empty) = no database: the gateway runs
   // on its in-memory queue only and refuses asynchronous submissions.
   durable::DurableOptions database;
+  // The read cache (`cache.*`).
+  service::CacheOptions cache;
 };
 
 // Field-by-field equality of every field, secrets and the options fields that

@@ -20,22 +20,43 @@
 namespace bg::dispatch {
 
 // The gRPC methods that become jobs (a metrics label and the job's kind).
-enum class Method { kCreateAccount = 0, kGetAccount = 1 };
-inline constexpr int kMethodCount = 2;
+enum class Method {
+  kCreateAccount = 0,
+  kGetAccount,
+  kCreateSubscription,
+  kGetSubscription,
+  kListSubscriptions,
+  kCancelSubscription,
+  kGetBillingOverview
+};
+inline constexpr int kMethodCount = 7;
 inline const char* MethodName(Method m) {
-  return m == Method::kCreateAccount ? "CreateAccount" : "GetAccount";
+  static constexpr const char* kNames[kMethodCount] = {
+      "CreateAccount",     "GetAccount",        "CreateSubscription",
+      "GetSubscription",   "ListSubscriptions", "CancelSubscription",
+      "GetBillingOverview"};
+  return kNames[static_cast<int>(m)];
 }
 
 // The Kill Bill calls a job may make (a metrics label; the healthcheck and the
-// metrics are the health monitor's).
+// metrics are the health monitor's). Names in metrics/gateway_metrics.cc.
 enum class KillBillEndpoint {
   kCreateAccount = 0,
   kGetAccount,
   kAddTags,
   kHealthcheck,
-  kMetrics
+  kMetrics,
+  kCreateSubscription,
+  kGetSubscription,
+  kGetBundles,
+  kCancelSubscription,
+  kAddCustomFields,
+  kGetCustomFields,
+  kGetInvoices,
+  kGetPaymentMethods,
+  kGetCatalog
 };
-inline constexpr int kEndpointCount = 5;
+inline constexpr int kEndpointCount = 14;
 
 // What a piece of Kill Bill work spends of Kill Bill's two limits: its API
 // (every HTTP call, reads included) and its main bus (the events writes post,

@@ -21,13 +21,13 @@ DurableMetrics::DurableMetrics(prometheus::Registry& registry) {
                                              "UNAVAILABLE",
                                              "DATA_LOSS",
                                              "UNAUTHENTICATED"};
-  static constexpr const char* kMethods[2] = {"SubmitCreateAccount",
-                                              "GetOperation"};
+  static constexpr const char* kMethods[kDurableMethodCount] = {
+      "SubmitCreateAccount", "GetOperation", "SubmitCreateSubscription"};
   auto& requests = prometheus::BuildCounter()
                        .Name("billing_gateway_durable_requests_total")
                        .Help("Asynchronous API calls by method and gRPC code")
                        .Register(registry);
-  for (int m = 0; m < 2; ++m) {
+  for (int m = 0; m < kDurableMethodCount; ++m) {
     for (int c = 0; c < 17; ++c) {
       requests_[m][c] =
           &requests.Add({{"method", kMethods[m]}, {"code", kCodes[c]}});

@@ -36,7 +36,12 @@
 
 namespace bg::durable {
 
-enum class DurableMethod { kSubmitCreateAccount = 0, kGetOperation = 1 };
+enum class DurableMethod {
+  kSubmitCreateAccount = 0,
+  kGetOperation = 1,
+  kSubmitCreateSubscription = 2
+};
+inline constexpr int kDurableMethodCount = 3;
 
 class DurableMetrics {
  public:
@@ -70,7 +75,8 @@ class DurableMetrics {
   prometheus::Gauge& rate_share() { return *rate_share_; }
 
  private:
-  std::array<std::array<prometheus::Counter*, 17>, 2> requests_{};
+  std::array<std::array<prometheus::Counter*, 17>, kDurableMethodCount>
+      requests_{};
   prometheus::Gauge* pending_;
   prometheus::Gauge* running_;
   prometheus::Gauge* oldest_pending_age_;

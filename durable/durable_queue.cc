@@ -71,6 +71,19 @@ void DurableQueue::Submit(const billing::v1::CreateAccountRequest& request,
   batcher_->Submit(std::move(s), std::move(done));
 }
 
+void DurableQueue::Submit(const billing::v1::CreateSubscriptionRequest& request,
+                          Done done) {
+  Submission s;
+  s.kind = OperationKind::kCreateSubscription;
+  s.external_key = request.instance_id();
+  s.account_key = request.account().external_key();
+  if (!request.SerializeToString(&s.request)) {
+    done(absl::InternalError("cannot serialize the request"));
+    return;
+  }
+  batcher_->Submit(std::move(s), std::move(done));
+}
+
 void DurableQueue::Get(int64_t id, Clock::TimePoint wait_until,
                        std::function<bool()> cancelled, Done done) {
   waiter_->Wait(id, wait_until, std::move(cancelled), std::move(done));

@@ -74,6 +74,7 @@ class DurableQueue {
   // Answers after the operation is committed (or UNAVAILABLE /
   // RESOURCE_EXHAUSTED). `request` must be valid (the service validates).
   void Submit(const billing::v1::CreateAccountRequest& request, Done done);
+  void Submit(const billing::v1::CreateSubscriptionRequest& request, Done done);
   // See OperationWaiter::Wait.
   void Get(int64_t id, Clock::TimePoint wait_until,
            std::function<bool()> cancelled, Done done);

@@ -104,30 +104,23 @@ void DurableWorker::Complete(Outcome outcome) {
   cv_.SignalAll();
 }
 
-void DurableWorker::Dispatch(ClaimedOperation op) {
-  auto request = std::make_shared<v1::CreateAccountRequest>();
-  if (!request->ParseFromString(op.request)) {
-    Outcome o = MakeOutcome(op.id, op.attempts, Outcome::Kind::kFailed);
-    o.error_code = static_cast<int>(absl::StatusCode::kInternal);
-    o.error_message = "stored request cannot be parsed";
-    Complete(std::move(o));
-    return;
-  }
+template <typename Request, typename Work, typename Fill>
+void DurableWorker::Submit(const ClaimedOperation& op, dispatch::Method method,
+                           std::shared_ptr<const Request> request,
+                           dispatch::Cost cost, Work work, Fill fill) {
   dispatch::Job job;
-  job.method = dispatch::Method::kCreateAccount;
-  job.cost = executor_.cost_of(*request);
+  job.method = method;
+  job.cost = cost;
   job.deadline = clock_->Now() + options_.attempt_deadline;
   job.cancelled = [] { return false; };
   const int64_t id = op.id;
   const int attempts = op.attempts;
-  job.run = [this, request, id, attempts](dispatch::KillBillCalls& calls) {
-    absl::StatusOr<v1::CreateAccountResponse> result =
-        executor_.create_account(*request, calls);
+  job.run = [this, request, id, attempts, work,
+             fill](dispatch::KillBillCalls& calls) {
+    auto result = work(*request, calls);
     Outcome o = MakeOutcome(id, attempts, Outcome::Kind::kSucceeded);
     if (result.ok()) {
-      o.kind = Outcome::Kind::kSucceeded;
-      o.account_id = result->account_id();
-      o.created = result->created();
+      fill(*result, o);
     } else {
       const absl::Status& s = result.status();
       o.error_code = static_cast<int>(s.code());
@@ -155,6 +148,38 @@ void DurableWorker::Dispatch(ClaimedOperation op) {
     Complete(std::move(o));
   };
   executor_.submit(std::move(job));
+}
+
+void DurableWorker::Dispatch(ClaimedOperation op) {
+  auto unreadable = [&] {
+    Outcome o = MakeOutcome(op.id, op.attempts, Outcome::Kind::kFailed);
+    o.error_code = static_cast<int>(absl::StatusCode::kInternal);
+    o.error_message = "stored request cannot be parsed";
+    Complete(std::move(o));
+  };
+  if (op.kind == OperationKind::kCreateSubscription) {
+    auto request = std::make_shared<v1::CreateSubscriptionRequest>();
+    if (!request->ParseFromString(op.request)) return unreadable();
+    Submit(op, dispatch::Method::kCreateSubscription,
+           std::shared_ptr<const v1::CreateSubscriptionRequest>(request),
+           executor_.subscription_cost_of(*request),
+           executor_.create_subscription,
+           [](const v1::CreateSubscriptionResponse& r, Outcome& o) {
+             o.account_id = r.subscription().account_id();
+             o.subscription_id = r.subscription().subscription_id();
+             o.created = r.created();
+           });
+    return;
+  }
+  auto request = std::make_shared<v1::CreateAccountRequest>();
+  if (!request->ParseFromString(op.request)) return unreadable();
+  Submit(op, dispatch::Method::kCreateAccount,
+         std::shared_ptr<const v1::CreateAccountRequest>(request),
+         executor_.cost_of(*request), executor_.create_account,
+         [](const v1::CreateAccountResponse& r, Outcome& o) {
+           o.account_id = r.account_id();
+           o.created = r.created();
+         });
 }
 
 void DurableWorker::Loop() {

@@ -59,6 +59,12 @@ struct Executor {
   // AccountOperations::CostOf: what the job will spend of Kill Bill.
   std::function<dispatch::Cost(const billing::v1::CreateAccountRequest&)>
       cost_of;
+  // SubscriptionOperations::CreateSubscription and its CostOf.
+  std::function<absl::StatusOr<billing::v1::CreateSubscriptionResponse>(
+      const billing::v1::CreateSubscriptionRequest&, dispatch::KillBillCalls&)>
+      create_subscription;
+  std::function<dispatch::Cost(const billing::v1::CreateSubscriptionRequest&)>
+      subscription_cost_of;
   // Kill Bill's error code carried by a failed status ("" when none).
   std::function<std::string(const absl::Status&)> killbill_code;
 };
@@ -75,8 +81,8 @@ struct WorkerOptions {
   Clock::Duration retry_max_backoff = std::chrono::minutes(1);
 };
 
-// Whether a failed attempt may be tried again (the external key makes every
-// retry safe).
+// Whether a failed attempt may be tried again (the idempotency key, an external
+// key or an instance id, makes every retry safe).
 bool IsRetryable(const absl::Status& status);
 
 class DurableWorker {
@@ -98,6 +104,12 @@ class DurableWorker {
  private:
   void Loop();
   void Dispatch(ClaimedOperation op);
+  // Submits one attempt of a parsed request as a job: `work` runs it, `fill`
+  // copies a success into the outcome.
+  template <typename Request, typename Work, typename Fill>
+  void Submit(const ClaimedOperation& op, dispatch::Method method,
+              std::shared_ptr<const Request> request, dispatch::Cost cost,
+              Work work, Fill fill);
   void Complete(Outcome outcome) ABSL_LOCKS_EXCLUDED(mu_);
   Clock::Duration RetryBackoff(int attempts);
 

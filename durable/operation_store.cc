@@ -50,6 +50,15 @@ CREATE TABLE replicas (
   last_seen   TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 )sql"},
+    {2, "subscriptions: kind in the idempotency key", R"sql(
+ALTER TABLE operations ADD COLUMN subscription_id TEXT;
+ALTER TABLE operations ADD COLUMN account_key TEXT;
+ALTER TABLE operations ADD CONSTRAINT operations_kind_check
+  CHECK (kind IN ('create_account', 'create_subscription'));
+ALTER TABLE operations DROP CONSTRAINT operations_external_key_key;
+ALTER TABLE operations ADD CONSTRAINT operations_kind_external_key_key
+  UNIQUE (kind, external_key);
+)sql"},
 };
 
 constexpr char kColumns[] =
@@ -58,13 +67,19 @@ constexpr char kColumns[] =
     "error_message, (extract(epoch from created_at) * 1000)::bigint, "
     "(extract(epoch from updated_at) * 1000)::bigint, "
     "(extract(epoch from finished_at) * 1000)::bigint, "
-    "(extract(epoch from not_before) * 1000)::bigint";
+    "(extract(epoch from not_before) * 1000)::bigint, kind, subscription_id, "
+    "account_key";
 
 OperationState StateFromText(const std::string& s) {
   if (s == "RUNNING") return OperationState::kRunning;
   if (s == "SUCCEEDED") return OperationState::kSucceeded;
   if (s == "FAILED") return OperationState::kFailed;
   return OperationState::kPending;
+}
+
+OperationKind KindFromText(const std::string& s) {
+  return s == "create_subscription" ? OperationKind::kCreateSubscription
+                                    : OperationKind::kCreateAccount;
 }
 
 OperationRecord RecordAt(const PgResult& r, int row) {
@@ -82,7 +97,15 @@ OperationRecord RecordAt(const PgResult& r, int row) {
   op.updated_at_ms = r.Int(row, 10);
   op.finished_at_ms = r.Int(row, 11);
   op.not_before_ms = r.Int(row, 12);
+  op.kind = KindFromText(r.Text(row, 13));
+  op.subscription_id = r.IsNull(row, 14) ? "" : r.Text(row, 14);
+  op.account_key = r.IsNull(row, 15) ? "" : r.Text(row, 15);
   return op;
+}
+
+// The (kind, key) pair as one map key.
+std::string KindKey(OperationKind kind, const std::string& key) {
+  return absl::StrCat(OperationKindName(kind), "/", key);
 }
 
 std::string Millis(Clock::Duration d) {
@@ -111,6 +134,11 @@ const char* OperationStateName(OperationState state) {
       return "FAILED";
   }
   return "PENDING";
+}
+
+const char* OperationKindName(OperationKind kind) {
+  return kind == OperationKind::kCreateSubscription ? "create_subscription"
+                                                    : "create_account";
 }
 
 int OperationStore::LatestVersion() {
@@ -153,63 +181,72 @@ absl::StatusOr<std::vector<OperationRecord>> OperationStore::SubmitBatch(
     const std::vector<Submission>& submissions) {
   std::vector<OperationRecord> out(submissions.size());
   if (submissions.empty()) return out;
-  // Distinct keys (a batch may hold the same key twice: both get the same
-  // operation).
-  std::vector<std::string> keys;
+  // Distinct (kind, key) pairs (a batch may hold the same pair twice: both get
+  // the same operation).
   std::unordered_map<std::string, size_t> first_of_key;
   std::vector<PgParam> params;
+  std::vector<PgParam> key_params;
   std::string values;
+  std::string key_values;
   for (size_t i = 0; i < submissions.size(); ++i) {
-    if (!first_of_key.emplace(submissions[i].external_key, i).second) continue;
-    keys.push_back(submissions[i].external_key);
+    const Submission& sub = submissions[i];
+    if (!first_of_key.emplace(KindKey(sub.kind, sub.external_key), i).second)
+      continue;
     const int p = static_cast<int>(params.size()) + 1;
     absl::StrAppend(&values, values.empty() ? "" : ", ", "($", p, "::text, $",
-                    p + 1, "::bytea)");
-    params.push_back(PgParam::Text(submissions[i].external_key));
-    params.push_back(PgParam::Bytes(submissions[i].request));
+                    p + 1, "::text, $", p + 2, "::bytea, $", p + 3, "::text)");
+    params.push_back(PgParam::Text(OperationKindName(sub.kind)));
+    params.push_back(PgParam::Text(sub.external_key));
+    params.push_back(PgParam::Bytes(sub.request));
+    params.push_back(sub.account_key.empty() ? PgParam::Null()
+                                             : PgParam::Text(sub.account_key));
+    const int k = static_cast<int>(key_params.size()) + 1;
+    absl::StrAppend(&key_values, key_values.empty() ? "" : ", ", "($", k,
+                    "::text, $", k + 1, "::text)");
+    key_params.push_back(PgParam::Text(OperationKindName(sub.kind)));
+    key_params.push_back(PgParam::Text(sub.external_key));
   }
-  std::vector<PgParam> key_params;
-  for (const std::string& k : keys) key_params.push_back(PgParam::Text(k));
-  const std::string key_list = Placeholders(1, static_cast<int>(keys.size()));
 
   // One statement, one commit: rows inserted now come back from the CTE, rows
   // that existed before the statement's snapshot from the SELECT.
-  const std::string sql =
-      absl::StrCat("WITH input (external_key, request) AS (VALUES ", values,
-                   "), "
-                   "ins AS (INSERT INTO operations (external_key, request) "
-                   "SELECT external_key, request FROM input ON CONFLICT "
-                   "(external_key) DO NOTHING "
-                   "RETURNING ",
-                   kColumns,
-                   ") "
-                   "SELECT * FROM ins UNION ALL SELECT ",
-                   kColumns,
-                   " FROM operations "
-                   "WHERE external_key IN (SELECT external_key FROM input) "
-                   "AND external_key NOT IN (SELECT external_key FROM ins)");
+  const std::string sql = absl::StrCat(
+      "WITH input (kind, external_key, request, account_key) AS (VALUES ",
+      values,
+      "), "
+      "ins AS (INSERT INTO operations (kind, external_key, request, "
+      "account_key) SELECT kind, external_key, request, account_key FROM input "
+      "ON CONFLICT (kind, external_key) DO NOTHING RETURNING ",
+      kColumns,
+      ") "
+      "SELECT * FROM ins UNION ALL SELECT ",
+      kColumns,
+      " FROM operations "
+      "WHERE (kind, external_key) IN (SELECT kind, external_key FROM input) "
+      "AND (kind, external_key) NOT IN (SELECT kind, external_key FROM ins)");
   auto result = session_->Exec(sql, params);
   if (!result.ok()) return result.status();
   std::unordered_map<std::string, OperationRecord> by_key;
   for (int r = 0; r < result->rows(); ++r) {
     OperationRecord op = RecordAt(*result, r);
-    by_key[op.external_key] = std::move(op);
+    by_key[KindKey(op.kind, op.external_key)] = std::move(op);
   }
-  if (by_key.size() < keys.size()) {
+  if (by_key.size() < first_of_key.size()) {
     // A concurrent transaction inserted a key after our snapshot began: read it
     // now.
     auto again = session_->Exec(
         absl::StrCat("SELECT ", kColumns,
-                     " FROM operations WHERE external_key IN (", key_list, ")"),
+                     " FROM operations WHERE (kind, external_key) IN (VALUES ",
+                     key_values, ")"),
         key_params);
     if (!again.ok()) return again.status();
     for (int r = 0; r < again->rows(); ++r) {
       OperationRecord op = RecordAt(*again, r);
-      by_key[op.external_key] = std::move(op);
+      by_key[KindKey(op.kind, op.external_key)] = std::move(op);
     }
   }
   for (size_t i = 0; i < submissions.size(); ++i) {
-    auto it = by_key.find(submissions[i].external_key);
+    auto it =
+        by_key.find(KindKey(submissions[i].kind, submissions[i].external_key));
     if (it == by_key.end()) {
       // Deleted by retention between insert and read: vanishingly rare; let the
       // caller retry.
@@ -244,11 +281,11 @@ absl::StatusOr<std::optional<OperationRecord>> OperationStore::Get(int64_t id) {
 }
 
 absl::StatusOr<std::optional<OperationRecord>> OperationStore::GetByKey(
-    const std::string& external_key) {
-  auto result =
-      session_->Exec(absl::StrCat("SELECT ", kColumns,
-                                  " FROM operations WHERE external_key = $1"),
-                     {PgParam::Text(external_key)});
+    OperationKind kind, const std::string& external_key) {
+  auto result = session_->Exec(
+      absl::StrCat("SELECT ", kColumns,
+                   " FROM operations WHERE kind = $1 AND external_key = $2"),
+      {PgParam::Text(OperationKindName(kind)), PgParam::Text(external_key)});
   if (!result.ok()) return result.status();
   if (result->rows() == 0) return std::optional<OperationRecord>();
   return std::optional<OperationRecord>(RecordAt(*result, 0));
@@ -269,7 +306,8 @@ absl::StatusOr<std::vector<ClaimedOperation>> OperationStore::Claim(
       "  lease_until = now() + $3 * interval '1 millisecond',"
       "  attempts = o.attempts + 1, updated_at = now() "
       "FROM c WHERE o.id = c.id "
-      "RETURNING o.id, o.external_key, o.request, o.attempts, c.state",
+      "RETURNING o.id, o.external_key, o.request, o.attempts, c.state, "
+      "o.kind",
       {PgParam::Text(owner), PgParam::Int(limit),
        PgParam::Text(Millis(lease))});
   if (!result.ok()) return result.status();
@@ -282,6 +320,7 @@ absl::StatusOr<std::vector<ClaimedOperation>> OperationStore::Claim(
     c.request = result->Bytes(r, 2);
     c.attempts = static_cast<int>(result->Int(r, 3));
     c.lease_expired = result->Text(r, 4) == "RUNNING";
+    c.kind = KindFromText(result->Text(r, 5));
     out.push_back(std::move(c));
   }
   std::sort(out.begin(), out.end(),
@@ -306,12 +345,15 @@ absl::StatusOr<int> OperationStore::Finish(
         case Outcome::Kind::kSucceeded:
           sql =
               "UPDATE operations SET state = 'SUCCEEDED', account_id = $4, "
-              "created = $5,"
+              "created = $5, subscription_id = $6,"
               " error_code = NULL, killbill_code = NULL, error_message = NULL,"
               " lease_owner = NULL, lease_until = NULL, finished_at = now(), "
               "updated_at = now()";
           p.push_back(PgParam::Text(o.account_id));
           p.push_back(PgParam::Text(o.created ? "true" : "false"));
+          p.push_back(o.subscription_id.empty()
+                          ? PgParam::Null()
+                          : PgParam::Text(o.subscription_id));
           break;
         case Outcome::Kind::kFailed:
           sql =

@@ -6,10 +6,11 @@
 // applied):
 //
 //   operations   one row per accepted asynchronous operation, unique on
-//   external_key.
+//   (kind, external_key).
 //                state PENDING -> RUNNING (claimed: lease_owner + lease_until,
 //                attempts+1)
-//                -> SUCCEEDED (account_id, created) | FAILED (error_*) |
+//                -> SUCCEEDED (account_id, [subscription_id,] created) |
+//                FAILED (error_*) |
 //                PENDING again (retryable failure, not_before = now + backoff).
 //                A RUNNING row whose lease_until has passed is claimable again:
 //                its replica died or lost the database. Finished rows are
@@ -29,6 +30,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -43,12 +45,24 @@ inline constexpr int64_t kMigrationLockKey = 0x62675f6475726162;  // "bg_durab"
 enum class OperationState { kPending, kRunning, kSucceeded, kFailed };
 const char* OperationStateName(OperationState state);
 
+// What an operation does; stored as text in operations.kind. The idempotency
+// key (external_key) is unique per kind: an account's external key, a
+// subscription's instance id.
+enum class OperationKind { kCreateAccount, kCreateSubscription };
+const char* OperationKindName(OperationKind kind);
+
 struct OperationRecord {
   int64_t id = 0;
+  OperationKind kind = OperationKind::kCreateAccount;
+  // The idempotency key: the account's external key, or the instance id.
   std::string external_key;
+  // kCreateSubscription: the account's external key when the request named it
+  // so ("" otherwise).
+  std::string account_key;
   OperationState state = OperationState::kPending;
   int attempts = 0;
-  std::string account_id;  // SUCCEEDED only.
+  std::string account_id;       // SUCCEEDED only.
+  std::string subscription_id;  // SUCCEEDED kCreateSubscription only.
   bool created = false;  // SUCCEEDED only: this operation created the account.
   // FAILED: the final error; PENDING after a retryable failure: the last one.
   int error_code = 0;  // canonical (gRPC) code, 0 = none
@@ -67,12 +81,25 @@ struct OperationRecord {
 };
 
 struct Submission {
+  Submission() = default;
+  Submission(std::string key, std::string serialized,
+             OperationKind operation_kind = OperationKind::kCreateAccount,
+             std::string account_external_key = "")
+      : external_key(std::move(key)),
+        request(std::move(serialized)),
+        kind(operation_kind),
+        account_key(std::move(account_external_key)) {}
+
   std::string external_key;
-  std::string request;  // serialized billing.v1.CreateAccountRequest
+  // Serialized billing.v1.CreateAccountRequest or CreateSubscriptionRequest.
+  std::string request;
+  OperationKind kind = OperationKind::kCreateAccount;
+  std::string account_key;
 };
 
 struct ClaimedOperation {
   int64_t id = 0;
+  OperationKind kind = OperationKind::kCreateAccount;
   std::string external_key;
   std::string request;
   int attempts = 0;            // after this claim: the completion fence
@@ -93,6 +120,7 @@ struct Outcome {
   int attempts = 0;  // fence from the claim
   Kind kind = Kind::kSucceeded;
   std::string account_id;
+  std::string subscription_id;
   bool created = false;
   int error_code = 0;
   std::string killbill_code;
@@ -127,7 +155,7 @@ class OperationStore {
       const std::vector<int64_t>& ids);
   absl::StatusOr<std::optional<OperationRecord>> Get(int64_t id);
   absl::StatusOr<std::optional<OperationRecord>> GetByKey(
-      const std::string& external_key);
+      OperationKind kind, const std::string& external_key);
 
   // Claims up to `limit` claimable operations (PENDING and due, or RUNNING with
   // an expired lease) for `owner`, oldest first.

@@ -17,7 +17,9 @@
 #include "metrics/gateway_metrics.h"
 #include "prometheus/exposer.h"
 #include "service/account_operations.h"
+#include "service/read_cache.h"
 #include "service/service.h"
+#include "service/subscription_operations.h"
 #include "spdlog/spdlog.h"
 
 namespace bg::gateway {
@@ -119,8 +121,11 @@ absl::Status GatewayServer::Start() {
   auto health_client = killbill::KillBillClient::Create(health_options);
   if (!health_client.ok()) return health_client.status();
   health_client_ = std::move(*health_client);
+  cache_ = std::make_unique<service::ReadCache>(clock_, config_.cache);
   operations_ = std::make_unique<service::AccountOperations>(
-      client_.get(), BusEventsFrom(config_));
+      client_.get(), BusEventsFrom(config_), cache_.get());
+  subscriptions_ = std::make_unique<service::SubscriptionOperations>(
+      client_.get(), BusEventsFrom(config_), cache_.get());
 
   flow_ = std::make_unique<dispatch::FlowControl>(clock_, metrics_.get(),
                                                   FlowOptionsFrom(config_));
@@ -148,6 +153,17 @@ absl::Status GatewayServer::Start() {
                            const billing::v1::CreateAccountRequest& request) {
       return ops->CostOf(request);
     };
+    executor.create_subscription =
+        [ops = subscriptions_.get()](
+            const billing::v1::CreateSubscriptionRequest& request,
+            dispatch::KillBillCalls& calls) {
+          return ops->CreateSubscription(request, calls);
+        };
+    executor.subscription_cost_of =
+        [ops = subscriptions_.get()](
+            const billing::v1::CreateSubscriptionRequest& request) {
+          return ops->CostOf(request);
+        };
     executor.killbill_code = [](const absl::Status& status) -> std::string {
       auto code = status.GetPayload(killbill::kKillBillCodePayload);
       return code ? std::string(*code) : std::string();
@@ -166,8 +182,9 @@ absl::Status GatewayServer::Start() {
     }
   }
   service_ = std::make_unique<service::BillingGatewayService>(
-      clock_, dispatcher_.get(), operations_.get(), metrics_.get(),
-      config_.server.default_deadline, durable_.get());
+      clock_, dispatcher_.get(), operations_.get(), subscriptions_.get(),
+      config_.cache, metrics_.get(), config_.server.default_deadline,
+      durable_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

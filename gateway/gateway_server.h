@@ -35,6 +35,8 @@ class DurableQueue;
 
 namespace bg::service {
 class AccountOperations;
+class SubscriptionOperations;
+struct ReadCache;
 class BillingGatewayService;
 }  // namespace bg::service
 namespace bg::dispatch {
@@ -79,7 +81,9 @@ class GatewayServer {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<killbill::KillBillClient> client_;
   std::unique_ptr<killbill::KillBillClient> health_client_;
+  std::unique_ptr<service::ReadCache> cache_;
   std::unique_ptr<service::AccountOperations> operations_;
+  std::unique_ptr<service::SubscriptionOperations> subscriptions_;
   std::unique_ptr<dispatch::FlowControl> flow_;
   std::unique_ptr<dispatch::HealthMonitor> health_;
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;

@@ -18,21 +18,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string PercentEncode(absl::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 absl::Status WithCode(absl::Status status,
                       const std::optional<ErrorBody>& error) {
   if (error && error->code) {
@@ -138,6 +123,14 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
     return WithCode(absl::UnauthenticatedError(detail), code);
   if (http_status == 403)
     return WithCode(absl::PermissionDeniedError(detail), code);
+  // Kill Bill's request timeout (callCompletion=true, 408) is transient.
+  if (http_status == 408) return WithCode(absl::UnavailableError(detail), code);
+  // Kill Bill answers these business rules with a 500: a subscription that is
+  // not in a state to be changed (1021) or cancelled (1031). Not a sick
+  // server: retrying cannot help.
+  if (http_status >= 500 && error && error->code &&
+      (*error->code == 1021 || *error->code == 1031))
+    return WithCode(absl::FailedPreconditionError(detail), code);
   if (http_status >= 500) return WithCode(absl::UnavailableError(detail), code);
   if (http_status >= 400)
     return WithCode(absl::InvalidArgumentError(detail), code);
@@ -223,7 +216,7 @@ void KillBillClient::Release(std::unique_ptr<httplib::Client> conn) {
 
 absl::StatusOr<KillBillClient::Response> KillBillClient::Send(
     const std::string& method, const std::string& path, const std::string& body,
-    bool authenticated, const CallOptions& call) {
+    bool authenticated, const CallOptions& call, absl::string_view reason) {
   using Ms = std::chrono::milliseconds;
   const Ms timeout = call.timeout > Ms::zero()
                          ? std::min(call.timeout, options_.request_timeout)
@@ -264,8 +257,12 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(
     req.headers.emplace("X-Killbill-ApiKey", options_.api_key);
     req.headers.emplace("X-Killbill-ApiSecret", options_.api_secret);
   }
-  if (method == "POST") {
+  if (method == "POST" || method == "DELETE") {
     req.headers.emplace("X-Killbill-CreatedBy", options_.created_by);
+    if (!reason.empty())
+      req.headers.emplace("X-Killbill-Reason", std::string(reason));
+  }
+  if (method == "POST") {
     req.headers.emplace("Content-Type", "application/json");
     req.body = body;
   }

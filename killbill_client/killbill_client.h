@@ -1,13 +1,18 @@
 // KillBillClient: a typed client for the part of Kill Bill's REST API
-// billing-gateway uses.
+// billing-gateway uses: accounts, subscriptions and what the billing overview
+// reads, the healthcheck and the bus metrics.
 //
 // It knows HTTP, JSON and Kill Bill's conventions (auth and tenant headers,
 // error bodies, Location headers, the healthcheck servlet), and nothing about
 // queues, rates or gRPC. Every failure comes back as an absl::Status:
 //   409 / code 3000 -> ALREADY_EXISTS        404 -> NOT_FOUND
 //   401             -> UNAUTHENTICATED       403 -> PERMISSION_DENIED
-//   other 4xx       -> INVALID_ARGUMENT      5xx, timeout, refused, reset ->
-//   UNAVAILABLE a body or Location that cannot be understood, an answer over
+//   other 4xx       -> INVALID_ARGUMENT
+//   5xx, 408, timeout, refused, reset -> UNAVAILABLE
+//   500 with code 1021 or 1031 (a subscription not in a state to be changed
+//   or cancelled: business rules Kill Bill answers with a 500)
+//                   -> FAILED_PRECONDITION
+//   a body or Location that cannot be understood, an answer over
 //   max_response_bytes -> INTERNAL
 // Kill Bill's numeric code and message are kept: in the status message and, for
 // the code, as the payload kKillBillCodePayload (decimal text).
@@ -114,6 +119,47 @@ class KillBillClient {
   absl::Status AddTags(const std::string& account_id,
                        const std::vector<std::string>& tag_ids,
                        const CallOptions& call = {});
+  // GET /1.0/kb/accounts?externalKey=&accountWithBalanceAndCBA=true, or by id
+  // when `account_id` is set: the account with `balance` and `credit`.
+  absl::StatusOr<Account> GetAccountWithBalance(const std::string& external_key,
+                                                const std::string& account_id,
+                                                const CallOptions& call = {});
+
+  // Subscriptions and what hangs off them (killbill_billing.cc).
+  // POST /1.0/kb/subscriptions. Returns the new subscription id (Location).
+  absl::StatusOr<std::string> CreateSubscription(const NewSubscription& sub,
+                                                 const CallOptions& call = {});
+  // GET /1.0/kb/subscriptions/{id}.
+  absl::StatusOr<Subscription> GetSubscription(
+      const std::string& subscription_id, const CallOptions& call = {});
+  // GET /1.0/kb/bundles?externalKey=: NOT_FOUND when no bundle has the key.
+  absl::StatusOr<std::vector<Bundle>> GetBundlesByKey(
+      const std::string& external_key, const CallOptions& call = {});
+  // GET /1.0/kb/accounts/{id}/bundles (an empty list for none).
+  absl::StatusOr<std::vector<Bundle>> GetAccountBundles(
+      const std::string& account_id, const CallOptions& call = {});
+  // DELETE /1.0/kb/subscriptions/{id} with both policies END_OF_TERM, or
+  // IMMEDIATE; `reason` goes to X-Killbill-Reason when not empty.
+  absl::Status CancelSubscription(const std::string& subscription_id,
+                                  bool immediate, const std::string& reason,
+                                  const CallOptions& call = {});
+  // POST /1.0/kb/subscriptions/{id}/customFields.
+  absl::Status AddCustomFields(const std::string& subscription_id,
+                               const std::vector<CustomField>& fields,
+                               const CallOptions& call = {});
+  // GET /1.0/kb/subscriptions/{id}/customFields.
+  absl::StatusOr<std::vector<CustomField>> GetCustomFields(
+      const std::string& subscription_id, const CallOptions& call = {});
+  // GET /1.0/kb/accounts/{id}/invoices?unpaidInvoicesOnly=true.
+  absl::StatusOr<std::vector<Invoice>> GetUnpaidInvoices(
+      const std::string& account_id, const CallOptions& call = {});
+  // GET /1.0/kb/accounts/{id}/paymentMethods.
+  absl::StatusOr<std::vector<PaymentMethod>> GetPaymentMethods(
+      const std::string& account_id, const CallOptions& call = {});
+  // GET /1.0/kb/catalog/simpleCatalog.
+  absl::StatusOr<std::vector<CatalogPlan>> GetCatalog(
+      const CallOptions& call = {});
+
   // GET /1.0/healthcheck (no auth). A 500 answer is a report, not an error.
   absl::StatusOr<HealthReport> Healthcheck(const CallOptions& call = {});
 
@@ -145,7 +191,13 @@ class KillBillClient {
   absl::StatusOr<Response> Send(const std::string& method,
                                 const std::string& path,
                                 const std::string& body, bool authenticated,
-                                const CallOptions& call);
+                                const CallOptions& call,
+                                absl::string_view reason = {});
+  // GETs `path` (authenticated) and parses a 200 with `parse`; any other
+  // status becomes an error through StatusFromResponse.
+  template <typename Parse>
+  auto GetParsed(const std::string& path, const char* what, Parse parse,
+                 const CallOptions& call) -> decltype(parse(""));
 
   const ClientOptions options_;
   const std::string origin_;  // Normalised scheme://host:port of options_.url.

@@ -9,33 +9,15 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "nlohmann/json.hpp"
+#include "killbill_client/json_fields.h"
 
 namespace bg::killbill {
 namespace {
 
-using Json = nlohmann::json;
-
-constexpr absl::string_view kAccountsPath = "/1.0/kb/accounts/";
-
-// Parses without exceptions; a discarded value means the text was not JSON.
-Json ParseJson(absl::string_view body) {
-  return Json::parse(body.begin(), body.end(), /*cb=*/nullptr,
-                     /*allow_exceptions=*/false);
-}
-
-// Reads an optional string field: absent or null gives "", any other type is an
-// error.
-absl::Status ReadString(const Json& obj, const char* key, std::string* out) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_string()) {
-    return absl::InternalError(
-        absl::StrCat("killbill: account field '", key, "' is not a string"));
-  }
-  *out = it->get<std::string>();
-  return absl::OkStatus();
-}
+using internal::Json;
+using internal::ParseJson;
+using internal::ReadDecimal;
+using internal::ReadString;
 
 // Splits "scheme://host[:port]" into a normalised form with the default port
 // made explicit.
@@ -61,6 +43,21 @@ std::optional<std::string> NormalizeOrigin(absl::string_view origin) {
 }
 
 }  // namespace
+
+std::string PercentEncode(absl::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
 
 bool IsUuid(absl::string_view s) {
   if (s.size() != 36) return false;
@@ -88,7 +85,13 @@ absl::StatusOr<Account> ParseAccount(absl::string_view body) {
                           {"company", &account.company},
                           {"notes", &account.notes},
                           {"timeZone", &account.time_zone}}) {
-    if (absl::Status s = ReadString(json, key, out); !s.ok()) return s;
+    if (absl::Status s = ReadString(json, key, out, "account"); !s.ok())
+      return s;
+  }
+  for (auto [key, out] : {std::pair{"accountBalance", &account.balance},
+                          {"accountCBA", &account.credit}}) {
+    if (absl::Status s = ReadDecimal(json, key, out, "account"); !s.ok())
+      return s;
   }
   if (!IsUuid(account.account_id)) {
     return absl::InternalError(
@@ -246,8 +249,9 @@ absl::StatusOr<BusCounters> ParseBusCounters(absl::string_view body) {
   return out;
 }
 
-absl::StatusOr<std::string> AccountIdFromLocation(
-    absl::string_view location, absl::string_view expected_origin) {
+absl::StatusOr<std::string> IdFromLocation(absl::string_view location,
+                                           absl::string_view expected_origin,
+                                           absl::string_view collection) {
   if (location.empty())
     return absl::InternalError("killbill: create answered no Location");
   absl::string_view path = location;
@@ -269,14 +273,20 @@ absl::StatusOr<std::string> AccountIdFromLocation(
     }
     path = location.substr(path_start);
   }
-  if (!absl::StartsWith(path, kAccountsPath)) {
+  if (!absl::StartsWith(path, collection) || path.size() <= collection.size() ||
+      path[collection.size()] != '/') {
     return absl::InternalError(
-        "killbill: Location is not under /1.0/kb/accounts/");
+        absl::StrCat("killbill: Location is not under ", collection, "/"));
   }
-  absl::string_view id = path.substr(kAccountsPath.size());
+  absl::string_view id = path.substr(collection.size() + 1);
   if (!IsUuid(id))
     return absl::InternalError("killbill: Location does not end in a UUID");
   return std::string(id);
+}
+
+absl::StatusOr<std::string> AccountIdFromLocation(
+    absl::string_view location, absl::string_view expected_origin) {
+  return IdFromLocation(location, expected_origin, "/1.0/kb/accounts");
 }
 
 }  // namespace bg::killbill

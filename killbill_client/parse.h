@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -52,6 +53,36 @@ std::map<std::string, double> ParseGrowingQueues(absl::string_view message);
 // A Location to any other origin is refused: the client never follows one.
 absl::StatusOr<std::string> AccountIdFromLocation(
     absl::string_view location, absl::string_view expected_origin);
+
+// The id at the end of a create's Location: `collection` is the path the id
+// must sit under, e.g. "/1.0/kb/subscriptions". Same origin rule as above.
+absl::StatusOr<std::string> IdFromLocation(absl::string_view location,
+                                           absl::string_view expected_origin,
+                                           absl::string_view collection);
+
+// The billing objects (parse_billing.cc). Each checks the ids it returns are
+// UUIDs and names the object and field that is wrong.
+// GET /1.0/kb/subscriptions/{id}.
+absl::StatusOr<Subscription> ParseSubscription(absl::string_view body);
+// GET /1.0/kb/bundles?externalKey= and GET /1.0/kb/accounts/{id}/bundles: an
+// array of bundles with their subscriptions.
+absl::StatusOr<std::vector<Bundle>> ParseBundles(absl::string_view body);
+// GET /1.0/kb/subscriptions/{id}/customFields.
+absl::StatusOr<std::vector<CustomField>> ParseCustomFields(
+    absl::string_view body);
+// GET /1.0/kb/accounts/{id}/invoices.
+absl::StatusOr<std::vector<Invoice>> ParseInvoices(absl::string_view body);
+// GET /1.0/kb/accounts/{id}/paymentMethods.
+absl::StatusOr<std::vector<PaymentMethod>> ParsePaymentMethods(
+    absl::string_view body);
+// GET /1.0/kb/catalog/simpleCatalog: an array of catalog versions; the plans
+// of every version, a later version's plan replacing an earlier one of the
+// same name.
+absl::StatusOr<std::vector<CatalogPlan>> ParseCatalog(absl::string_view body);
+
+// Percent-encodes everything but RFC 3986 unreserved characters (a query
+// parameter's value).
+std::string PercentEncode(absl::string_view s);
 
 // True when `s` is a canonical 8-4-4-4-12 hexadecimal UUID.
 bool IsUuid(absl::string_view s);

@@ -25,7 +25,11 @@ Histogram::BucketBoundaries LatencyBuckets() {
 // RateController::Source order.
 constexpr const char* kSignalNames[3] = {"static", "healthcheck", "metrics"};
 constexpr const char* kEndpointNames[kEndpointCount] = {
-    "create_account", "get_account", "add_tags", "healthcheck", "metrics"};
+    "create_account",      "get_account",       "add_tags",
+    "healthcheck",         "metrics",           "create_subscription",
+    "get_subscription",    "get_bundles",       "cancel_subscription",
+    "add_custom_fields",   "get_custom_fields", "get_invoices",
+    "get_payment_methods", "get_catalog"};
 constexpr const char* kDropNames[kDropReasonCount] = {"deadline", "cancelled",
                                                       "shutdown"};
 constexpr const char* kBreakerStates[3] = {"closed", "open", "half_open"};
@@ -50,8 +54,20 @@ GatewayMetrics::GatewayMetrics()
               "and outcome (ok; rejected by flow control, with a reject "
               "reason; error: any other status)")
           .Register(*registry_);
+  auto& cache_answers =
+      BuildCounter()
+          .Name("billing_gateway_cache_answers_total")
+          .Help(
+              "Reads answered from the gateway's cache, by method and "
+              "freshness (fresh: within its freshness, no Kill Bill call; "
+              "stale: Kill Bill could not answer)")
+          .Register(*registry_);
   for (int m = 0; m < kMethodCount; ++m) {
     const char* method = MethodName(static_cast<Method>(m));
+    cache_answers_[m][0] =
+        &cache_answers.Add({{"method", method}, {"freshness", "fresh"}});
+    cache_answers_[m][1] =
+        &cache_answers.Add({{"method", method}, {"freshness", "stale"}});
     for (int c = 0; c < kStatusCodeCount; ++c) {
       requests_[m][c] = &requests.Add(
           {{"method", method},

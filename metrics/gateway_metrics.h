@@ -63,6 +63,11 @@ class GatewayMetrics {
                      double seconds);
   void RecordKillBillCall(KillBillEndpoint endpoint, absl::StatusCode code,
                           double seconds);
+  // A read answered from the cache: fresh (within its freshness, no Kill Bill
+  // call) or stale (Kill Bill could not answer).
+  void RecordCacheAnswer(Method method, bool stale) {
+    cache_answers_[static_cast<int>(method)][stale ? 1 : 0]->Increment();
+  }
   void RecordRejection(RejectReason reason) {
     rejections_[static_cast<int>(reason)]->Increment();
   }
@@ -98,6 +103,9 @@ class GatewayMetrics {
   std::array<std::array<prometheus::Counter*, kStatusCodeCount>, kEndpointCount>
       kb_calls_{};
   std::array<prometheus::Histogram*, kEndpointCount> kb_duration_{};
+  // [method][fresh, stale]
+  std::array<std::array<prometheus::Counter*, 2>, kMethodCount>
+      cache_answers_{};
   std::array<prometheus::Counter*, kRejectReasonCount> rejections_{};
   std::array<prometheus::Counter*, kDropReasonCount> drops_{};
   std::array<prometheus::Gauge*, 3> breaker_state_{};

@@ -1,45 +1,20 @@
 #include "service/account_operations.h"
 
-#include <algorithm>
-#include <chrono>
+#include <string>
 #include <vector>
 
-namespace bg::service {
-namespace {
+#include "absl/strings/numbers.h"
+#include "service/killbill_call.h"
 
+namespace bg::service {
 namespace v1 = billing::v1;
 
-// Runs one Kill Bill call through `calls`: admission, timing, recording.
-template <typename Fn>
-auto Call(KillBillCalls& calls, KillBillEndpoint endpoint, dispatch::Cost cost,
-          Fn fn) -> decltype(fn()) {
-  if (absl::Status admitted = calls.Admit(endpoint, cost); !admitted.ok())
-    return admitted;
-  const Clock::TimePoint start = calls.clock()->Now();
-  auto result = fn();
-  absl::Status status;
-  if constexpr (std::is_same_v<decltype(result), absl::Status>) {
-    status = result;
-  } else {
-    status = result.status();
+int KillBillCode(const absl::Status& status) {
+  int code = 0;
+  if (auto payload = status.GetPayload(killbill::kKillBillCodePayload)) {
+    if (!absl::SimpleAtoi(std::string(*payload), &code)) code = 0;
   }
-  calls.Record(endpoint, status, calls.clock()->Now() - start);
-  return result;
-}
-
-// What is left of the caller's deadline, as the Kill Bill call's timeout (the
-// client caps it at killbill.request_timeout): no Kill Bill call outlives the
-// gRPC call it serves. What is left of the caller's deadline, less the time the
-// answer needs to travel back, so a stalled Kill Bill call ends with the
-// gateway's explicit UNAVAILABLE rather than the caller's own
-// DEADLINE_EXCEEDED.
-constexpr std::chrono::milliseconds kAnswerMargin{50};
-
-killbill::CallOptions UntilDeadline(const KillBillCalls& calls) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        calls.deadline() - calls.clock()->Now()) -
-                    kAnswerMargin;
-  return {std::max(left, std::chrono::milliseconds(1))};
+  return code;
 }
 
 v1::Account ToProto(const killbill::Account& a) {
@@ -56,7 +31,12 @@ v1::Account ToProto(const killbill::Account& a) {
   return out;
 }
 
-}  // namespace
+void RememberAccount(ReadCache* cache, const v1::Account& account) {
+  if (cache == nullptr) return;
+  cache->account_ids.Put(account.external_key(), account.account_id());
+  cache->accounts.Put("id:" + account.account_id(), account);
+  cache->accounts.Put("key:" + account.external_key(), account);
+}
 
 const char* TagDefinitionId(v1::AccountTag tag) {
   switch (tag) {
@@ -94,22 +74,15 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
 
   v1::CreateAccountResponse response;
   response.set_external_key(request.external_key());
-  absl::StatusOr<std::string> id;
-  for (;;) {
-    id = Call(
-        calls, KillBillEndpoint::kCreateAccount, {1, bus_events_.per_account},
-        [&] { return client_->CreateAccount(account, UntilDeadline(calls)); });
-    if (id.ok() || !absl::IsUnavailable(id.status())) break;
-    Clock::Duration backoff{};
-    if (!calls.MayRetry(&backoff)) break;
-    if (calls.clock()->Now() + backoff >= calls.deadline()) break;
-    // Backoff is short (bounded by retry.max_backoff) and only on the worker
-    // running this job.
-    calls.clock()->SleepUntil(calls.clock()->Now() + backoff);
-  }
+  // The external key makes a retried create idempotent: a retry that meets
+  // 409 finds the first attempt's account.
+  absl::StatusOr<std::string> id = CallWithRetry(
+      calls, KillBillEndpoint::kCreateAccount, {1, bus_events_.per_account},
+      [&] { return client_->CreateAccount(account, UntilDeadline(calls)); });
   if (id.ok()) {
     response.set_account_id(*id);
     response.set_created(true);
+    if (cache_ != nullptr) cache_->account_ids.Put(request.external_key(), *id);
   } else if (absl::IsAlreadyExists(id.status())) {
     auto existing = Call(calls, KillBillEndpoint::kGetAccount, kRead, [&] {
       return client_->GetAccountByKey(request.external_key(),
@@ -149,7 +122,20 @@ absl::StatusOr<v1::Account> AccountOperations::GetAccount(
                                           UntilDeadline(calls));
   });
   if (!account.ok()) return account.status();
-  return ToProto(*account);
+  v1::Account out = ToProto(*account);
+  RememberAccount(cache_, out);
+  return out;
+}
+
+std::optional<Cached<v1::Account>> AccountOperations::FromCache(
+    const v1::GetAccountRequest& request, Clock::Duration max_age) const {
+  if (cache_ == nullptr) return std::nullopt;
+  auto hit = cache_->accounts.Find(request.has_account_id()
+                                       ? "id:" + request.account_id()
+                                       : "key:" + request.external_key(),
+                                   max_age);
+  if (!hit) return std::nullopt;
+  return Cached<v1::Account>{std::move(hit->value), hit->age};
 }
 
 }  // namespace bg::service

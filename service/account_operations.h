@@ -14,21 +14,33 @@
 // from any thread.
 #pragma once
 
+#include <optional>
+
 #include "absl/status/statusor.h"
 #include "billing/v1/billing_gateway.pb.h"
 #include "dispatch/job.h"
 #include "killbill_client/killbill_client.h"
+#include "service/read_cache.h"
 
 namespace bg::service {
 
 using dispatch::KillBillCalls;
 using dispatch::KillBillEndpoint;
 
+// An answer from the ReadCache, and how old it is.
+template <typename Response>
+struct Cached {
+  Response value;
+  Clock::Duration age;
+};
+
 class AccountOperations {
  public:
+  // `cache` may be null (no cache); it must outlive this object.
   explicit AccountOperations(killbill::KillBillClient* client,
-                             killbill::BusEvents bus_events = {})
-      : client_(client), bus_events_(bus_events) {}
+                             killbill::BusEvents bus_events = {},
+                             ReadCache* cache = nullptr)
+      : client_(client), bus_events_(bus_events), cache_(cache) {}
 
   absl::StatusOr<billing::v1::CreateAccountResponse> CreateAccount(
       const billing::v1::CreateAccountRequest& request,
@@ -36,6 +48,11 @@ class AccountOperations {
   absl::StatusOr<billing::v1::Account> GetAccount(
       const billing::v1::GetAccountRequest& request,
       KillBillCalls& calls) const;
+
+  // The cached account, if one at most `max_age` old is there.
+  std::optional<Cached<billing::v1::Account>> FromCache(
+      const billing::v1::GetAccountRequest& request,
+      Clock::Duration max_age) const;
 
   // What a valid request is expected to spend (the tokens taken at dispatch):
   // the create, and one tag call posting one event per tag.
@@ -49,7 +66,14 @@ class AccountOperations {
 
   killbill::KillBillClient* const client_;
   const killbill::BusEvents bus_events_;
+  ReadCache* const cache_;
 };
+
+// The public form of a Kill Bill account.
+billing::v1::Account ToProto(const killbill::Account& account);
+// Stores the account (by id and key) and its key -> id pair; no-op for a null
+// cache.
+void RememberAccount(ReadCache* cache, const billing::v1::Account& account);
 
 // The Kill Bill tag definition id for a proto tag (valid values only).
 const char* TagDefinitionId(billing::v1::AccountTag tag);

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <string>
+#include <string_view>
+#include <type_traits>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
@@ -72,6 +74,15 @@ class BillingGatewayService::Call final : public CancellableReactor {
     Finish(ToGrpc(status));
   }
 
+  // Answers OK with a response the caller already filled from the cache.
+  void AnswerFromCache(Clock::Duration age, bool stale) {
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(age).count();
+    context_->AddTrailingMetadata(kCacheAgeKey, std::to_string(ms));
+    metrics_->RecordCacheAnswer(method_, stale);
+    Answer(absl::OkStatus(), nullptr, {});
+  }
+
  private:
   grpc::CallbackServerContext* const context_;
   GatewayMetrics* const metrics_;
@@ -113,28 +124,60 @@ Clock::TimePoint BillingGatewayService::DeadlineOf(
          std::chrono::duration_cast<Clock::Duration>(deadline - now);
 }
 
-template <typename Request, typename Response, typename Work>
+template <typename Request, typename Response, typename Work,
+          typename FromCache>
 grpc::ServerUnaryReactor* BillingGatewayService::Handle(
     Method method, grpc::CallbackServerContext* context, const Request* request,
     Response* response, const absl::Status& valid, dispatch::Cost cost,
-    Work work) {
+    Work work, FromCache cached) {
   auto* call = new Call(context, metrics_, method, clock_);
   if (!valid.ok()) {
     call->Answer(valid, nullptr, {});
     return call;
   }
+  // Answers from a cached entry at most `max_age` old; false when there is
+  // none.
+  auto from_cache = [call, request, response, cached](Clock::Duration max_age,
+                                                      bool stale) {
+    if constexpr (std::is_same_v<FromCache, std::nullptr_t>) {
+      return false;
+    } else {
+      auto hit = cached(*request, max_age);
+      if (!hit) return false;
+      *response = std::move(hit->value);
+      call->AnswerFromCache(hit->age, stale);
+      return true;
+    }
+  };
+  if (from_cache(cache_.fresh, /*stale=*/false)) return call;
+  const Clock::Duration stale_for = cache_.stale;
   Job job;
   job.method = method;
   job.cost = cost;
   job.deadline = DeadlineOf(context);
   job.cancelled = [call] { return call->cancelled(); };
-  job.run = [call, request, response, work](KillBillCalls& calls) {
+  job.run = [call, request, response, work, from_cache,
+             stale_for](KillBillCalls& calls) {
     auto result = work(*request, calls);
-    if (result.ok()) *response = std::move(*result);
+    if (result.ok()) {
+      *response = std::move(*result);
+    } else if (absl::IsUnavailable(result.status()) &&
+               from_cache(stale_for, /*stale=*/true)) {
+      return;
+    }
     call->Answer(result.status(), nullptr, {});
   };
-  job.answer = [call](const absl::Status& status, const char* reason,
-                      Clock::Duration pushback) {
+  job.answer = [call, from_cache, stale_for](const absl::Status& status,
+                                             const char* reason,
+                                             Clock::Duration pushback) {
+    // The breaker holds calls away from a sick Kill Bill: a read it has
+    // answered before is served from the cache, marked with its age.
+    if (reason != nullptr &&
+        std::string_view(reason) ==
+            flow::RejectReasonName(flow::RejectReason::kBreakerOpen) &&
+        from_cache(stale_for, /*stale=*/true)) {
+      return;
+    }
     call->Answer(status, reason, pushback);
   };
   dispatcher_->Submit(std::move(job));
@@ -156,18 +199,101 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetAccount(
     grpc::CallbackServerContext* context,
     const billing::v1::GetAccountRequest* request,
     billing::v1::Account* response) {
-  return Handle(Method::kGetAccount, context, request, response,
-                ValidateGetAccount(*request),
-                AccountOperations::CostOf(*request),
-                [ops = operations_](const auto& req, KillBillCalls& calls) {
-                  return ops->GetAccount(req, calls);
+  return Handle(
+      Method::kGetAccount, context, request, response,
+      ValidateGetAccount(*request), AccountOperations::CostOf(*request),
+      [ops = operations_](const auto& req, KillBillCalls& calls) {
+        return ops->GetAccount(req, calls);
+      },
+      [ops = operations_](const auto& req, Clock::Duration max_age) {
+        return ops->FromCache(req, max_age);
+      });
+}
+
+grpc::ServerUnaryReactor* BillingGatewayService::CreateSubscription(
+    grpc::CallbackServerContext* context,
+    const billing::v1::CreateSubscriptionRequest* request,
+    billing::v1::CreateSubscriptionResponse* response) {
+  return Handle(Method::kCreateSubscription, context, request, response,
+                ValidateCreateSubscription(*request),
+                subscriptions_->CostOf(*request),
+                [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
+                  return ops->CreateSubscription(req, calls);
                 });
+}
+
+grpc::ServerUnaryReactor* BillingGatewayService::CancelSubscription(
+    grpc::CallbackServerContext* context,
+    const billing::v1::CancelSubscriptionRequest* request,
+    billing::v1::CancelSubscriptionResponse* response) {
+  return Handle(Method::kCancelSubscription, context, request, response,
+                ValidateCancelSubscription(*request),
+                subscriptions_->CostOf(*request),
+                [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
+                  return ops->CancelSubscription(req, calls);
+                });
+}
+
+// The reads: each with its cache lookup.
+grpc::ServerUnaryReactor* BillingGatewayService::GetSubscription(
+    grpc::CallbackServerContext* context,
+    const billing::v1::GetSubscriptionRequest* request,
+    billing::v1::Subscription* response) {
+  return Handle(
+      Method::kGetSubscription, context, request, response,
+      ValidateGetSubscription(*request),
+      SubscriptionOperations::CostOf(*request),
+      [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
+        return ops->GetSubscription(req, calls);
+      },
+      [ops = subscriptions_](const auto& req, Clock::Duration max_age) {
+        return ops->FromCache(req, max_age);
+      });
+}
+
+grpc::ServerUnaryReactor* BillingGatewayService::ListSubscriptions(
+    grpc::CallbackServerContext* context,
+    const billing::v1::ListSubscriptionsRequest* request,
+    billing::v1::ListSubscriptionsResponse* response) {
+  return Handle(
+      Method::kListSubscriptions, context, request, response,
+      ValidateListSubscriptions(*request),
+      SubscriptionOperations::CostOf(*request),
+      [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
+        return ops->ListSubscriptions(req, calls);
+      },
+      [ops = subscriptions_](const auto& req, Clock::Duration max_age) {
+        return ops->FromCache(req, max_age);
+      });
+}
+
+grpc::ServerUnaryReactor* BillingGatewayService::GetBillingOverview(
+    grpc::CallbackServerContext* context,
+    const billing::v1::GetBillingOverviewRequest* request,
+    billing::v1::BillingOverview* response) {
+  return Handle(
+      Method::kGetBillingOverview, context, request, response,
+      ValidateGetBillingOverview(*request),
+      SubscriptionOperations::CostOf(*request),
+      [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
+        return ops->GetBillingOverview(req, calls);
+      },
+      [ops = subscriptions_](const auto& req, Clock::Duration max_age) {
+        return ops->FromCache(req, max_age);
+      });
 }
 
 void ToProto(const durable::OperationRecord& op, billing::v1::Operation* out) {
   namespace v1 = billing::v1;
   out->set_operation_id(std::to_string(op.id));
-  out->set_external_key(op.external_key);
+  if (op.kind == durable::OperationKind::kCreateSubscription) {
+    out->set_kind(v1::OPERATION_KIND_CREATE_SUBSCRIPTION);
+    out->set_instance_id(op.external_key);
+    out->set_external_key(op.account_key);
+  } else {
+    out->set_kind(v1::OPERATION_KIND_CREATE_ACCOUNT);
+    out->set_external_key(op.external_key);
+  }
   switch (op.state) {
     case durable::OperationState::kPending:
       out->set_state(v1::OPERATION_STATE_PENDING);
@@ -184,6 +310,7 @@ void ToProto(const durable::OperationRecord& op, billing::v1::Operation* out) {
   }
   if (op.state == durable::OperationState::kSucceeded) {
     out->set_account_id(op.account_id);
+    out->set_subscription_id(op.subscription_id);
     out->set_created(op.created);
   }
   if (op.error_code != 0 && (op.state == durable::OperationState::kFailed ||
@@ -238,6 +365,29 @@ grpc::ServerUnaryReactor* BillingGatewayService::SubmitCreateAccount(
     return call;
   }
   if (absl::Status valid = ValidateCreateAccount(*request); !valid.ok()) {
+    call->Answer(valid, nullptr, {});
+    return call;
+  }
+  durable_->Submit(
+      *request,
+      [call, response](absl::StatusOr<durable::OperationRecord> result) {
+        AnswerOperation(call, response, result);
+      });
+  return call;
+}
+
+grpc::ServerUnaryReactor* BillingGatewayService::SubmitCreateSubscription(
+    grpc::CallbackServerContext* context,
+    const billing::v1::CreateSubscriptionRequest* request,
+    billing::v1::Operation* response) {
+  auto* call =
+      new OperationCall(context, durable_ ? durable_->metrics() : nullptr,
+                        durable::DurableMethod::kSubmitCreateSubscription);
+  if (durable_ == nullptr) {
+    call->Answer(absl::FailedPreconditionError(kNoDatabase), nullptr, {});
+    return call;
+  }
+  if (absl::Status valid = ValidateCreateSubscription(*request); !valid.ok()) {
     call->Answer(valid, nullptr, {});
     return call;
   }

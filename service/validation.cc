@@ -143,4 +143,109 @@ absl::Status ValidateGetAccount(const billing::v1::GetAccountRequest& request) {
   return FieldError("key", "set external_key or account_id");
 }
 
+namespace {
+
+namespace v1 = billing::v1;
+
+absl::Status CheckUuid(absl::string_view field, absl::string_view value) {
+  if (killbill::IsUuid(value)) return absl::OkStatus();
+  return FieldError(field, "must be a UUID (8-4-4-4-12 hex digits)");
+}
+
+absl::Status CheckAccountRef(absl::string_view field, bool present,
+                             const v1::AccountRef& ref) {
+  if (!present) return FieldError(field, "is required");
+  switch (ref.key_case()) {
+    case v1::AccountRef::kExternalKey:
+      return CheckExternalKey(absl::StrCat(field, ".external_key"),
+                              ref.external_key());
+    case v1::AccountRef::kAccountId:
+      return CheckUuid(absl::StrCat(field, ".account_id"), ref.account_id());
+    case v1::AccountRef::KEY_NOT_SET:
+      break;
+  }
+  return FieldError(field, "set external_key or account_id");
+}
+
+// A subscription named by Kill Bill id or by instance id.
+template <typename Request>
+absl::Status CheckSubscriptionKey(const Request& request) {
+  if (request.has_subscription_id())
+    return CheckUuid("subscription_id", request.subscription_id());
+  if (request.has_instance_id())
+    return CheckExternalKey("instance_id", request.instance_id());
+  return FieldError("key", "set subscription_id or instance_id");
+}
+
+}  // namespace
+
+absl::Status ValidateCreateSubscription(
+    const v1::CreateSubscriptionRequest& request) {
+  if (auto s =
+          CheckAccountRef("account", request.has_account(), request.account());
+      !s.ok())
+    return s;
+  if (auto s = CheckExternalKey("plan_name", request.plan_name()); !s.ok())
+    return s;
+  if (auto s = CheckExternalKey("instance_id", request.instance_id()); !s.ok())
+    return s;
+  if (request.phase() != v1::PHASE_TYPE_UNSPECIFIED &&
+      request.phase() != v1::PHASE_TYPE_TRIAL &&
+      request.phase() != v1::PHASE_TYPE_EVERGREEN) {
+    return FieldError("phase", absl::StrCat("must be UNSPECIFIED, TRIAL or "
+                                            "EVERGREEN, not ",
+                                            request.phase()));
+  }
+  if (request.metadata_size() > static_cast<int>(kMaxMetadataEntries)) {
+    return FieldError(
+        "metadata",
+        absl::StrCat("has more than ", kMaxMetadataEntries, " entries"));
+  }
+  for (const auto& [name, value] : request.metadata()) {
+    const std::string field = absl::StrCat("metadata[\"", name, "\"]");
+    if (name.empty()) return FieldError("metadata", "has an empty name");
+    if (name == "instance_id") {
+      return FieldError(field,
+                        "instance_id is stored from the instance_id field");
+    }
+    if (auto s = CheckText(field, name, kMaxMetadataNameChars); !s.ok())
+      return FieldError(field, "name must be at most 64 characters of text");
+    if (value.empty()) return FieldError(field, "value is empty");
+    if (auto s = CheckText(field, value, kMaxMetadataValueChars); !s.ok())
+      return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateGetSubscription(
+    const v1::GetSubscriptionRequest& request) {
+  return CheckSubscriptionKey(request);
+}
+
+absl::Status ValidateListSubscriptions(
+    const v1::ListSubscriptionsRequest& request) {
+  return CheckAccountRef("account", request.has_account(), request.account());
+}
+
+absl::Status ValidateCancelSubscription(
+    const v1::CancelSubscriptionRequest& request) {
+  if (auto s = CheckSubscriptionKey(request); !s.ok()) return s;
+  if (!v1::CancelPolicy_IsValid(request.policy())) {
+    return FieldError("policy",
+                      absl::StrCat("unknown policy value ", request.policy()));
+  }
+  if (request.reason().size() > kMaxReasonBytes)
+    return FieldError("reason", "is longer than 255 bytes");
+  for (unsigned char c : request.reason()) {
+    if (c < 0x20 || c >= 0x7f)
+      return FieldError("reason", "must be printable ASCII");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateGetBillingOverview(
+    const v1::GetBillingOverviewRequest& request) {
+  return CheckAccountRef("account", request.has_account(), request.account());
+}
+
 }  // namespace bg::service

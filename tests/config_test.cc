@@ -352,6 +352,13 @@ GatewayConfig EverythingChanged() {
   c.rate.api_calls_per_second = 20;
   c.cost.per_account = 2;
   c.cost.per_tag = 0;
+  c.cost.per_subscription = 5;
+  c.cost.per_custom_field = 2;
+  c.cost.per_cancel = 2;
+  c.cache.fresh = seconds(2);
+  c.cache.catalog_fresh = std::chrono::minutes(10);
+  c.cache.stale = std::chrono::hours(1);
+  c.cache.max_entries = 500;
   c.health.poll_interval = seconds(2);
   c.health.timeout = milliseconds(1500);
   c.health.queue_growth_threshold = 0.51;

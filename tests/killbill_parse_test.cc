@@ -202,6 +202,16 @@ TEST(StatusFromResponse, MapsEveryStatus) {
       {500, R"({"code":3006,"message":"boom"})", absl::StatusCode::kUnavailable,
        "3006"},
       {503, "garbage", absl::StatusCode::kUnavailable, nullptr},
+      // Business rules Kill Bill answers with a 500: never retried.
+      {500, R"({"code":1031,"message":"Subscription is cancelled"})",
+       absl::StatusCode::kFailedPrecondition, "1031"},
+      {500, R"({"code":1021,"message":"not active"})",
+       absl::StatusCode::kFailedPrecondition, "1021"},
+      // callCompletion timed out: the write may still complete; retryable.
+      {408, R"({"code":null,"message":"timeout"})",
+       absl::StatusCode::kUnavailable, nullptr},
+      {400, R"({"code":2021,"message":"no such plan"})",
+       absl::StatusCode::kInvalidArgument, "2021"},
   };
   for (const MappingCase& c : cases) {
     absl::Status s = StatusFromResponse(c.http, c.body, "op");

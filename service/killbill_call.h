@@ -1,0 +1,77 @@
+// How an operation makes one Kill Bill call: through KillBillCalls (tokens,
+// deadline, metrics, breaker), with a timeout that leaves room for the answer.
+// Shared by AccountOperations and SubscriptionOperations.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <type_traits>
+
+#include "absl/status/status.h"
+#include "dispatch/job.h"
+#include "killbill_client/killbill_client.h"
+
+namespace bg::service {
+
+// Runs one Kill Bill call through `calls`: admission, timing, recording.
+template <typename Fn>
+auto Call(dispatch::KillBillCalls& calls, dispatch::KillBillEndpoint endpoint,
+          dispatch::Cost cost, Fn fn) -> decltype(fn()) {
+  if (absl::Status admitted = calls.Admit(endpoint, cost); !admitted.ok())
+    return admitted;
+  const Clock::TimePoint start = calls.clock()->Now();
+  auto result = fn();
+  absl::Status status;
+  if constexpr (std::is_same_v<decltype(result), absl::Status>) {
+    status = result;
+  } else {
+    status = result.status();
+  }
+  calls.Record(endpoint, status, calls.clock()->Now() - start);
+  return result;
+}
+
+// Like Call, and retries an UNAVAILABLE answer while the retry policy, its
+// budget and the deadline allow. Only for calls that are idempotent, or made
+// so by a key Kill Bill checks (an external key).
+template <typename Fn>
+auto CallWithRetry(dispatch::KillBillCalls& calls,
+                   dispatch::KillBillEndpoint endpoint, dispatch::Cost cost,
+                   Fn fn) -> decltype(fn()) {
+  for (;;) {
+    auto result = Call(calls, endpoint, cost, fn);
+    absl::Status status;
+    if constexpr (std::is_same_v<decltype(result), absl::Status>) {
+      status = result;
+    } else {
+      status = result.status();
+    }
+    if (status.ok() || !absl::IsUnavailable(status)) return result;
+    Clock::Duration backoff{};
+    if (!calls.MayRetry(&backoff)) return result;
+    if (calls.clock()->Now() + backoff >= calls.deadline()) return result;
+    // Backoff is short (bounded by retry.max_backoff) and only on the worker
+    // running this job.
+    calls.clock()->SleepUntil(calls.clock()->Now() + backoff);
+  }
+}
+
+// What is left of the caller's deadline, less the time the answer needs to
+// travel back, as the Kill Bill call's timeout (the client caps it at
+// killbill.request_timeout): no Kill Bill call outlives the gRPC call it
+// serves, and a stalled Kill Bill call ends with the gateway's explicit
+// UNAVAILABLE rather than the caller's own DEADLINE_EXCEEDED.
+inline constexpr std::chrono::milliseconds kAnswerMargin{50};
+
+inline killbill::CallOptions UntilDeadline(
+    const dispatch::KillBillCalls& calls) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        calls.deadline() - calls.clock()->Now()) -
+                    kAnswerMargin;
+  return {std::max(left, std::chrono::milliseconds(1))};
+}
+
+// Kill Bill's numeric error code carried by a status, 0 when none.
+int KillBillCode(const absl::Status& status);
+
+}  // namespace bg::service
