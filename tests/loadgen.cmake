@@ -12,3 +12,7 @@ bg_test(loadgen_summary_test
   SOURCES loadgen_summary_test.cc
   LIBS bg_loadgen_core
   LABELS unit)
+bg_test(loadgen_mix_test
+  SOURCES loadgen_mix_test.cc
+  LIBS bg_loadgen_core
+  LABELS unit)

@@ -138,10 +138,11 @@ TEST(TimeSeriesTest, RowsPerSecond) {
   r.WriteTimeSeriesCsv(out);
   EXPECT_EQ(
       out.str(),
-      "t,sent,ok,rejected,timeout,error,not_sent,p95_ms,backlog,outstanding\n"
-      "0,2,0,0,0,0,0,,,0\n"
-      "1,0,2,0,0,0,0,30.0,,0\n"
-      "2,0,0,0,0,0,1,,42.0,7\n");
+      "t,sent,ok,rejected,timeout,error,not_sent,p95_ms,backlog,outstanding,"
+      "ok_register_tagged,ok_register_untagged,ok_subscribe,ok_overview\n"
+      "0,2,0,0,0,0,0,,,0,0,0,0,0\n"
+      "1,0,2,0,0,0,0,30.0,,0,2,0,0,0\n"
+      "2,0,0,0,0,0,1,,42.0,7,0,0,0,0\n");
 }
 
 TEST(ClassifyGrpcTest, Table) {

@@ -10,10 +10,11 @@
 
 namespace bg::loadgen {
 
+template <typename Request, typename Response>
 struct GrpcTarget::Call {
   grpc::ClientContext context;
-  billing::v1::CreateAccountRequest request;
-  billing::v1::CreateAccountResponse response;
+  Request request;
+  Response response;
   Done done;
 };
 
@@ -48,37 +49,93 @@ GrpcTarget::GrpcTarget(GrpcTargetOptions options)
 
 GrpcTarget::~GrpcTarget() { Shutdown(); }
 
-void GrpcTarget::Start(int64_t seq, Done done) {
-  auto* call = new Call;
-  call->done = std::move(done);
-  call->context.set_deadline(
-      std::chrono::system_clock::now() +
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          options_.deadline));
-  auto& req = call->request;
-  req.set_external_key(absl::StrCat(options_.key_prefix, seq));
-  req.set_name(absl::StrCat("Load Test ", seq));
-  req.set_email(absl::StrCat("loadgen-", seq, "@example.com"));
-  req.set_currency("USD");
-  if (options_.tag_auto_pay_off)
-    req.add_tags(billing::v1::ACCOUNT_TAG_AUTO_PAY_OFF);
+std::chrono::system_clock::time_point GrpcTarget::Deadline() const {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+             options_.deadline);
+}
+
+template <typename Request, typename Response, typename Invoke>
+void GrpcTarget::Launch(int64_t seq,
+                        std::unique_ptr<Call<Request, Response>> owned,
+                        Invoke invoke) {
+  auto* call = owned.release();
+  call->context.set_deadline(Deadline());
   {
     absl::MutexLock lock(&mu_);
     ++in_flight_;
   }
   auto& stub = stubs_[static_cast<size_t>(seq) % stubs_.size()];
-  stub->async()->CreateAccount(
-      &call->context, &call->request, &call->response,
-      [this, call](grpc::Status status) {
-        CallResult result = ClassifyGrpc(
-            status.error_code(), FindTrailer(call->context, kRejectReasonKey),
-            FindTrailer(call->context, kRetryPushbackKey));
-        Done done = std::move(call->done);
-        delete call;
-        done(result);
-        absl::MutexLock lock(&mu_);
-        --in_flight_;
-      });
+  invoke(stub->async(), &call->context, &call->request, &call->response,
+         [this, call](grpc::Status status) {
+           CallResult result =
+               ClassifyGrpc(status.error_code(),
+                            FindTrailer(call->context, kRejectReasonKey),
+                            FindTrailer(call->context, kRetryPushbackKey));
+           Done done = std::move(call->done);
+           delete call;
+           done(result);
+           absl::MutexLock lock(&mu_);
+           --in_flight_;
+         });
+}
+
+void GrpcTarget::Start(const CallSpec& spec, Done done) {
+  using Async = billing::v1::BillingGateway::StubInterface::async_interface;
+  switch (spec.op) {
+    case Operation::kRegisterTagged:
+    case Operation::kRegisterUntagged: {
+      auto call = std::make_unique<Call<billing::v1::CreateAccountRequest,
+                                        billing::v1::CreateAccountResponse>>();
+      call->done = std::move(done);
+      auto& req = call->request;
+      req.set_external_key(AccountKey(options_.key_prefix, spec.seq));
+      req.set_name(absl::StrCat("Load Test ", spec.seq));
+      req.set_email(absl::StrCat("loadgen-", spec.seq, "@example.com"));
+      req.set_currency("USD");
+      if (spec.op == Operation::kRegisterTagged) {
+        req.add_tags(billing::v1::ACCOUNT_TAG_AUTO_PAY_OFF);
+      }
+      Launch(spec.seq, std::move(call),
+             [](Async* async, grpc::ClientContext* ctx, const auto* request,
+                auto* response, std::function<void(grpc::Status)> on_done) {
+               async->CreateAccount(ctx, request, response, std::move(on_done));
+             });
+      return;
+    }
+    case Operation::kSubscribe: {
+      auto call =
+          std::make_unique<Call<billing::v1::CreateSubscriptionRequest,
+                                billing::v1::CreateSubscriptionResponse>>();
+      call->done = std::move(done);
+      auto& req = call->request;
+      req.mutable_account()->set_external_key(
+          AccountKey(options_.key_prefix, spec.account_seq));
+      req.set_plan_name(kSubscribePlan);
+      req.set_instance_id(InstanceId(options_.key_prefix, spec.seq));
+      Launch(spec.seq, std::move(call),
+             [](Async* async, grpc::ClientContext* ctx, const auto* request,
+                auto* response, std::function<void(grpc::Status)> on_done) {
+               async->CreateSubscription(ctx, request, response,
+                                         std::move(on_done));
+             });
+      return;
+    }
+    case Operation::kOverview: {
+      auto call = std::make_unique<Call<billing::v1::GetBillingOverviewRequest,
+                                        billing::v1::BillingOverview>>();
+      call->done = std::move(done);
+      call->request.mutable_account()->set_external_key(
+          AccountKey(options_.key_prefix, spec.account_seq));
+      Launch(spec.seq, std::move(call),
+             [](Async* async, grpc::ClientContext* ctx, const auto* request,
+                auto* response, std::function<void(grpc::Status)> on_done) {
+               async->GetBillingOverview(ctx, request, response,
+                                         std::move(on_done));
+             });
+      return;
+    }
+  }
 }
 
 void GrpcTarget::Shutdown() {

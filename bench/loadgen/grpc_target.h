@@ -1,5 +1,8 @@
-// GrpcTarget: calls billing.v1.BillingGateway/CreateAccount with the callback
-// stub API.
+// GrpcTarget: calls billing.v1.BillingGateway with the callback stub API, one
+// RPC per operation: CreateAccount (register_tagged with the AUTO_PAY_OFF tag,
+// register_untagged without), CreateSubscription {account.external_key,
+// plan_name basic-monthly, instance_id} (subscribe) and GetBillingOverview
+// {account.external_key} (overview).
 //
 // Calls are spread round-robin over a few channels, each with its own
 // subchannel pool so each gets its own TCP connection (one HTTP/2 connection
@@ -29,8 +32,7 @@ struct GrpcTargetOptions {
   std::string address;  // host:port
   int channels = 4;
   std::chrono::nanoseconds deadline = std::chrono::seconds(30);
-  std::string key_prefix;        // external_key = key_prefix + seq
-  bool tag_auto_pay_off = true;  // ask for ACCOUNT_TAG_AUTO_PAY_OFF
+  std::string key_prefix;  // external_key = key_prefix + seq
 };
 
 class GrpcTarget final : public Target {
@@ -38,11 +40,19 @@ class GrpcTarget final : public Target {
   explicit GrpcTarget(GrpcTargetOptions options);
   ~GrpcTarget() override;
 
-  void Start(int64_t seq, Done done) override;
+  void Start(const CallSpec& call, Done done) override;
   void Shutdown() override;
 
  private:
+  template <typename Request, typename Response>
   struct Call;
+
+  // Sends `call` with `invoke(stub, context, request, response, on_done)` and
+  // classifies its answer.
+  template <typename Request, typename Response, typename Invoke>
+  void Launch(int64_t seq, std::unique_ptr<Call<Request, Response>> call,
+              Invoke invoke);
+  std::chrono::system_clock::time_point Deadline() const;
 
   const GrpcTargetOptions options_;
   std::vector<std::unique_ptr<billing::v1::BillingGateway::Stub>> stubs_;

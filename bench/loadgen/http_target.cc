@@ -55,6 +55,181 @@ CallResult TransportFailure(httplib::Error error, Clock::time_point deadline) {
   return r;
 }
 
+// One request of a call: sent within what is left of the call's deadline.
+struct Exchange {
+  httplib::Client& client;
+  Clock::time_point deadline;
+
+  // Sends with `send` and returns the response when its status is `expected`
+  // (0: any 2xx). Otherwise sets *result (timeout when no time is left,
+  // transport failure, rejection or error by status) and returns nullopt.
+  template <typename Send>
+  std::optional<httplib::Response> Run(int expected, Send send,
+                                       CallResult* result) {
+    const auto remaining = deadline - Clock::now();
+    if (remaining <= std::chrono::milliseconds(0)) {
+      *result = CallResult{};
+      result->kind = OutcomeKind::kTimeout;
+      return std::nullopt;
+    }
+    SetTimeouts(client, remaining);
+    httplib::Result res = send(client);
+    if (!res) {
+      *result = TransportFailure(res.error(), deadline);
+      return std::nullopt;
+    }
+    const bool as_expected = expected == 0
+                                 ? res->status >= 200 && res->status < 300
+                                 : res->status == expected;
+    if (as_expected) return std::move(*res);
+    *result = ClassifyHttpStatus(res->status, Header(*res, "Retry-After"));
+    if (result->kind == OutcomeKind::kOk) {  // a 2xx other than expected
+      result->kind = OutcomeKind::kError;
+      result->detail = absl::StrCat("http_", res->status);
+    }
+    return std::nullopt;
+  }
+};
+
+CallResult Error(const char* detail) {
+  CallResult r;
+  r.kind = OutcomeKind::kError;
+  r.detail = detail;
+  return r;
+}
+
+CallResult Ok() {
+  CallResult r;
+  r.kind = OutcomeKind::kOk;
+  return r;
+}
+
+// The `accountId` of GET /1.0/kb/accounts?externalKey=...; empty if none.
+std::string AccountIdFromBody(const std::string& body) {
+  const auto j =
+      nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return "";
+  const auto it = j.find("accountId");
+  if (it == j.end() || !it->is_string()) return "";
+  return it->get<std::string>();
+}
+
+// register_tagged / register_untagged: POST the account, then (tagged) its
+// AUTO_PAY_OFF tag.
+CallResult Register(Exchange& ex, const httplib::Headers& headers,
+                    const std::string& key_prefix, const CallSpec& call) {
+  const nlohmann::json body = {
+      {"externalKey", AccountKey(key_prefix, call.seq)},
+      {"name", absl::StrCat("Load Test ", call.seq)},
+      {"email", absl::StrCat("loadgen-", call.seq, "@example.com")},
+      {"currency", "USD"}};
+  CallResult result;
+  auto created = ex.Run(
+      201,
+      [&](httplib::Client& c) {
+        return c.Post("/1.0/kb/accounts", headers, body.dump(),
+                      "application/json");
+      },
+      &result);
+  if (!created) return result;
+  if (call.op != Operation::kRegisterTagged) return Ok();
+  const std::string id =
+      AccountIdFromLocation(created->get_header_value("Location"));
+  if (id.empty()) return Error("http_no_location");
+  auto tagged = ex.Run(
+      0,
+      [&](httplib::Client& c) {
+        return c.Post(absl::StrCat("/1.0/kb/accounts/", id, "/tags"), headers,
+                      kAutoPayOffTag, "application/json");
+      },
+      &result);
+  return tagged ? Ok() : result;
+}
+
+// GET /1.0/kb/accounts?externalKey=K[&query]: the account id, or nullopt with
+// *result set.
+std::optional<std::string> LookUpAccount(Exchange& ex,
+                                         const httplib::Headers& headers,
+                                         const std::string& key,
+                                         const char* extra_query,
+                                         CallResult* result) {
+  auto found = ex.Run(
+      200,
+      [&](httplib::Client& c) {
+        return c.Get(
+            absl::StrCat("/1.0/kb/accounts?externalKey=", key, extra_query),
+            headers);
+      },
+      result);
+  if (!found) return std::nullopt;
+  std::string id = AccountIdFromBody(found->body);
+  if (id.empty()) {
+    *result = Error("http_no_account_id");
+    return std::nullopt;
+  }
+  return id;
+}
+
+// subscribe: look the account up by key, POST the subscription, POST its
+// instance_id custom field.
+CallResult Subscribe(Exchange& ex, const httplib::Headers& read_headers,
+                     const httplib::Headers& write_headers,
+                     const std::string& key_prefix, const CallSpec& call) {
+  CallResult result;
+  const std::optional<std::string> account_id = LookUpAccount(
+      ex, read_headers, AccountKey(key_prefix, call.account_seq), "", &result);
+  if (!account_id) return result;
+  const std::string instance = InstanceId(key_prefix, call.seq);
+  const nlohmann::json body = {{"accountId", *account_id},
+                               {"planName", kSubscribePlan},
+                               {"bundleExternalKey", instance}};
+  auto created = ex.Run(
+      201,
+      [&](httplib::Client& c) {
+        return c.Post("/1.0/kb/subscriptions", write_headers, body.dump(),
+                      "application/json");
+      },
+      &result);
+  if (!created) return result;
+  const std::string id =
+      AccountIdFromLocation(created->get_header_value("Location"));
+  if (id.empty()) return Error("http_no_location");
+  const nlohmann::json fields =
+      nlohmann::json::array({{{"name", "instance_id"}, {"value", instance}}});
+  auto field = ex.Run(
+      201,
+      [&](httplib::Client& c) {
+        return c.Post(
+            absl::StrCat("/1.0/kb/subscriptions/", id, "/customFields"),
+            write_headers, fields.dump(), "application/json");
+      },
+      &result);
+  return field ? Ok() : result;
+}
+
+// overview: the account with balance and credit, then its bundles, payment
+// methods and unpaid invoices.
+CallResult Overview(Exchange& ex, const httplib::Headers& headers,
+                    const std::string& key_prefix, const CallSpec& call) {
+  CallResult result;
+  const std::optional<std::string> account_id =
+      LookUpAccount(ex, headers, AccountKey(key_prefix, call.account_seq),
+                    "&accountWithBalanceAndCBA=true", &result);
+  if (!account_id) return result;
+  for (const char* tail :
+       {"/bundles", "/paymentMethods", "/invoices?unpaidInvoicesOnly=true"}) {
+    auto read = ex.Run(
+        200,
+        [&](httplib::Client& c) {
+          return c.Get(absl::StrCat("/1.0/kb/accounts/", *account_id, tail),
+                       headers);
+        },
+        &result);
+    if (!read) return result;
+  }
+  return Ok();
+}
+
 }  // namespace
 
 std::string AccountIdFromLocation(const std::string& location) {
@@ -86,9 +261,9 @@ HttpTarget::HttpTarget(HttpTargetOptions options)
 
 HttpTarget::~HttpTarget() { Shutdown(); }
 
-void HttpTarget::Start(int64_t seq, Done done) {
+void HttpTarget::Start(const CallSpec& call, Done done) {
   absl::MutexLock lock(&mu_);
-  jobs_.push_back(Job{seq, std::move(done)});
+  jobs_.push_back(Job{call, std::move(done)});
 }
 
 void HttpTarget::Shutdown() {
@@ -112,12 +287,13 @@ void HttpTarget::WorkerLoop() {
   // Without it every keep-alive exchange waits ~40 ms for Nagle + delayed ACK.
   client.set_tcp_nodelay(true);
   client.set_basic_auth(options_.user.c_str(), options_.password.c_str());
-  const httplib::Headers headers = {
+  const httplib::Headers read_headers = {
       {"X-Killbill-ApiKey", options_.api_key},
       {"X-Killbill-ApiSecret", options_.api_secret},
-      {"X-Killbill-CreatedBy", options_.created_by},
       {"Accept", "application/json"},
   };
+  httplib::Headers write_headers = read_headers;
+  write_headers.emplace("X-Killbill-CreatedBy", options_.created_by);
   for (;;) {
     Job job;
     {
@@ -132,49 +308,20 @@ void HttpTarget::WorkerLoop() {
       jobs_.pop_front();
     }
     const Clock::time_point deadline = Clock::now() + options_.deadline;
+    Exchange ex{client, deadline};
     CallResult result;
-    const std::string key = absl::StrCat(options_.key_prefix, job.seq);
-    const nlohmann::json body = {
-        {"externalKey", key},
-        {"name", absl::StrCat("Load Test ", job.seq)},
-        {"email", absl::StrCat("loadgen-", job.seq, "@example.com")},
-        {"currency", "USD"}};
-    SetTimeouts(client, deadline - Clock::now());
-    auto res = client.Post("/1.0/kb/accounts", headers, body.dump(),
-                           "application/json");
-    if (!res) {
-      result = TransportFailure(res.error(), deadline);
-    } else if (res->status != 201) {
-      result = ClassifyHttpStatus(res->status, Header(*res, "Retry-After"));
-      if (result.kind ==
-          OutcomeKind::kOk) {  // a 2xx other than 201: no Location contract
-        result.kind = OutcomeKind::kError;
-        result.detail = absl::StrCat("http_", res->status);
-      }
-    } else if (!options_.tag_auto_pay_off) {
-      result.kind = OutcomeKind::kOk;
-    } else {
-      const std::string id =
-          AccountIdFromLocation(res->get_header_value("Location"));
-      if (id.empty()) {
-        result.kind = OutcomeKind::kError;
-        result.detail = "http_no_location";
-      } else {
-        const auto remaining = deadline - Clock::now();
-        if (remaining <= std::chrono::milliseconds(0)) {
-          result.kind = OutcomeKind::kTimeout;
-        } else {
-          SetTimeouts(client, remaining);
-          auto tag = client.Post(absl::StrCat("/1.0/kb/accounts/", id, "/tags"),
-                                 headers, kAutoPayOffTag, "application/json");
-          if (!tag) {
-            result = TransportFailure(tag.error(), deadline);
-          } else {
-            result =
-                ClassifyHttpStatus(tag->status, Header(*tag, "Retry-After"));
-          }
-        }
-      }
+    switch (job.call.op) {
+      case Operation::kRegisterTagged:
+      case Operation::kRegisterUntagged:
+        result = Register(ex, write_headers, options_.key_prefix, job.call);
+        break;
+      case Operation::kSubscribe:
+        result = Subscribe(ex, read_headers, write_headers, options_.key_prefix,
+                           job.call);
+        break;
+      case Operation::kOverview:
+        result = Overview(ex, read_headers, options_.key_prefix, job.call);
+        break;
     }
     // A 2xx that arrived after the deadline would have been a timeout for the
     // report's scripts too (their client gave up at the same moment).

@@ -1,11 +1,24 @@
-// HttpTarget: creates accounts through Kill Bill's REST API, directly or
-// through a proxy (nginx, HAProxy), the way the load-test report's scripts did:
-//   POST /1.0/kb/accounts  {externalKey, name, email, currency:"USD"}   -> 201
-//   + Location POST /1.0/kb/accounts/{id}/tags
-//   ["00000000-0000-0000-0000-000000000001"]  (if asked)
-// with basic auth, the tenant headers and X-Killbill-CreatedBy. The call's
-// deadline bounds both requests together (the client timeout of the report's
-// scripts).
+// HttpTarget: makes each operation through Kill Bill's REST API, directly or
+// through a proxy (nginx, HAProxy), the way the load-test report's scripts and
+// SaaSOdoo's billing-service do:
+//   register_tagged / register_untagged:
+//     POST /1.0/kb/accounts  {externalKey, name, email, currency:"USD"}  -> 201
+//     + Location; register_tagged then
+//     POST /1.0/kb/accounts/{id}/tags ["00000000-0000-0000-0000-000000000001"]
+//   subscribe (on an account of this run, by its external key K):
+//     GET  /1.0/kb/accounts?externalKey=K                       -> 200
+//     accountId POST /1.0/kb/subscriptions {accountId, planName:
+//     "basic-monthly",
+//          bundleExternalKey: INSTANCE}          -> 201 + Location .../{subId}
+//     POST /1.0/kb/subscriptions/{subId}/customFields
+//          [{"name": "instance_id", "value": INSTANCE}]                 -> 201
+//   overview:
+//     GET /1.0/kb/accounts?externalKey=K&accountWithBalanceAndCBA=true -> 200
+//     GET /1.0/kb/accounts/{id}/bundles, /paymentMethods and
+//         /invoices?unpaidInvoicesOnly=true                       -> 200 each
+// with basic auth and the tenant headers; writes also carry
+// X-Killbill-CreatedBy. The call's deadline bounds all its requests together
+// (the client timeout of the report's scripts).
 //
 // A fixed pool of worker threads, each with its own keep-alive httplib::Client,
 // runs the calls; Start() queues a call for the next free worker. Workers run
@@ -35,7 +48,6 @@ struct HttpTargetOptions {
   int workers = 100;  // concurrent calls at most
   std::chrono::nanoseconds deadline = std::chrono::seconds(30);
   std::string key_prefix;
-  bool tag_auto_pay_off = true;
   bool keep_alive = true;
   std::string user = "admin";
   std::string password = "password";
@@ -49,12 +61,12 @@ class HttpTarget final : public Target {
   explicit HttpTarget(HttpTargetOptions options);
   ~HttpTarget() override;
 
-  void Start(int64_t seq, Done done) override;
+  void Start(const CallSpec& call, Done done) override;
   void Shutdown() override;
 
  private:
   struct Job {
-    int64_t seq;
+    CallSpec call;
     Done done;
   };
 
@@ -70,7 +82,8 @@ class HttpTarget final : public Target {
 
 // The account id in a Location header, absolute
 // (`http://h:p/1.0/kb/accounts/<id>`) or relative (`/1.0/kb/accounts/<id>`):
-// the last path segment, without query. Empty if none.
+// the last path segment, without query. Empty if none. Also reads the
+// subscription id of `.../1.0/kb/subscriptions/<id>`.
 std::string AccountIdFromLocation(const std::string& location);
 
 }  // namespace bg::loadgen

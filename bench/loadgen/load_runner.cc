@@ -117,6 +117,32 @@ std::chrono::nanoseconds LoadRunner::Run(bool* complete) {
   return elapsed;
 }
 
+CallSpec LoadRunner::Plan(int64_t seq) {
+  CallSpec call;
+  call.seq = seq;
+  call.op = options_.mix.Draw(options_.mix_seed, seq);
+  if (NeedsAccount(call.op)) {
+    if (const auto account = accounts_.Pick(options_.mix_seed, seq)) {
+      call.account_seq = *account;
+    } else {
+      call.op = options_.mix.FallbackRegistration();
+      recorder_->RecordFallback();
+    }
+  }
+  return call;
+}
+
+void LoadRunner::Finish(const CallSpec& call, Clock::time_point due,
+                        Clock::time_point at, const CallResult& r) {
+  recorder_->RecordResult(
+      Since(at),
+      std::chrono::duration_cast<std::chrono::microseconds>(at - due), r,
+      call.op);
+  if (r.kind == OutcomeKind::kOk && IsRegistration(call.op)) {
+    accounts_.Add(call.seq);
+  }
+}
+
 void LoadRunner::RunClosed() {
   const int64_t vus =
       std::max<int64_t>(1, std::min(options_.concurrency, options_.count));
@@ -138,16 +164,15 @@ void LoadRunner::VuNext() {
     VuFinished();
     return;
   }
-  recorder_->RecordSent(Since(t0));
+  const CallSpec call = Plan(seq);
+  recorder_->RecordSent(Since(t0), call.op);
   {
     absl::MutexLock lock(&mu_);
     ++outstanding_;
   }
-  target_->Start(seq, [this, t0](const CallResult& r) {
+  target_->Start(call, [this, call, t0](const CallResult& r) {
     const Clock::time_point t1 = Clock::now();
-    recorder_->RecordResult(
-        Since(t1),
-        std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0), r);
+    Finish(call, t0, t1, r);
     {
       absl::MutexLock lock(&mu_);
       --outstanding_;
@@ -184,6 +209,7 @@ void LoadRunner::RunOpen() {
         start_ + std::chrono::duration_cast<Clock::duration>(schedule.DueAt(i));
     const auto wait = due - Clock::now();
     if (wait > Clock::duration::zero()) absl::SleepFor(absl::FromChrono(wait));
+    const CallSpec call = Plan(i);
     bool full;
     {
       absl::MutexLock lock(&mu_);
@@ -191,15 +217,12 @@ void LoadRunner::RunOpen() {
       if (!full) ++outstanding_;
     }
     if (full) {
-      recorder_->RecordNotSent(Since(due));
+      recorder_->RecordNotSent(Since(due), call.op);
       continue;
     }
-    recorder_->RecordSent(Since(due));
-    target_->Start(i, [this, due](const CallResult& r) {
-      const Clock::time_point t1 = Clock::now();
-      recorder_->RecordResult(
-          Since(t1),
-          std::chrono::duration_cast<std::chrono::microseconds>(t1 - due), r);
+    recorder_->RecordSent(Since(due), call.op);
+    target_->Start(call, [this, call, due](const CallResult& r) {
+      Finish(call, due, Clock::now(), r);
       absl::MutexLock lock(&mu_);
       --outstanding_;
     });

@@ -13,6 +13,13 @@
 // it. Arrivals are independent users: pushback does not delay the schedule (a
 // registration that is rejected is simply counted as rejected).
 //
+// Each call's operation is drawn from `mix` (operation_mix.h) by its sequence
+// number. Registrations that succeed join the run's account pool; a subscribe
+// or overview picks its account from it, and while the pool is still empty
+// makes the mix's fallback registration instead (counted in the summary).
+// The default mix, one registration kind, makes the runner behave as it did
+// before mixes existed.
+//
 // Side threads: a timer (pushback waits), a progress printer (stderr) and, with
 // a sim-stats URL, a poller that records killbill-sim's bus backlog once a
 // second.
@@ -30,6 +37,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "bench/loadgen/arrival_schedule.h"
+#include "bench/loadgen/operation_mix.h"
 #include "bench/loadgen/run_recorder.h"
 #include "bench/loadgen/target.h"
 
@@ -56,6 +64,8 @@ struct RunnerOptions {
   ProgressMode progress = ProgressMode::kPlain;
   std::string sim_stats_url;  // empty: no polling
   std::string backlog_field = "bus_backlog";
+  OperationMix mix = OperationMix::Single(Operation::kRegisterTagged);
+  uint64_t mix_seed = 1;
 };
 
 class LoadRunner {
@@ -74,6 +84,13 @@ class LoadRunner {
   using Clock = std::chrono::steady_clock;
   class DelayQueue;
 
+  // The call for arrival `seq`: its drawn operation and, for one that needs an
+  // account, the account (or the fallback registration when there is none).
+  CallSpec Plan(int64_t seq);
+  // Records the answer of `call`, due at `due`, and adds a successful
+  // registration to the account pool.
+  void Finish(const CallSpec& call, Clock::time_point due, Clock::time_point at,
+              const CallResult& r);
   void RunClosed();
   void RunOpen();
   void VuNext();
@@ -89,6 +106,7 @@ class LoadRunner {
   Clock::time_point start_;
   Clock::time_point issue_end_;  // closed loop: no new call starts after this
   std::unique_ptr<DelayQueue> timer_;  // pushback waits
+  AccountPool accounts_;
 
   // Lock-free: taken once per call by whichever thread starts it.
   std::atomic<int64_t> next_seq_{0};

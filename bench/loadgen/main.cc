@@ -1,7 +1,8 @@
 // billing-loadgen: closed- and open-loop load against billing-gateway (gRPC) or
-// Kill Bill's REST API (directly or through a proxy). See load_runner.h for the
-// loop semantics and outcome.h for how answers are classified. Run with --help
-// for the flags.
+// Kill Bill's REST API (directly or through a proxy), one operation or a mix
+// of them (--mix). See load_runner.h for the loop semantics, operation_mix.h
+// for the operations and outcome.h for how answers are classified. Run with
+// --help for the flags.
 #include <unistd.h>
 
 #include <cstdio>
@@ -22,12 +23,14 @@
 #include "bench/loadgen/grpc_target.h"
 #include "bench/loadgen/http_target.h"
 #include "bench/loadgen/load_runner.h"
+#include "bench/loadgen/operation_mix.h"
 #include "bench/loadgen/outcome.h"
 #include "bench/loadgen/run_recorder.h"
 #include "common/flags.h"
 
 ABSL_FLAG(std::string, target, "",
-          "grpc://HOST:PORT (billing-gateway CreateAccount) or "
+          "grpc://HOST:PORT (billing-gateway: CreateAccount, "
+          "CreateSubscription, GetBillingOverview) or "
           "http://HOST:PORT (Kill Bill "
           "REST, directly or through a proxy)");
 ABSL_FLAG(int64_t, concurrency, 0, "closed loop: number of virtual users");
@@ -53,7 +56,21 @@ ABSL_FLAG(
     "external key prefix; the call's sequence number is appended (default: "
     "lg-<pid>-<unix time>-)");
 ABSL_FLAG(bool, tag_auto_pay_off, true,
-          "ask for the AUTO_PAY_OFF tag on every account");
+          "without --mix: every call registers an account with the "
+          "AUTO_PAY_OFF tag (register_tagged), or without it "
+          "(--no-tag-auto-pay-off: register_untagged); ignored with --mix");
+ABSL_FLAG(std::string, mix, "",
+          "operation mix, name=weight,...: each arrival draws one operation "
+          "with probability weight / sum. Operations: register_tagged, "
+          "register_untagged, subscribe (basic-monthly subscription on an "
+          "account this run registered), overview (billing overview of such "
+          "an account); subscribe/overview fall back to a registration while "
+          "the run has no account yet. Example: "
+          "register_tagged=1,register_untagged=1,subscribe=0.5,overview=4. "
+          "Default: one registration kind, per --tag_auto_pay_off");
+ABSL_FLAG(uint64_t, mix_seed, 1,
+          "seed of the --mix draw and of the account picks: the same seed "
+          "gives every sequence number the same operation");
 ABSL_FLAG(bool, honor_pushback, true,
           "closed loop: after a rejection with grpc-retry-pushback-ms / "
           "Retry-After, the "
@@ -128,7 +145,11 @@ int Main(int argc, char** argv) {
       "  open loop:   billing-loadgen --target http://127.0.0.1:8080 --rate 30 "
       "--duration 60\n"
       "  spike:       billing-loadgen --target grpc://127.0.0.1:50051 --spike "
-      "2000");
+      "2000\n"
+      "  mixed:       billing-loadgen --target grpc://127.0.0.1:50051 --rate "
+      "54 "
+      "--duration 120 --mix "
+      "register_tagged=8,register_untagged=8,subscribe=4,overview=32");
   bg::DashedFlags flags(argc, argv);
   absl::ParseCommandLine(flags.argc(), flags.argv());
 
@@ -211,6 +232,17 @@ int Main(int argc, char** argv) {
   if (output != "text" && output != "json" && output != "csv") {
     Fail("--output must be text, json or csv");
   }
+  if (const std::string mix = absl::GetFlag(FLAGS_mix); !mix.empty()) {
+    absl::StatusOr<OperationMix> parsed = OperationMix::Parse(mix);
+    if (!parsed.ok()) Fail(std::string(parsed.status().message()));
+    ro.mix = *parsed;
+  } else {
+    ro.mix = OperationMix::Single(absl::GetFlag(FLAGS_tag_auto_pay_off)
+                                      ? Operation::kRegisterTagged
+                                      : Operation::kRegisterUntagged);
+  }
+  ro.mix_seed = absl::GetFlag(FLAGS_mix_seed);
+  info.mix = ro.mix.ToString();
   std::string key_prefix = absl::GetFlag(FLAGS_key_prefix);
   if (key_prefix.empty())
     key_prefix = absl::StrCat("lg-", getpid(), "-", time(nullptr), "-");
@@ -222,7 +254,6 @@ int Main(int argc, char** argv) {
     go.channels = absl::GetFlag(FLAGS_channels);
     go.deadline = ro.deadline;
     go.key_prefix = key_prefix;
-    go.tag_auto_pay_off = absl::GetFlag(FLAGS_tag_auto_pay_off);
     target = std::make_unique<GrpcTarget>(go);
   } else if (scheme == "http") {
     HttpTargetOptions ho;
@@ -231,7 +262,6 @@ int Main(int argc, char** argv) {
     ho.workers = static_cast<int>(std::min<int64_t>(in_flight_cap, 10000));
     ho.deadline = ro.deadline;
     ho.key_prefix = key_prefix;
-    ho.tag_auto_pay_off = absl::GetFlag(FLAGS_tag_auto_pay_off);
     ho.keep_alive = absl::GetFlag(FLAGS_http_keepalive);
     ho.user = absl::GetFlag(FLAGS_user);
     ho.password = absl::GetFlag(FLAGS_password);

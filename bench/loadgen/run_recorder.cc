@@ -28,6 +28,25 @@ nlohmann::json LatencyJson(const LatencySummary& l) {
 
 }  // namespace
 
+double OperationSummary::success_pct() const {
+  const int64_t n = attempted();
+  return n > 0 ? 100.0 * static_cast<double>(count(OutcomeKind::kOk)) /
+                     static_cast<double>(n)
+               : 0.0;
+}
+
+double OperationSummary::goodput_per_s(double elapsed_s) const {
+  return elapsed_s > 0
+             ? static_cast<double>(count(OutcomeKind::kOk)) / elapsed_s
+             : 0.0;
+}
+
+int RunSummary::operations_used() const {
+  int n = 0;
+  for (const auto& o : operations) n += o.attempted() > 0 ? 1 : 0;
+  return n;
+}
+
 double RunSummary::success_pct() const {
   return attempted > 0 ? 100.0 * static_cast<double>(succeeded()) /
                              static_cast<double>(attempted)
@@ -67,6 +86,28 @@ std::string FormatText(const RunSummary& s) {
       &out, "success   %.1f %%   rate %.1f/s (%.0f/min)   elapsed %.1f s\n",
       s.success_pct(), s.goodput_per_s(), s.goodput_per_s() * 60, s.elapsed_s);
   const auto& ok = s.ok_latency;
+  if (s.operations_used() > 1 || s.fallback_registrations > 0) {
+    absl::StrAppendFormat(&out, "mix       %s   fallback registrations %d\n",
+                          s.info.mix, s.fallback_registrations);
+    absl::StrAppend(&out,
+                    "  operation          attempted       ok rejected  timeout "
+                    "   error not_sent  goodput/s   p50 ms   p99 ms\n");
+    for (int i = 0; i < kOperationCount; ++i) {
+      const OperationSummary& o = s.operations[i];
+      if (o.attempted() == 0) continue;
+      absl::StrAppendFormat(
+          &out, "  %-17s %10d %8d %8d %8d %8d %8d %10.2f %8.0f %8.0f\n",
+          OperationName(static_cast<Operation>(i)), o.attempted(),
+          o.count(OutcomeKind::kOk), o.count(OutcomeKind::kRejected),
+          o.count(OutcomeKind::kTimeout), o.count(OutcomeKind::kError),
+          o.count(OutcomeKind::kNotSent), o.goodput_per_s(s.elapsed_s),
+          o.ok_latency.p50_ms, o.ok_latency.p99_ms);
+      if (!o.error_codes.empty()) {
+        absl::StrAppend(&out, "    error codes: ", JoinCounts(o.error_codes),
+                        "\n");
+      }
+    }
+  }
   absl::StrAppendFormat(&out,
                         "ok latency ms:       avg %.0f   p50 %.0f   p95 %.0f   "
                         "p99 %.0f   max %.0f\n",
@@ -117,17 +158,49 @@ std::string FormatJson(const RunSummary& s) {
   j["rejected_latency"] = LatencyJson(s.rejected_latency);
   j["pushback_count"] = s.pushback_count;
   j["pushback_avg_ms"] = s.pushback_avg_ms;
+  j["mix"] = s.info.mix;
+  j["fallback_registrations"] = s.fallback_registrations;
+  nlohmann::json ops = nlohmann::json::object();
+  for (int i = 0; i < kOperationCount; ++i) {
+    const OperationSummary& o = s.operations[i];
+    if (o.attempted() == 0) continue;
+    nlohmann::json oj;
+    oj["attempted"] = o.attempted();
+    oj["sent"] = o.sent;
+    oj["ok"] = o.count(OutcomeKind::kOk);
+    oj["rejected"] = o.count(OutcomeKind::kRejected);
+    oj["timeout"] = o.count(OutcomeKind::kTimeout);
+    oj["error"] = o.count(OutcomeKind::kError);
+    oj["not_sent"] = o.count(OutcomeKind::kNotSent);
+    oj["success_pct"] = o.success_pct();
+    oj["goodput_per_s"] = o.goodput_per_s(s.elapsed_s);
+    oj["reject_reasons"] = o.reject_reasons;
+    oj["error_codes"] = o.error_codes;
+    oj["ok_latency"] = LatencyJson(o.ok_latency);
+    ops[std::string(OperationName(static_cast<Operation>(i)))] = oj;
+  }
+  j["operations"] = ops;
   return j.dump(2) + "\n";
 }
 
 std::string FormatCsvHeader() {
+  std::string per_op;
+  for (int i = 0; i < kOperationCount; ++i) {
+    const absl::string_view n = OperationName(static_cast<Operation>(i));
+    absl::StrAppend(&per_op, ",", n, "_attempted,", n, "_ok,", n, "_rejected,",
+                    n, "_timeout,", n, "_error,", n, "_not_sent,", n,
+                    "_success_pct,", n, "_goodput_per_s,", n, "_p50_ms,", n,
+                    "_p99_ms,", n, "_error_codes");
+  }
   return "label,target,mode,concurrency,rate,planned,attempted,succeeded,"
          "failed,rejected,"
          "timeout,error,not_sent,success_pct,goodput_per_s,goodput_per_min,"
          "elapsed_s,"
          "avg_ms,p50_ms,p95_ms,p99_ms,max_ms,rej_count,rej_p50_ms,rej_p99_ms,"
          "rej_max_ms,"
-         "reject_reasons,error_codes,pushback_count,pushback_avg_ms\n";
+         "reject_reasons,error_codes,pushback_count,pushback_avg_ms,mix,"
+         "fallback_registrations" +
+         per_op + "\n";
 }
 
 std::string FormatCsvRow(const RunSummary& s) {
@@ -139,10 +212,23 @@ std::string FormatCsvRow(const RunSummary& s) {
     std::replace(v.begin(), v.end(), ',', ' ');
     return v;
   };
+  std::string per_op;
+  for (const OperationSummary& o : s.operations) {
+    absl::StrAppendFormat(
+        &per_op, ",%d,%d,%d,%d,%d,%d,%.2f,%.2f,%.1f,%.1f,%s", o.attempted(),
+        o.count(OutcomeKind::kOk), o.count(OutcomeKind::kRejected),
+        o.count(OutcomeKind::kTimeout), o.count(OutcomeKind::kError),
+        o.count(OutcomeKind::kNotSent), o.success_pct(),
+        o.goodput_per_s(s.elapsed_s), o.ok_latency.p50_ms, o.ok_latency.p99_ms,
+        clean(JoinCounts(o.error_codes)));
+  }
+  // The mix is written with ';' between entries to stay one CSV field.
+  std::string mix = s.info.mix;
+  std::replace(mix.begin(), mix.end(), ',', ';');
   return absl::StrFormat(
       "%s,%s,%s,%d,%.2f,%d,%d,%d,%d,%d,%d,%d,%d,%.2f,%.2f,%.1f,%.2f,%.1f,%.1f,%"
       ".1f,%.1f,%.1f,"
-      "%d,%.2f,%.2f,%.2f,%s,%s,%d,%.1f\n",
+      "%d,%.2f,%.2f,%.2f,%s,%s,%d,%.1f,%s,%d%s\n",
       clean(s.info.label), clean(s.info.target), s.info.mode,
       s.info.concurrency, s.info.rate, s.info.planned, s.attempted,
       s.succeeded(), s.failed(), s.count(OutcomeKind::kRejected),
@@ -151,7 +237,8 @@ std::string FormatCsvRow(const RunSummary& s) {
       s.goodput_per_s() * 60, s.elapsed_s, ok.avg_ms, ok.p50_ms, ok.p95_ms,
       ok.p99_ms, ok.max_ms, rj.count, rj.p50_ms, rj.p99_ms, rj.max_ms,
       clean(JoinCounts(s.reject_reasons)), clean(JoinCounts(s.error_codes)),
-      s.pushback_count, s.pushback_avg_ms);
+      s.pushback_count, s.pushback_avg_ms, mix, s.fallback_registrations,
+      per_op);
 }
 
 SecondRow& RunRecorder::RowAt(Offset at) {
@@ -161,23 +248,33 @@ SecondRow& RunRecorder::RowAt(Offset at) {
   return seconds_[sec];
 }
 
-void RunRecorder::RecordSent(Offset at) {
+void RunRecorder::RecordSent(Offset at, Operation op) {
   absl::MutexLock lock(&mu_);
   ++sent_;
+  ++ops_[static_cast<int>(op)].sent;
   ++RowAt(at).sent;
 }
 
-void RunRecorder::RecordNotSent(Offset at) {
+void RunRecorder::RecordNotSent(Offset at, Operation op) {
   absl::MutexLock lock(&mu_);
-  ++counts_[static_cast<int>(OutcomeKind::kNotSent)];
-  ++RowAt(at).counts[static_cast<int>(OutcomeKind::kNotSent)];
+  const int k = static_cast<int>(OutcomeKind::kNotSent);
+  ++counts_[k];
+  ++ops_[static_cast<int>(op)].counts[k];
+  ++RowAt(at).counts[k];
+}
+
+void RunRecorder::RecordFallback() {
+  absl::MutexLock lock(&mu_);
+  ++fallbacks_;
 }
 
 void RunRecorder::RecordResult(Offset at, std::chrono::microseconds latency,
-                               const CallResult& result) {
+                               const CallResult& result, Operation op) {
   absl::MutexLock lock(&mu_);
   const int k = static_cast<int>(result.kind);
   ++counts_[k];
+  PerOperation& per_op = ops_[static_cast<int>(op)];
+  ++per_op.counts[k];
   SecondRow& row = RowAt(at);
   ++row.counts[k];
   if (result.pushback.count() > 0) {
@@ -188,13 +285,17 @@ void RunRecorder::RecordResult(Offset at, std::chrono::microseconds latency,
     case OutcomeKind::kOk:
       ok_latency_.Add(latency);
       row.ok_latency.Add(latency);
+      per_op.ok_latency.Add(latency);
+      ++row.ok_by_operation[static_cast<int>(op)];
       break;
     case OutcomeKind::kRejected:
       rejected_latency_.Add(latency);
       ++reject_reasons_[result.detail];
+      ++per_op.reject_reasons[result.detail];
       break;
     case OutcomeKind::kError:
       ++error_codes_[result.detail];
+      ++per_op.error_codes[result.detail];
       break;
     case OutcomeKind::kTimeout:
     case OutcomeKind::kNotSent:
@@ -234,13 +335,27 @@ RunSummary RunRecorder::Summarize(const RunInfo& info, Offset elapsed) const {
                           ? static_cast<double>(pushback_sum_ms_) /
                                 static_cast<double>(pushback_count_)
                           : 0.0;
+  for (int i = 0; i < kOperationCount; ++i) {
+    const PerOperation& p = ops_[i];
+    OperationSummary& o = s.operations[i];
+    o.sent = p.sent;
+    o.counts = p.counts;
+    o.reject_reasons = p.reject_reasons;
+    o.error_codes = p.error_codes;
+    o.ok_latency = bg::loadgen::Summarize(p.ok_latency);
+  }
+  s.fallback_registrations = fallbacks_;
   return s;
 }
 
 void RunRecorder::WriteTimeSeriesCsv(std::ostream& out) const {
   absl::MutexLock lock(&mu_);
   out << "t,sent,ok,rejected,timeout,error,not_sent,p95_ms,backlog,"
-         "outstanding\n";
+         "outstanding";
+  for (int i = 0; i < kOperationCount; ++i) {
+    out << ",ok_" << OperationName(static_cast<Operation>(i));
+  }
+  out << '\n';
   for (size_t t = 0; t < seconds_.size(); ++t) {
     const SecondRow& r = seconds_[t];
     out << t << ',' << r.sent;
@@ -250,7 +365,9 @@ void RunRecorder::WriteTimeSeriesCsv(std::ostream& out) const {
       out << absl::StrFormat("%.1f", r.ok_latency.PercentileMs(95));
     out << ',';
     if (r.backlog) out << absl::StrFormat("%.1f", *r.backlog);
-    out << ',' << r.outstanding << '\n';
+    out << ',' << r.outstanding;
+    for (int64_t n : r.ok_by_operation) out << ',' << n;
+    out << '\n';
   }
 }
 

@@ -11,6 +11,9 @@
 //   backlog          the last value the sim-stats poller saw in that second
 //   (empty if none); outstanding      calls in flight, sampled by the progress
 //   loop.
+// Every record also names its operation (operation_mix.h; register_tagged
+// when the caller does not say): the summary has the totals over all
+// operations and the same counts and latencies per operation.
 //
 // Thread-safety: every method is safe to call from any thread (one mutex; a few
 // thousand records per second at most).
@@ -28,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "bench/loadgen/latency_stats.h"
+#include "bench/loadgen/operation_mix.h"
 #include "bench/loadgen/outcome.h"
 
 namespace bg::loadgen {
@@ -40,10 +44,28 @@ struct RunInfo {
   int64_t concurrency = 0;
   double rate = 0;
   int64_t planned = 0;  // calls the run intended to make
+  std::string mix;      // OperationMix::ToString() of the run
 };
 
 // Counts by outcome kind, indexed by OutcomeKind.
 using KindCounts = std::array<int64_t, kOutcomeKindCount>;
+
+// One operation's share of a run.
+struct OperationSummary {
+  int64_t sent = 0;
+  KindCounts counts{};  // not_sent included
+  std::map<std::string, int64_t> reject_reasons;
+  std::map<std::string, int64_t> error_codes;
+  LatencySummary ok_latency;
+
+  int64_t attempted() const {
+    return sent + counts[static_cast<int>(OutcomeKind::kNotSent)];
+  }
+  int64_t count(OutcomeKind k) const { return counts[static_cast<int>(k)]; }
+  double success_pct() const;
+  // ok / elapsed seconds of the run.
+  double goodput_per_s(double elapsed_s) const;
+};
 
 struct RunSummary {
   RunInfo info;
@@ -58,6 +80,17 @@ struct RunSummary {
   // Retry-After).
   int64_t pushback_count = 0;
   double pushback_avg_ms = 0;
+  // Indexed by Operation.
+  std::array<OperationSummary, kOperationCount> operations{};
+  // Arrivals that drew an operation needing an account while the run had
+  // none yet, and made a registration instead (counted under it).
+  int64_t fallback_registrations = 0;
+
+  const OperationSummary& op(Operation o) const {
+    return operations[static_cast<int>(o)];
+  }
+  // Operations that had at least one arrival.
+  int operations_used() const;
 
   int64_t succeeded() const {
     return counts[static_cast<int>(OutcomeKind::kOk)];
@@ -81,18 +114,22 @@ struct SecondRow {
   LatencyStats ok_latency;
   std::optional<double> backlog;
   int64_t outstanding = 0;
+  std::array<int64_t, kOperationCount> ok_by_operation{};
 };
 
 class RunRecorder {
  public:
   using Offset = std::chrono::nanoseconds;
 
-  void RecordSent(Offset at);
-  void RecordNotSent(Offset at);
+  void RecordSent(Offset at, Operation op = Operation::kRegisterTagged);
+  void RecordNotSent(Offset at, Operation op = Operation::kRegisterTagged);
   // `at` is when the answer arrived; `latency` is measured from the call's due
   // time.
   void RecordResult(Offset at, std::chrono::microseconds latency,
-                    const CallResult& result);
+                    const CallResult& result,
+                    Operation op = Operation::kRegisterTagged);
+  // An arrival that drew an operation needing an account and found none.
+  void RecordFallback();
   void RecordBacklog(Offset at, double backlog);
   void RecordOutstanding(Offset at, int64_t outstanding);
 
@@ -106,8 +143,10 @@ class RunRecorder {
   // Summary over everything recorded; `elapsed` is the run's length.
   RunSummary Summarize(const RunInfo& info, Offset elapsed) const;
   // CSV with header
-  // `t,sent,ok,rejected,timeout,error,not_sent,p95_ms,backlog,outstanding`, one
-  // row per second from 0 to the last second anything was recorded.
+  // `t,sent,ok,rejected,timeout,error,not_sent,p95_ms,backlog,outstanding`,
+  // then `ok_<operation>` for each operation (ok answers of that operation in
+  // the second), one row per second from 0 to the last second anything was
+  // recorded.
   void WriteTimeSeriesCsv(std::ostream& out) const;
 
  private:
@@ -124,6 +163,16 @@ class RunRecorder {
   int64_t pushback_count_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pushback_sum_ms_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<SecondRow> seconds_ ABSL_GUARDED_BY(mu_);
+
+  struct PerOperation {
+    int64_t sent = 0;
+    KindCounts counts{};
+    std::map<std::string, int64_t> reject_reasons;
+    std::map<std::string, int64_t> error_codes;
+    LatencyStats ok_latency;
+  };
+  std::array<PerOperation, kOperationCount> ops_ ABSL_GUARDED_BY(mu_);
+  int64_t fallbacks_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace bg::loadgen

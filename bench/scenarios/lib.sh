@@ -1134,3 +1134,44 @@ for_each_contender() {
     stop_all
   done
 }
+
+# ---------------------------------------------------------------------------------------
+# Healthcheck polling for contenders that do not poll Kill Bill themselves (s5_mixed.sh).
+
+# poll_healthcheck T0: GET $SIM_URL/1.0/healthcheck once a second, on whole seconds after T0,
+# until stopped, as an operator's monitoring would (each poll is one sample of the sim's
+# growth window and one healthy/unhealthy verdict in healthcheck_unhealthy_total).
+poll_healthcheck() {
+  local t0="$1" k=0 wait
+  while :; do
+    curl -s -o /dev/null -m 2 "$SIM_URL/1.0/healthcheck" 2>/dev/null
+    read -r k wait <<<"$(next_tick "$t0" "$k")"
+    sleep "$wait"
+  done
+}
+
+# start_health_monitor: poll_healthcheck in the background (added to BG_PIDS) unless the
+# contender is a gateway (GW_METRICS_PORT set by start_gateway): the gateway's health monitor
+# already polls every second (health.poll_interval 1s). Every contender's sim then gets one
+# healthcheck per second, so sim_window's healthy share means the same thing for all of them.
+start_health_monitor() {
+  [[ -n "${GW_METRICS_PORT:-}" ]] && return 0
+  poll_healthcheck "$(date +%s.%N)" &
+  BG_PIDS+=("$!")
+}
+
+# fmt_healthy_share HEALTHY_S SECONDS POLLS: "98.3 % (118 of 120 s)", "-" without polls (as
+# signals.sh prints it).
+fmt_healthy_share() {
+  awk -v h="$1" -v n="$2" -v p="$3" 'BEGIN {
+    if (n > 0 && p > 0) printf "%.1f %% (%d of %d s)\n", 100 * h / n, h, n; else print "-" }'
+}
+
+# ok_rate_column TIMESERIES COLUMN FROM_S TO_S: COLUMN (e.g. ok_overview) per second over
+# FROM_S <= t < TO_S of a billing-loadgen time series; "-" when the column is missing.
+ok_rate_column() {
+  awk -F, -v col="$2" -v from="$3" -v to="$4" '
+    NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+    c && $1 >= from && $1 < to { n += $c }
+    END { if (!c || to <= from) print "-"; else printf "%.2f\n", n / (to - from) }' "$1"
+}
