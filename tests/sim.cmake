@@ -18,3 +18,7 @@ bg_test(sim_metrics_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_metrics_test.cc
   LIBS bg_sim
   LABELS unit)
+bg_test(sim_subscriptions_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_subscriptions_test.cc
+  LIBS bg_sim PkgConfig::HTTPLIB nlohmann_json::nlohmann_json absl::strings absl::time
+  LABELS integration)
