@@ -1,6 +1,7 @@
 # killbill-sim tests: model, healthcheck and metrics-meter arithmetic on FakeClock (unit),
 # the in-process HTTP server on port 0 (integration).
-# Every test name starts with "Sim": run them all with `ctest -R Sim`.
+# Every GoogleTest name starts with "Sim": run them all with `ctest -R Sim`; the official
+# client's check at the end is `ctest -R sim_npm_client_test`.
 # (Single labels: bg_test passes LABELS unquoted, so a second label would be lost.)
 bg_test(sim_model_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_model_test.cc

@@ -16,6 +16,24 @@
 //                                             bus_events_per_tag bus events
 //                                             per tag added
 //   GET     /1.0/kb/accounts/{id}/tags        the account's tags
+//   GET     /1.0/kb/accounts/{id}/bundles     its bundles (array, [] if none)
+//   GET     /1.0/kb/accounts/{id}/invoices    its invoices; only those with a
+//           [?unpaidInvoicesOnly=true]        balance when asked
+//   GET     /1.0/kb/accounts/{id}/paymentMethods
+//                                             [] (AUTO_PAY_OFF accounts)
+//   GET     /1.0/kb/catalog                   [CatalogJson]: SaaSOdoo's
+//   GET     /1.0/kb/catalog/simpleCatalog     SaasOdoo catalog (sim_catalog.h)
+//   POST    /1.0/kb/subscriptions             201, Location of the new
+//                                             subscription (in a new bundle);
+//                                             kBusEventsPerSubscription events
+//   GET     /1.0/kb/subscriptions/{id}        SubscriptionJson with its events
+//   DELETE  /1.0/kb/subscriptions/{id}        204; kBusEventsPerEndOfTermCancel
+//           [?entitlementPolicy=...]          or ...PerImmediateCancel events
+//   POST    /1.0/kb/subscriptions/{id}/customFields
+//                                             201; kBusEventsPerCustomField
+//                                             events per field
+//   GET     /1.0/kb/subscriptions/{id}/customFields
+//   GET     /1.0/kb/bundles?externalKey=K     [BundleJson], 404 code 1084
 //   GET     /1.0/healthcheck                  200 healthy / 500, with the real
 //                                             queue-growth signal: every call
 //                                             is a sample, whoever makes it
@@ -64,10 +82,12 @@
 // after every advance of the model), so its EWMA ticks see the events of their
 // own 5 s however rarely the metrics are read.
 //
-// Accounts live in memory. The time a call takes comes from CapacityModel
-// (processor sharing plus a bus backlog): the handler thread submits the
-// call's work and waits on a condition variable until the model, advanced on
-// the real clock, says it is done. Each part has one job:
+// Accounts, subscriptions and invoices live in memory (docs/killbill.md lists
+// the status and error codes; `accountWithBalance[AndCBA]=true` on the
+// account reads adds the unpaid total). The time a call takes comes from
+// CapacityModel (processor sharing plus a bus backlog): the handler thread
+// submits the call's work and waits on a condition variable until the model,
+// advanced on the real clock, says it is done. Each part has one job:
 //
 // clang-format off
 //   client
