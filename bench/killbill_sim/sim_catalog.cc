@@ -1,6 +1,8 @@
 #include "bench/killbill_sim/sim_catalog.h"
 
 #include <algorithm>
+#include <iterator>
+#include <string>
 
 namespace bg::sim {
 namespace {
