@@ -47,9 +47,11 @@ absl::StatusOr<int> AccountStore::AddTags(
   return added;
 }
 
-std::string AccountStore::NewUuid() {
+std::string AccountStore::NewUuid() { return RandomUuid(id_rng_); }
+
+std::string RandomUuid(std::mt19937_64& rng) {
   std::uniform_int_distribution<uint64_t> dist;
-  uint64_t hi = dist(id_rng_), lo = dist(id_rng_);
+  uint64_t hi = dist(rng), lo = dist(rng);
   hi = (hi & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
   lo =
       (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant

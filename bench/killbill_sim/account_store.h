@@ -32,6 +32,9 @@ struct SimAccount {
   std::vector<std::string> tag_definition_ids;
 };
 
+// A random version-4 UUID drawn from `rng`, lower-case and dashed.
+std::string RandomUuid(std::mt19937_64& rng);
+
 class AccountStore {
  public:
   // `id_seed` seeds the random UUIDs of new accounts.

@@ -37,6 +37,7 @@ KillBillSim::KillBillSim(const SimOptions& options, const Clock* clock)
       bus_detector_(options.growth),
       external_bus_detector_(options.growth),
       accounts_(std::make_unique<AccountStore>(std::random_device{}())),
+      subscriptions_(std::random_device{}()),
       faults_(options.seed),
       bus_meters_(clock, model_) {
   SimHttpServer::Limits limits;
@@ -315,6 +316,74 @@ absl::Status KillBillSim::AddTags(const std::string& id,
   return absl::OkStatus();
 }
 
+double KillBillSim::AccountBalance(const std::string& account_id) {
+  absl::MutexLock lock(&mu_);
+  return subscriptions_.AccountBalance(account_id);
+}
+
+absl::StatusOr<SimSubscription> KillBillSim::CreateSubscription(
+    const SubscriptionRequest& request) {
+  absl::MutexLock lock(&mu_);
+  if (accounts_->Find(request.account_id) == nullptr) {
+    return absl::NotFoundError(request.account_id);
+  }
+  absl::StatusOr<const SimSubscription*> created =
+      subscriptions_.Create(request);
+  if (!created.ok()) return created.status();
+  PostBusEventsLocked(kBusEventsPerSubscription);
+  return **created;
+}
+
+bool KillBillSim::FindSubscription(const std::string& id,
+                                   SimSubscription* out) {
+  absl::MutexLock lock(&mu_);
+  const SimSubscription* subscription = subscriptions_.Find(id);
+  if (subscription == nullptr) return false;
+  *out = *subscription;
+  return true;
+}
+
+absl::Status KillBillSim::CancelSubscription(const std::string& id,
+                                             CancelPolicy policy,
+                                             absl::CivilDay today) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<const SimSubscription*> cancelled =
+      subscriptions_.Cancel(id, policy, today);
+  if (!cancelled.ok()) return cancelled.status();
+  PostBusEventsLocked(policy == CancelPolicy::kImmediate
+                          ? kBusEventsPerImmediateCancel
+                          : kBusEventsPerEndOfTermCancel);
+  return absl::OkStatus();
+}
+
+absl::Status KillBillSim::AddCustomFields(const std::string& subscription_id,
+                                          std::vector<SimCustomField> fields) {
+  absl::MutexLock lock(&mu_);
+  const int64_t count = static_cast<int64_t>(fields.size());
+  absl::Status status =
+      subscriptions_.AddCustomFields(subscription_id, std::move(fields));
+  if (!status.ok()) return status;
+  PostBusEventsLocked(count * kBusEventsPerCustomField);
+  return absl::OkStatus();
+}
+
+std::vector<SimBundleView> KillBillSim::BundlesByKey(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  return subscriptions_.BundlesByKey(key);
+}
+
+std::vector<SimBundleView> KillBillSim::AccountBundles(
+    const std::string& account_id) {
+  absl::MutexLock lock(&mu_);
+  return subscriptions_.AccountBundles(account_id);
+}
+
+std::vector<SimInvoice> KillBillSim::AccountInvoices(
+    const std::string& account_id, bool unpaid_only) {
+  absl::MutexLock lock(&mu_);
+  return subscriptions_.AccountInvoices(account_id, unpaid_only);
+}
+
 KillBillSim::HealthcheckAnswer KillBillSim::Healthcheck() {
   absl::MutexLock lock(&mu_);
   AdvanceModelLocked();
@@ -376,6 +445,7 @@ SimStats KillBillSim::Stats() {
   counters_.Report(&s);
   s.uptime_s = ToSeconds(clock_->Now() - start_time_);
   s.accounts_total = accounts_->size();
+  s.subscriptions_total = subscriptions_.size();
   s.in_flight = in_flight_;
   s.busy_threads = busy_threads_;
   s.in_service = model_.InService();

@@ -16,6 +16,24 @@
 //                                             bus_events_per_tag bus events
 //                                             per tag added
 //   GET     /1.0/kb/accounts/{id}/tags        the account's tags
+//   GET     /1.0/kb/accounts/{id}/bundles     its bundles (array, [] if none)
+//   GET     /1.0/kb/accounts/{id}/invoices    its invoices; only those with a
+//           [?unpaidInvoicesOnly=true]        balance when asked
+//   GET     /1.0/kb/accounts/{id}/paymentMethods
+//                                             [] (AUTO_PAY_OFF accounts)
+//   GET     /1.0/kb/catalog                   [CatalogJson]: SaaSOdoo's
+//   GET     /1.0/kb/catalog/simpleCatalog     SaasOdoo catalog (sim_catalog.h)
+//   POST    /1.0/kb/subscriptions             201, Location of the new
+//                                             subscription (in a new bundle);
+//                                             kBusEventsPerSubscription events
+//   GET     /1.0/kb/subscriptions/{id}        SubscriptionJson with its events
+//   DELETE  /1.0/kb/subscriptions/{id}        204; kBusEventsPerEndOfTermCancel
+//           [?entitlementPolicy=...]          or ...PerImmediateCancel events
+//   POST    /1.0/kb/subscriptions/{id}/customFields
+//                                             201; kBusEventsPerCustomField
+//                                             events per field
+//   GET     /1.0/kb/subscriptions/{id}/customFields
+//   GET     /1.0/kb/bundles?externalKey=K     [BundleJson], 404 code 1084
 //   GET     /1.0/healthcheck                  200 healthy / 500, with the real
 //                                             queue-growth signal: every call
 //                                             is a sample, whoever makes it
@@ -64,10 +82,12 @@
 // after every advance of the model), so its EWMA ticks see the events of their
 // own 5 s however rarely the metrics are read.
 //
-// Accounts live in memory. The time a call takes comes from CapacityModel
-// (processor sharing plus a bus backlog): the handler thread submits the
-// call's work and waits on a condition variable until the model, advanced on
-// the real clock, says it is done. Each part has one job:
+// Accounts, subscriptions and invoices live in memory (docs/killbill.md lists
+// the status and error codes; `accountWithBalance[AndCBA]=true` on the
+// account reads adds the unpaid total). The time a call takes comes from
+// CapacityModel (processor sharing plus a bus backlog): the handler thread
+// submits the call's work and waits on a condition variable until the model,
+// advanced on the real clock, says it is done. Each part has one job:
 //
 // clang-format off
 //   client
@@ -89,6 +109,9 @@
 //     |                                                   queue_growth.h
 //     +- AccountStore         accounts by id and key,   account_store.h
 //     |                       their tags
+//     +- SubscriptionStore    bundles, subscriptions,   subscription_store.h
+//     |                       custom fields, invoices
+//     |                       (plans from SimCatalog,   sim_catalog.h)
 //     +- SimCounters          counters behind SimStats  sim_stats.h
 // clang-format on
 //
@@ -118,6 +141,7 @@
 #include "bench/killbill_sim/sim_faults.h"
 #include "bench/killbill_sim/sim_options.h"
 #include "bench/killbill_sim/sim_stats.h"
+#include "bench/killbill_sim/subscription_store.h"
 #include "common/clock.h"
 #include "killbill_client/queue_growth.h"
 
@@ -130,6 +154,18 @@ struct SimAccount;
 
 class KillBillSim {
  public:
+  // Main-bus events each subscription write posts (Kill Bill 0.24's reading,
+  // docs/killbill.md): a base subscription's creation (subscription
+  // transitions effective and requested, the entitlement-started blocking
+  // state, the first invoice), a custom field, and a cancellation: the
+  // "about 2-3" of Kill Bill's END_OF_TERM cancel read as 2 (requested cancel
+  // and blocking state; the effective one comes later from the notification
+  // queue) and IMMEDIATE as 3 (the effective transition too).
+  static constexpr int64_t kBusEventsPerSubscription = 4;
+  static constexpr int64_t kBusEventsPerCustomField = 1;
+  static constexpr int64_t kBusEventsPerEndOfTermCancel = 2;
+  static constexpr int64_t kBusEventsPerImmediateCancel = 3;
+
   explicit KillBillSim(const SimOptions& options,
                        const Clock* clock = SteadyClock::Instance());
   ~KillBillSim();  // Stop()s
@@ -230,6 +266,33 @@ class KillBillSim {
   absl::Status AddTags(const std::string& id,
                        const std::vector<std::string>& tag_ids)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Sum of the balances of the account's invoices (0 when it has none).
+  double AccountBalance(const std::string& account_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Subscriptions (SubscriptionStore says what each decides). The write
+  // operations post their kBusEventsPer* events in the same transaction.
+  //
+  // Creates a subscription for request.account_id; NotFound when that
+  // account is unknown, else the store's errors. Returns a copy.
+  absl::StatusOr<SimSubscription> CreateSubscription(
+      const SubscriptionRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  // Copies the subscription into *out; false when unknown.
+  bool FindSubscription(const std::string& id, SimSubscription* out)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status CancelSubscription(const std::string& id, CancelPolicy policy,
+                                  absl::CivilDay today)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status AddCustomFields(const std::string& subscription_id,
+                               std::vector<SimCustomField> fields)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<SimBundleView> BundlesByKey(const std::string& key)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<SimBundleView> AccountBundles(const std::string& account_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<SimInvoice> AccountInvoices(const std::string& account_id,
+                                          bool unpaid_only)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Samples both queues' detectors and counts the answer.
   HealthcheckAnswer Healthcheck() ABSL_LOCKS_EXCLUDED(mu_);
   // Reads the metrics registry (mode `on`): brings the model to now, takes no
@@ -275,6 +338,7 @@ class KillBillSim {
   killbill::QueueGrowthDetector bus_detector_ ABSL_GUARDED_BY(mu_);
   killbill::QueueGrowthDetector external_bus_detector_ ABSL_GUARDED_BY(mu_);
   const std::unique_ptr<AccountStore> accounts_ ABSL_PT_GUARDED_BY(mu_);
+  SubscriptionStore subscriptions_ ABSL_GUARDED_BY(mu_);
   SimFaults faults_ ABSL_GUARDED_BY(mu_);
   SimCounters counters_ ABSL_GUARDED_BY(mu_);
   // GET /1.0/metrics: main-bus events posted and dispatched.

@@ -1,5 +1,6 @@
 #include "bench/killbill_sim/sim_routes.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <utility>
@@ -8,12 +9,15 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/killbill_sim/account_store.h"
 #include "bench/killbill_sim/killbill_sim.h"
+#include "bench/killbill_sim/sim_catalog.h"
 #include "bench/killbill_sim/sim_http_server.h"
 #include "bench/killbill_sim/sim_options_json.h"
+#include "bench/killbill_sim/subscription_store.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 
@@ -27,6 +31,36 @@ constexpr char kJson[] = "application/json";
 constexpr char kAccountApiException[] =
     "org.killbill.billing.account.api.AccountApiException";
 constexpr char kIllegalArgument[] = "java.lang.IllegalArgumentException";
+constexpr char kJsonParseException[] =
+    "com.fasterxml.jackson.core.JsonParseException";
+constexpr char kObjectDoesNotExist[] =
+    "org.killbill.billing.callcontext.InternalCallContextFactory$"
+    "ObjectDoesNotExist";
+// Subscription errors, by the class Kill Bill's exception mappers serialize
+// (jaxrs/mappers): creation errors surface as the subscription base's cause,
+// reads as SubscriptionApiException, cancellations as EntitlementApiException.
+constexpr char kSubscriptionBaseApiException[] =
+    "org.killbill.billing.subscription.api.user.SubscriptionBaseApiException";
+constexpr char kSubscriptionApiException[] =
+    "org.killbill.billing.entitlement.api.SubscriptionApiException";
+constexpr char kEntitlementApiException[] =
+    "org.killbill.billing.entitlement.api.EntitlementApiException";
+constexpr char kCatalogApiException[] =
+    "org.killbill.billing.catalog.api.CatalogApiException";
+constexpr char kCustomFieldApiException[] =
+    "org.killbill.billing.util.api.CustomFieldApiException";
+// Kill Bill's ErrorCode values (killbill-api).
+constexpr int kAccountDoesNotExistForId = 3002;
+constexpr int kSubCreateBadPhase = 1011;
+constexpr int kSubCreateActiveBundleKeyExists = 1014;
+constexpr int kSubCreateBpExists = 1015;
+constexpr int kSubCancelBadState = 1031;
+constexpr int kSubInvalidSubscriptionId = 1082;
+constexpr int kSubGetInvalidBundleKey = 1084;
+constexpr int kCatNoSuchPlan = 2021;
+constexpr int kCustomFieldAlreadyExists = 9000;
+// The catalog's only price list.
+constexpr char kDefaultPriceList[] = "DEFAULT";
 constexpr char kQueuesCheck[] =
     "org.killbill.billing.server.healthchecks.KillbillQueuesHealthcheck";
 // What Dropwizard's servlets send so that nothing caches a reading.
@@ -88,13 +122,51 @@ bool ParamIsTrue(const httplib::Request& req, const char* name) {
   return req.has_param(name) && req.get_param_value(name) == "true";
 }
 
-void SendAccountNotFound(httplib::Response& res, const std::string& id) {
-  SendError(res, 404,
-            "org.killbill.billing.callcontext.InternalCallContextFactory$"
-            "ObjectDoesNotExist",
-            nullptr,
-            absl::StrCat("Object id=", id, " type=ACCOUNT doesn't exist!"));
+// What Kill Bill's call context factory throws for an unknown object id.
+void SendObjectDoesNotExist(httplib::Response& res, const std::string& id,
+                            const char* type) {
+  SendError(res, 404, kObjectDoesNotExist, nullptr,
+            absl::StrCat("Object id=", id, " type=", type, " doesn't exist!"));
 }
+
+void SendAccountNotFound(httplib::Response& res, const std::string& id) {
+  SendObjectDoesNotExist(res, id, "ACCOUNT");
+}
+
+void SendSubscriptionNotFound(httplib::Response& res, const char* class_name,
+                              const std::string& id) {
+  SendError(res, 404, class_name, kSubInvalidSubscriptionId,
+            "Unknown subscription matching id " + id);
+}
+
+// A JSON request body; on a parse error sends Kill Bill's 400 and returns
+// false. An empty body parses as null.
+bool ParseBody(const httplib::Request& req, httplib::Response& res,
+               Json* body) {
+  try {
+    *body = req.body.empty() ? Json() : Json::parse(req.body);
+    return true;
+  } catch (const Json::exception& e) {
+    SendError(res, 400, kJsonParseException, nullptr, e.what());
+    return false;
+  }
+}
+
+// A string member of a JSON object, "" when absent, null or not a string.
+std::string TextField(const Json& object, const char* name) {
+  if (!object.is_object()) return "";
+  auto it = object.find(name);
+  return it != object.end() && it->is_string() ? it->get<std::string>()
+                                               : std::string();
+}
+
+// Today in UTC: Kill Bill's subscriptions start on the calendar day of the
+// call (accounts in UTC, as SaaSOdoo's are).
+absl::CivilDay Today() {
+  return absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+}
+
+std::string Day(absl::CivilDay day) { return absl::FormatCivilTime(day); }
 
 // The fields Kill Bill returns for an account, in its order, from a creation
 // body: what the client sent, or Kill Bill's default. accountId and
@@ -127,15 +199,259 @@ OJson AccountFields(const Json& body) {
   return a;
 }
 
-OJson RenderAccount(const SimAccount& account, const httplib::Request& req) {
+bool WithBalance(const httplib::Request& req) {
+  return ParamIsTrue(req, "accountWithBalance") ||
+         ParamIsTrue(req, "accountWithBalanceAndCBA");
+}
+
+// `balance`: the account's, used only when the request asks for it.
+OJson RenderAccount(const SimAccount& account, const httplib::Request& req,
+                    double balance) {
   OJson out = account.fields;
   out["accountId"] = account.id;
   out["externalKey"] = account.external_key;
   const bool with_cba = ParamIsTrue(req, "accountWithBalanceAndCBA");
-  const bool with_balance = with_cba || ParamIsTrue(req, "accountWithBalance");
-  out["accountBalance"] = with_balance ? Json(0) : Json(nullptr);
+  out["accountBalance"] = WithBalance(req) ? Json(balance) : Json(nullptr);
   out["accountCBA"] = with_cba ? Json(0) : Json(nullptr);
   out["auditLogs"] = Json::array();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Catalog, subscriptions, bundles, custom fields and invoices: Kill Bill's
+// JSON classes (jaxrs/json), fields in their order, nulls written out.
+
+OJson Price(double value) {
+  return OJson{{"currency", SaasOdooCatalog().currency}, {"value", value}};
+}
+
+// CatalogJson.PhaseJson.
+OJson RenderPhase(const CatalogPlan& plan, bool trial) {
+  OJson phase;
+  phase["type"] = trial ? "TRIAL" : "EVERGREEN";
+  phase["prices"] =
+      trial ? OJson::array() : OJson::array({Price(plan.recurring_price)});
+  phase["fixedPrices"] = trial ? OJson::array({Price(0)}) : OJson::array();
+  phase["duration"] = trial
+                          ? OJson{{"unit", "DAYS"}, {"number", plan.trial_days}}
+                          : OJson{{"unit", "UNLIMITED"}, {"number", -1}};
+  phase["usages"] = OJson::array();
+  return phase;
+}
+
+// GET /1.0/kb/catalog: a list of CatalogJson, one per catalog version.
+OJson RenderCatalog() {
+  const SimCatalog& catalog = SaasOdooCatalog();
+  OJson products = OJson::array();
+  OJson plan_names = OJson::array();
+  for (const std::string& product_name : catalog.products) {
+    OJson product;
+    product["type"] = "BASE";
+    product["name"] = product_name;
+    product["prettyName"] = product_name;
+    OJson plans = OJson::array();
+    for (const CatalogPlan& plan : catalog.plans) {
+      if (plan.product != product_name) continue;
+      OJson p;
+      p["name"] = plan.name;
+      p["prettyName"] = plan.name;
+      p["recurringBillingMode"] = "IN_ADVANCE";
+      p["billingPeriod"] = plan.billing_period;
+      OJson phases = OJson::array();
+      if (plan.has_trial()) phases.push_back(RenderPhase(plan, true));
+      phases.push_back(RenderPhase(plan, false));
+      p["phases"] = phases;
+      plans.push_back(p);
+      plan_names.push_back(plan.name);
+    }
+    product["plans"] = plans;
+    product["included"] = OJson::array();
+    product["available"] = OJson::array();
+    products.push_back(product);
+  }
+  OJson out;
+  out["name"] = catalog.name;
+  out["effectiveDate"] = catalog.effective_date;
+  out["currencies"] = OJson::array({catalog.currency});
+  out["units"] = OJson::array();
+  out["products"] = products;
+  out["priceLists"] =
+      OJson::array({OJson{{"name", kDefaultPriceList}, {"plans", plan_names}}});
+  return OJson::array({out});
+}
+
+// Kill Bill's SubscriptionEventJson service name and state per event type.
+std::pair<const char*, const char*> EventService(const std::string& type) {
+  if (type == "START_ENTITLEMENT")
+    return {"entitlement-service", "ENT_STARTED"};
+  if (type == "STOP_ENTITLEMENT")
+    return {"entitlement-service", "ENT_CANCELLED"};
+  if (type == "START_BILLING") return {"billing-service", "START_BILLING"};
+  if (type == "STOP_BILLING") return {"billing-service", "STOP_BILLING"};
+  return {"entitlement+billing-service", "PHASE"};
+}
+
+// PhasePriceJson: one per phase of the plan.
+OJson RenderPrices(const CatalogPlan& plan) {
+  OJson prices = OJson::array();
+  auto add = [&](const std::string& phase_name, const char* type,
+                 const Json& fixed, const Json& recurring) {
+    OJson p;
+    p["planName"] = plan.name;
+    p["phaseName"] = phase_name;
+    p["phaseType"] = type;
+    p["fixedPrice"] = fixed;
+    p["recurringPrice"] = recurring;
+    p["usagePrices"] = OJson::array();
+    prices.push_back(p);
+  };
+  if (plan.has_trial()) add(plan.TrialPhaseName(), "TRIAL", 0, nullptr);
+  add(plan.EvergreenPhaseName(), "EVERGREEN", nullptr, plan.recurring_price);
+  return prices;
+}
+
+OJson RenderSubscription(const SimSubscription& s, absl::CivilDay today) {
+  const CatalogPlan& plan = s.plan;
+  OJson out;
+  out["accountId"] = s.account_id;
+  out["bundleId"] = s.bundle_id;
+  out["subscriptionId"] = s.id;
+  out["externalKey"] = s.external_key;
+  out["bundleExternalKey"] = s.bundle_external_key;
+  out["startDate"] = Day(s.start);
+  out["productName"] = plan.product;
+  out["productCategory"] = "BASE";
+  out["billingPeriod"] = plan.billing_period;
+  out["phaseType"] = s.InTrialOn(today) ? "TRIAL" : "EVERGREEN";
+  out["priceList"] = kDefaultPriceList;
+  out["planName"] = plan.name;
+  out["state"] = s.CancelledOn(today) ? "CANCELLED" : "ACTIVE";
+  out["sourceType"] = "NATIVE";
+  out["cancelledDate"] = s.cancelled ? Json(Day(*s.cancelled)) : Json();
+  out["chargedThroughDate"] = Day(s.charged_through);
+  out["billingStartDate"] = Day(s.start);
+  out["billingEndDate"] = s.cancelled ? Json(Day(*s.cancelled)) : Json();
+  out["billCycleDayLocal"] = s.evergreen_start.day();
+  out["quantity"] = 1;
+  OJson events = OJson::array();
+  for (const SimSubscriptionEvent& e : s.events) {
+    const auto [service, state] = EventService(e.type);
+    OJson event;
+    event["eventId"] = e.id;
+    event["billingPeriod"] = plan.billing_period;
+    event["effectiveDate"] = Day(e.effective);
+    event["catalogEffectiveDate"] = SaasOdooCatalog().effective_date;
+    event["plan"] = plan.name;
+    event["product"] = plan.product;
+    event["priceList"] = kDefaultPriceList;
+    event["eventType"] = e.type;
+    event["isBlockedBilling"] = e.type == "STOP_BILLING";
+    event["isBlockedEntitlement"] = e.type == "STOP_ENTITLEMENT";
+    event["serviceName"] = service;
+    event["serviceStateName"] = state;
+    event["phase"] = e.phase;
+    event["auditLogs"] = OJson::array();
+    events.push_back(event);
+  }
+  out["events"] = events;
+  out["prices"] = RenderPrices(plan);
+  out["priceOverrides"] = OJson::array();
+  out["auditLogs"] = OJson::array();
+  return out;
+}
+
+// BundleJson.
+OJson RenderBundle(const SimBundleView& view, absl::CivilDay today) {
+  OJson out;
+  out["accountId"] = view.bundle.account_id;
+  out["bundleId"] = view.bundle.id;
+  out["externalKey"] = view.bundle.external_key;
+  OJson subscriptions = OJson::array();
+  for (const SimSubscription& s : view.subscriptions) {
+    subscriptions.push_back(RenderSubscription(s, today));
+  }
+  out["subscriptions"] = subscriptions;
+  out["timeline"] = nullptr;
+  out["auditLogs"] = OJson::array();
+  return out;
+}
+
+OJson RenderBundles(const std::vector<SimBundleView>& bundles) {
+  const absl::CivilDay today = Today();
+  OJson out = OJson::array();
+  for (const SimBundleView& view : bundles) {
+    out.push_back(RenderBundle(view, today));
+  }
+  return out;
+}
+
+// InvoiceJson with its InvoiceItemJson items.
+OJson RenderInvoice(const SimInvoice& invoice) {
+  OJson items = OJson::array();
+  for (const SimInvoiceItem& item : invoice.items) {
+    OJson i;
+    i["invoiceItemId"] = item.id;
+    i["invoiceId"] = invoice.id;
+    i["linkedInvoiceItemId"] = nullptr;
+    i["accountId"] = invoice.account_id;
+    i["childAccountId"] = nullptr;
+    i["bundleId"] = invoice.bundle_id;
+    i["subscriptionId"] = invoice.subscription_id;
+    i["productName"] = invoice.product;
+    i["planName"] = invoice.plan_name;
+    i["phaseName"] = item.phase;
+    i["usageName"] = nullptr;
+    i["prettyProductName"] = invoice.product;
+    i["prettyPlanName"] = invoice.plan_name;
+    i["prettyPhaseName"] = item.phase;
+    i["prettyUsageName"] = nullptr;
+    i["itemType"] = item.type;
+    i["description"] = item.phase;
+    i["startDate"] = Day(item.start);
+    i["endDate"] = item.end ? Json(Day(*item.end)) : Json();
+    i["amount"] = item.amount;
+    i["rate"] = item.type == "RECURRING" ? Json(item.amount) : Json();
+    i["currency"] = invoice.currency;
+    i["quantity"] = nullptr;
+    i["itemDetails"] = nullptr;
+    i["catalogEffectiveDate"] = SaasOdooCatalog().effective_date;
+    i["childItems"] = nullptr;
+    i["auditLogs"] = OJson::array();
+    items.push_back(i);
+  }
+  OJson out;
+  out["amount"] = invoice.amount;
+  out["currency"] = invoice.currency;
+  out["status"] = "COMMITTED";
+  out["creditAdj"] = 0.0;
+  out["refundAdj"] = 0.0;
+  out["invoiceId"] = invoice.id;
+  out["invoiceDate"] = Day(invoice.date);
+  out["targetDate"] = Day(invoice.date);
+  out["invoiceNumber"] = std::to_string(invoice.number);
+  out["balance"] = invoice.balance;
+  out["accountId"] = invoice.account_id;
+  out["bundleKeys"] = invoice.bundle_external_key;
+  out["credits"] = OJson::array();
+  out["items"] = items;
+  out["trackingIds"] = OJson::array();
+  out["isParentInvoice"] = false;
+  out["parentInvoiceId"] = nullptr;
+  out["parentAccountId"] = nullptr;
+  out["auditLogs"] = OJson::array();
+  return out;
+}
+
+// CustomFieldJson, on a subscription.
+OJson RenderCustomField(const std::string& object_id,
+                        const SimCustomField& field) {
+  OJson out;
+  out["customFieldId"] = field.id;
+  out["objectId"] = object_id;
+  out["objectType"] = "SUBSCRIPTION";
+  out["name"] = field.name;
+  out["value"] = field.value;
+  out["auditLogs"] = OJson::array();
   return out;
 }
 
@@ -207,6 +523,7 @@ OJson StatsToJson(const SimStats& stats) {
   s["accounts_total"] = stats.accounts_total;
   s["conflicts_409"] = stats.conflicts_409;
   s["tag_calls_ok"] = stats.tag_calls_ok;
+  s["subscriptions_total"] = stats.subscriptions_total;
   s["in_flight"] = stats.in_flight;
   s["busy_threads"] = stats.busy_threads;
   s["in_service"] = stats.in_service;
@@ -333,6 +650,60 @@ void SimRoutes::Register(httplib::Server& s) {
         [this](const Request& req, Response& res) {
           Serve("GET /1.0/kb/accounts/{id}/tags", req, res, true,
                 [&] { GetTags(req, res); });
+        });
+  s.Get(R"(/1.0/kb/accounts/([^/]+)/bundles)",
+        [this](const Request& req, Response& res) {
+          Serve("GET /1.0/kb/accounts/{id}/bundles", req, res, true,
+                [&] { GetAccountBundles(req, res); });
+        });
+  s.Get(R"(/1.0/kb/accounts/([^/]+)/invoices)",
+        [this](const Request& req, Response& res) {
+          Serve("GET /1.0/kb/accounts/{id}/invoices", req, res, true,
+                [&] { GetAccountInvoices(req, res); });
+        });
+  s.Get(R"(/1.0/kb/accounts/([^/]+)/paymentMethods)",
+        [this](const Request& req, Response& res) {
+          Serve("GET /1.0/kb/accounts/{id}/paymentMethods", req, res, true,
+                [&] { GetPaymentMethods(req, res); });
+        });
+  s.Post("/1.0/kb/subscriptions", [this](const Request& req, Response& res) {
+    Serve("POST /1.0/kb/subscriptions", req, res, true,
+          [&] { CreateSubscription(req, res); });
+  });
+  s.Get(R"(/1.0/kb/subscriptions/([^/]+))",
+        [this](const Request& req, Response& res) {
+          Serve("GET /1.0/kb/subscriptions/{id}", req, res, true,
+                [&] { GetSubscription(req, res); });
+        });
+  s.Delete(R"(/1.0/kb/subscriptions/([^/]+))",
+           [this](const Request& req, Response& res) {
+             Serve("DELETE /1.0/kb/subscriptions/{id}", req, res, true,
+                   [&] { CancelSubscription(req, res); });
+           });
+  s.Post(R"(/1.0/kb/subscriptions/([^/]+)/customFields)",
+         [this](const Request& req, Response& res) {
+           Serve("POST /1.0/kb/subscriptions/{id}/customFields", req, res, true,
+                 [&] { AddCustomFields(req, res); });
+         });
+  s.Get(R"(/1.0/kb/subscriptions/([^/]+)/customFields)",
+        [this](const Request& req, Response& res) {
+          Serve("GET /1.0/kb/subscriptions/{id}/customFields", req, res, true,
+                [&] { GetCustomFields(req, res); });
+        });
+  s.Get("/1.0/kb/bundles", [this](const Request& req, Response& res) {
+    Serve("GET /1.0/kb/bundles", req, res, true,
+          [&] { GetBundlesByKey(req, res); });
+  });
+  // Kill Bill 0.24 serves the JSON catalog at /1.0/kb/catalog (what its
+  // official clients call); /catalog/simpleCatalog is the older path, kept
+  // for clients written against it. Same body.
+  s.Get("/1.0/kb/catalog", [this](const Request& req, Response& res) {
+    Serve("GET /1.0/kb/catalog", req, res, true, [&] { GetCatalog(req, res); });
+  });
+  s.Get("/1.0/kb/catalog/simpleCatalog",
+        [this](const Request& req, Response& res) {
+          Serve("GET /1.0/kb/catalog/simpleCatalog", req, res, true,
+                [&] { GetCatalog(req, res); });
         });
   s.Get("/1.0/healthcheck", [this](const Request& req, Response& res) {
     Serve("GET /1.0/healthcheck", req, res, true,
@@ -531,8 +902,9 @@ void SimRoutes::GetAccountByKey(const httplib::Request& req,
               "Account does not exist for key " + key);
     return;
   }
+  const double balance = WithBalance(req) ? sim_.AccountBalance(account.id) : 0;
   res.status = 200;
-  res.set_content(RenderAccount(account, req).dump(), kJson);
+  res.set_content(RenderAccount(account, req, balance).dump(), kJson);
 }
 
 void SimRoutes::GetAccount(const httplib::Request& req,
@@ -545,8 +917,9 @@ void SimRoutes::GetAccount(const httplib::Request& req,
     SendAccountNotFound(res, id);
     return;
   }
+  const double balance = WithBalance(req) ? sim_.AccountBalance(account.id) : 0;
   res.status = 200;
-  res.set_content(RenderAccount(account, req).dump(), kJson);
+  res.set_content(RenderAccount(account, req, balance).dump(), kJson);
 }
 
 void SimRoutes::AddTags(const httplib::Request& req, httplib::Response& res) {
@@ -604,6 +977,263 @@ void SimRoutes::GetTags(const httplib::Request& req, httplib::Response& res) {
   }
   res.status = 200;
   res.set_content(out.dump(), kJson);
+}
+
+bool SimRoutes::KnownAccount(const std::string& id, httplib::Response& res) {
+  SimAccount account;
+  if (sim_.FindAccount(id, &account)) return true;
+  SendAccountNotFound(res, id);
+  return false;
+}
+
+void SimRoutes::GetAccountBundles(const httplib::Request& req,
+                                  httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  const std::string id = req.matches[1];
+  if (!sim_.RunJob(KillBillSim::Work::kRead)) return;
+  if (!KnownAccount(id, res)) return;
+  std::vector<SimBundleView> bundles = sim_.AccountBundles(id);
+  if (req.has_param("externalKey")) {  // Kill Bill's optional filter
+    const std::string key = req.get_param_value("externalKey");
+    bundles.erase(std::remove_if(bundles.begin(), bundles.end(),
+                                 [&](const SimBundleView& b) {
+                                   return b.bundle.external_key != key;
+                                 }),
+                  bundles.end());
+  }
+  res.status = 200;
+  res.set_content(RenderBundles(bundles).dump(), kJson);
+}
+
+void SimRoutes::GetAccountInvoices(const httplib::Request& req,
+                                   httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  const std::string id = req.matches[1];
+  if (!sim_.RunJob(KillBillSim::Work::kRead)) return;
+  if (!KnownAccount(id, res)) return;
+  OJson out = OJson::array();
+  for (const SimInvoice& invoice :
+       sim_.AccountInvoices(id, ParamIsTrue(req, "unpaidInvoicesOnly"))) {
+    out.push_back(RenderInvoice(invoice));
+  }
+  res.status = 200;
+  res.set_content(out.dump(), kJson);
+}
+
+void SimRoutes::GetPaymentMethods(const httplib::Request& req,
+                                  httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  const std::string id = req.matches[1];
+  if (!sim_.RunJob(KillBillSim::Work::kRead)) return;
+  if (!KnownAccount(id, res)) return;
+  // SaaSOdoo's accounts never get a payment method (AUTO_PAY_OFF).
+  res.status = 200;
+  res.set_content("[]", kJson);
+}
+
+void SimRoutes::CreateSubscription(const httplib::Request& req,
+                                   httplib::Response& res) {
+  if (!CheckAuth(req, res, true, true)) return;
+  Json body;
+  if (!ParseBody(req, res, &body)) return;
+  if (!body.is_object()) {
+    SendError(res, 400, kIllegalArgument, nullptr,
+              "SubscriptionJson body should be specified");
+    return;
+  }
+  SubscriptionRequest request;
+  request.account_id = TextField(body, "accountId");
+  const std::string plan_name = TextField(body, "planName");
+  request.phase_type = TextField(body, "phaseType");
+  request.bundle_external_key = TextField(body, "bundleExternalKey");
+  request.external_key = TextField(body, "externalKey");
+  // Kill Bill's own checks name the field; the sim takes only planName, not
+  // the product / billing period / price list triplet.
+  if (request.account_id.empty()) {
+    SendError(res, 400, kIllegalArgument, nullptr,
+              "SubscriptionJson accountId needs to be set");
+    return;
+  }
+  if (plan_name.empty()) {
+    SendError(res, 400, kIllegalArgument, nullptr,
+              "SubscriptionJson planName needs to be set");
+    return;
+  }
+
+  if (!sim_.RunJob(KillBillSim::Work::kCreate)) return;
+
+  // Kill Bill loads the account first, then resolves the plan.
+  SimAccount account;
+  if (!sim_.FindAccount(request.account_id, &account)) {
+    SendError(res, 404, kAccountApiException, kAccountDoesNotExistForId,
+              "Account does not exist for id " + request.account_id);
+    return;
+  }
+  const CatalogPlan* plan = SaasOdooCatalog().FindPlan(plan_name);
+  if (plan == nullptr) {
+    SendError(res, 400, kCatalogApiException, kCatNoSuchPlan,
+              "Could not find any plans named '" + plan_name + "'");
+    return;
+  }
+  request.plan = *plan;
+  request.today = Today();
+  absl::StatusOr<SimSubscription> created = sim_.CreateSubscription(request);
+  if (!created.ok()) {
+    const std::string detail(created.status().message());
+    switch (created.status().code()) {
+      case absl::StatusCode::kNotFound:  // the account went away meanwhile
+        SendError(res, 404, kAccountApiException, kAccountDoesNotExistForId,
+                  "Account does not exist for id " + detail);
+        return;
+      case absl::StatusCode::kAlreadyExists:
+        SendError(res, 400, kSubscriptionBaseApiException, kSubCreateBpExists,
+                  "Subscription bundle " + detail +
+                      " already has a base subscription");
+        return;
+      case absl::StatusCode::kFailedPrecondition:
+        SendError(
+            res, 400, kSubscriptionBaseApiException,
+            kSubCreateActiveBundleKeyExists,
+            "Active bundle with external key " + detail + " already exists");
+        return;
+      default:  // InvalidArgument: a phase the plan does not have
+        SendError(res, 400, kSubscriptionBaseApiException, kSubCreateBadPhase,
+                  "Can't create plan initial phase " + detail);
+        return;
+    }
+  }
+  res.status = 201;
+  res.set_header("Location",
+                 Location(req, "/1.0/kb/subscriptions/" + created->id));
+}
+
+void SimRoutes::GetSubscription(const httplib::Request& req,
+                                httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  const std::string id = req.matches[1];
+  if (!sim_.RunJob(KillBillSim::Work::kRead)) return;
+  SimSubscription subscription;
+  if (!sim_.FindSubscription(id, &subscription)) {
+    SendSubscriptionNotFound(res, kSubscriptionApiException, id);
+    return;
+  }
+  res.status = 200;
+  res.set_content(RenderSubscription(subscription, Today()).dump(), kJson);
+}
+
+void SimRoutes::CancelSubscription(const httplib::Request& req,
+                                   httplib::Response& res) {
+  if (!CheckAuth(req, res, true, true)) return;
+  const std::string id = req.matches[1];
+  // billingPolicy, useRequestedDateForBilling, callCompletion and
+  // callTimeoutSec are accepted and have no effect: billing follows the
+  // entitlement, and the call completes before it answers.
+  CancelPolicy policy = CancelPolicy::kEndOfTerm;  // the catalog's default
+  const std::string entitlement_policy =
+      req.get_param_value("entitlementPolicy");
+  if (entitlement_policy == "IMMEDIATE") {
+    policy = CancelPolicy::kImmediate;
+  } else if (!entitlement_policy.empty() &&
+             entitlement_policy != "END_OF_TERM") {
+    SendError(res, 400, kIllegalArgument, nullptr,
+              "Invalid entitlementPolicy " + entitlement_policy);
+    return;
+  }
+  if (!sim_.RunJob(KillBillSim::Work::kCreate)) return;
+  absl::Status status = sim_.CancelSubscription(id, policy, Today());
+  if (absl::IsNotFound(status)) {
+    SendSubscriptionNotFound(res, kEntitlementApiException, id);
+    return;
+  }
+  if (!status.ok()) {  // FailedPrecondition: already cancelled
+    SendError(res, 500, kEntitlementApiException, kSubCancelBadState,
+              absl::StrCat("Subscription ", id, " is in state ",
+                           status.message(), ": Failed to cancel"));
+    return;
+  }
+  res.status = 204;
+}
+
+void SimRoutes::AddCustomFields(const httplib::Request& req,
+                                httplib::Response& res) {
+  if (!CheckAuth(req, res, true, true)) return;
+  const std::string id = req.matches[1];
+  Json body;
+  if (!ParseBody(req, res, &body)) return;
+  if (!body.is_array() || body.empty()) {
+    SendError(res, 400, kIllegalArgument, nullptr,
+              "CustomFieldJson body should be specified");
+    return;
+  }
+  std::vector<SimCustomField> fields;
+  for (const Json& item : body) {
+    SimCustomField field;
+    field.name = TextField(item, "name");
+    field.value = TextField(item, "value");
+    if (field.name.empty() || field.value.empty()) {
+      SendError(res, 400, kIllegalArgument, nullptr,
+                field.name.empty() ? "CustomFieldJson name needs to be set"
+                                   : "CustomFieldJson value needs to be set");
+      return;
+    }
+    fields.push_back(std::move(field));
+  }
+  if (!sim_.RunJob(KillBillSim::Work::kTag)) return;
+  absl::Status status = sim_.AddCustomFields(id, std::move(fields));
+  if (absl::IsNotFound(status)) {
+    SendObjectDoesNotExist(res, id, "SUBSCRIPTION");
+    return;
+  }
+  if (!status.ok()) {  // AlreadyExists: the message is the field's id
+    SendError(
+        res, 400, kCustomFieldApiException, kCustomFieldAlreadyExists,
+        absl::StrCat("The custom field ", status.message(), " already exists"));
+    return;
+  }
+  res.status = 201;
+  res.set_header("Location", Location(req, "/1.0/kb/subscriptions/" + id +
+                                               "/customFields"));
+}
+
+void SimRoutes::GetCustomFields(const httplib::Request& req,
+                                httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  const std::string id = req.matches[1];
+  if (!sim_.RunJob(KillBillSim::Work::kRead)) return;
+  SimSubscription subscription;
+  if (!sim_.FindSubscription(id, &subscription)) {
+    SendObjectDoesNotExist(res, id, "SUBSCRIPTION");
+    return;
+  }
+  OJson out = OJson::array();
+  for (const SimCustomField& field : subscription.custom_fields) {
+    out.push_back(RenderCustomField(id, field));
+  }
+  res.status = 200;
+  res.set_content(out.dump(), kJson);
+}
+
+void SimRoutes::GetBundlesByKey(const httplib::Request& req,
+                                httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  const std::string key = req.get_param_value("externalKey");
+  if (!sim_.RunJob(KillBillSim::Work::kRead)) return;
+  const std::vector<SimBundleView> bundles = sim_.BundlesByKey(key);
+  if (bundles.empty()) {
+    SendError(res, 404, kSubscriptionApiException, kSubGetInvalidBundleKey,
+              "Could not find a bundle matching key " + key);
+    return;
+  }
+  res.status = 200;
+  res.set_content(RenderBundles(bundles).dump(), kJson);
+}
+
+void SimRoutes::GetCatalog(const httplib::Request& req,
+                           httplib::Response& res) {
+  if (!CheckAuth(req, res, true, false)) return;
+  if (!sim_.RunJob(KillBillSim::Work::kRead)) return;
+  res.status = 200;
+  res.set_content(RenderCatalog().dump(), kJson);
 }
 
 void SimRoutes::Healthcheck(const httplib::Request&, httplib::Response& res) {

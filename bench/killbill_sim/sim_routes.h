@@ -57,6 +57,19 @@ class SimRoutes {
   void GetAccount(const httplib::Request& req, httplib::Response& res);
   void AddTags(const httplib::Request& req, httplib::Response& res);
   void GetTags(const httplib::Request& req, httplib::Response& res);
+  void GetAccountBundles(const httplib::Request& req, httplib::Response& res);
+  void GetAccountInvoices(const httplib::Request& req, httplib::Response& res);
+  void GetPaymentMethods(const httplib::Request& req, httplib::Response& res);
+  void CreateSubscription(const httplib::Request& req, httplib::Response& res);
+  void GetSubscription(const httplib::Request& req, httplib::Response& res);
+  void CancelSubscription(const httplib::Request& req, httplib::Response& res);
+  void AddCustomFields(const httplib::Request& req, httplib::Response& res);
+  void GetCustomFields(const httplib::Request& req, httplib::Response& res);
+  void GetBundlesByKey(const httplib::Request& req, httplib::Response& res);
+  void GetCatalog(const httplib::Request& req, httplib::Response& res);
+  // An account for a route under /1.0/kb/accounts/{id}/: false, with Kill
+  // Bill's 404 sent, when unknown.
+  bool KnownAccount(const std::string& id, httplib::Response& res);
   void Healthcheck(const httplib::Request& req, httplib::Response& res);
   void Metrics(const httplib::Request& req, httplib::Response& res);
   void SetRotation(bool in_rotation, const httplib::Request& req,

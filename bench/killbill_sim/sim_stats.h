@@ -25,6 +25,8 @@ struct SimStats {
   size_t accounts_total = 0;
   uint64_t conflicts_409 = 0;
   uint64_t tag_calls_ok = 0;
+  // Subscriptions held now (cancelled ones included).
+  size_t subscriptions_total = 0;
   // Calls inside the sim now, those holding a request thread (max_threads),
   // and the jobs competing for capacity in the model.
   int in_flight = 0;
