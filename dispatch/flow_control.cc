@@ -59,6 +59,9 @@ double FlowControl::Pace(double bus, double api, double events, double calls) {
 
 bool FlowControl::Submit(Job job) {
   job.admitted = clock_->Now();
+  // A breaker the health monitor opened since the last tick refuses this job
+  // now (breaker_open, at once) instead of queueing it until its deadline.
+  SyncBreakerToQueues();
   const Cost cost = job.cost;
   Lane& lane = lanes_[LaneOf(cost)];
   if (!lane.cost_measured.load(std::memory_order_acquire)) {

@@ -146,7 +146,7 @@ absl::StatusOr<std::vector<PaymentMethod>> KillBillClient::GetPaymentMethods(
 
 absl::StatusOr<std::vector<CatalogPlan>> KillBillClient::GetCatalog(
     const CallOptions& call) {
-  return GetParsed("/1.0/kb/catalog/simpleCatalog", "get catalog", ParseCatalog,
+  return GetParsed("/1.0/kb/catalog", "get catalog", ParseCatalog,
                    call);
 }
 

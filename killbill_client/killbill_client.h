@@ -156,7 +156,7 @@ class KillBillClient {
   // GET /1.0/kb/accounts/{id}/paymentMethods.
   absl::StatusOr<std::vector<PaymentMethod>> GetPaymentMethods(
       const std::string& account_id, const CallOptions& call = {});
-  // GET /1.0/kb/catalog/simpleCatalog.
+  // GET /1.0/kb/catalog (the JSON catalog, every version).
   absl::StatusOr<std::vector<CatalogPlan>> GetCatalog(
       const CallOptions& call = {});
 

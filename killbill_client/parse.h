@@ -75,7 +75,7 @@ absl::StatusOr<std::vector<Invoice>> ParseInvoices(absl::string_view body);
 // GET /1.0/kb/accounts/{id}/paymentMethods.
 absl::StatusOr<std::vector<PaymentMethod>> ParsePaymentMethods(
     absl::string_view body);
-// GET /1.0/kb/catalog/simpleCatalog: an array of catalog versions; the plans
+// GET /1.0/kb/catalog: an array of catalog versions; the plans
 // of every version, a later version's plan replacing an earlier one of the
 // same name.
 absl::StatusOr<std::vector<CatalogPlan>> ParseCatalog(absl::string_view body);

@@ -53,6 +53,12 @@ absl::Status RequireObject(const Json& json, absl::string_view what) {
       absl::StrCat("killbill: ", what, " is not a JSON object"));
 }
 
+// Kill Bill 0.24 renders some dates as timestamps ("2026-11-30T10:00:00.000Z"):
+// the API's dates are the day.
+void ToDay(std::string* date) {
+  if (date->size() > 10 && (*date)[10] == 'T') date->resize(10);
+}
+
 absl::StatusOr<Subscription> SubscriptionFromJson(const Json& json) {
   constexpr absl::string_view kWhat = "subscription";
   if (absl::Status s = RequireObject(json, kWhat); !s.ok()) return s;
@@ -78,6 +84,9 @@ absl::StatusOr<Subscription> SubscriptionFromJson(const Json& json) {
                             {"accountId", &sub.account_id}}) {
     if (s = RequireUuid(*value, kWhat, key); !s.ok()) return s;
   }
+  for (std::string* date :
+       {&sub.start_date, &sub.cancelled_date, &sub.charged_through_date})
+    ToDay(date);
   const Json* events = nullptr;
   if (s = FindArray(json, "events", &events, kWhat); !s.ok()) return s;
   if (events != nullptr) {
@@ -89,6 +98,7 @@ absl::StatusOr<Subscription> SubscriptionFromJson(const Json& json) {
                        {"effectiveDate", &event.effective_date},
                        {"phase", &event.phase}});
       if (!s.ok()) return s;
+      ToDay(&event.effective_date);
       sub.events.push_back(std::move(event));
     }
   }

@@ -108,7 +108,7 @@ struct PaymentMethod {
   std::string plugin_name;
 };
 
-// One plan of the catalog (GET /1.0/kb/catalog/simpleCatalog), with the types
+// One plan of the catalog (GET /1.0/kb/catalog), with the types
 // of its phases in order (e.g. {"TRIAL", "EVERGREEN"}).
 struct CatalogPlan {
   std::string name;

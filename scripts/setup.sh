@@ -23,6 +23,11 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+# Node.js and npm run Kill Bill's official JavaScript client against killbill-sim
+# (tests/npm_client); a machine that already has them (e.g. from NodeSource) keeps its own.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=""

@@ -19,12 +19,14 @@ constexpr dispatch::Cost kRead{1, 0};
 constexpr char kInstanceIdField[] = "instance_id";
 
 // Kill Bill codes the subscription calls give a meaning of their own.
+constexpr int kCodeNoSuchPhase = 1011;  // the plan has no such phase
 constexpr int kCodeBaseSubscriptionExists = 1015;  // SUB_CREATE_BP_EXISTS
 constexpr int kCodeBundleKeyOfOtherAccount = 1014;
 constexpr int kCodeAlreadyCancelled = 1031;  // SUB_CANCEL_BAD_STATE
 constexpr int kCodeNoSuchSubscription = 1082;
 constexpr int kCodeNoSuchPlan = 2021;  // CAT_NO_SUCH_PLAN
-constexpr int kCodeNoSuchAccount = 3003;
+constexpr int kCodeNoSuchAccountId = 3002;
+constexpr int kCodeNoSuchAccountKey = 3003;
 constexpr int kCodeCustomFieldExists = 9000;
 
 // `status` with another code and message, keeping Kill Bill's code payload.
@@ -48,8 +50,12 @@ absl::Status Mapped(const absl::Status& status) {
                       absl::StrCat("instance_id: used by another account's "
                                    "subscription: ",
                                    status.message()));
+    case kCodeNoSuchPhase:
+      return Remapped(status, absl::StatusCode::kInvalidArgument,
+                      absl::StrCat("phase: ", status.message()));
     case kCodeNoSuchSubscription:
-    case kCodeNoSuchAccount:
+    case kCodeNoSuchAccountId:
+    case kCodeNoSuchAccountKey:
       return Remapped(status, absl::StatusCode::kNotFound, status.message());
     default:
       return status;
@@ -315,13 +321,14 @@ SubscriptionOperations::CreateSubscription(
       return client_->GetAccountBundles(*account_id, UntilDeadline(calls));
     });
     if (!bundles.ok()) return Mapped(bundles.status());
+    // A repeat of this very request is answered, not refused.
+    std::vector<killbill::Bundle> same_instance;
     for (const auto& bundle : *bundles) {
-      // A repeat of this very request is answered, not refused.
-      if (bundle.external_key == request.instance_id()) {
-        if (const auto* sub = Representative({bundle}))
-          subscription_id = sub->subscription_id;
-      }
+      if (bundle.external_key == request.instance_id())
+        same_instance.push_back(bundle);
     }
+    if (const auto* sub = Representative(same_instance))
+      subscription_id = sub->subscription_id;
     if (subscription_id.empty()) {
       for (const auto& bundle : *bundles) {
         for (const auto& sub : bundle.subscriptions) {

@@ -18,7 +18,8 @@
 //
 // Error mapping (Kill Bill code -> gRPC): 2021 unknown plan -> INVALID_ARGUMENT
 // naming plan_name; 1014 instance id on another account -> FAILED_PRECONDITION
-// naming instance_id; 3003 / 1082 -> NOT_FOUND; a trial already used ->
+// naming instance_id; 1011 phase not in the plan -> INVALID_ARGUMENT naming
+// phase; 3002 / 3003 / 1082 / 1084 -> NOT_FOUND; a trial already used ->
 // FAILED_PRECONDITION; 408 -> UNAVAILABLE (retryable).
 //
 // Thread-safety: stateless apart from the client and the cache, both

@@ -123,5 +123,27 @@ TEST_F(FlowControlTest, QueuedReadsDoNotRaiseTheBusRate) {
   EXPECT_GT(flow.controller().rate(), 5);
 }
 
+TEST_F(FlowControlTest, ABreakerOpenedBetweenTicksRefusesTheNextJobAtOnce) {
+  FlowControl flow(&clock_, &metrics_, Options(/*bus=*/5, /*api=*/10));
+  // The health monitor's thread opens the breaker; no tick has run since.
+  for (int i = 0; i < 3; ++i) flow.breaker().OnHealth({/*reachable=*/false});
+  ASSERT_EQ(flow.breaker().state(), flow::CircuitBreaker::State::kOpen);
+  Job job;
+  job.cost = kRead;
+  job.deadline = clock_.Now() + seconds(30);
+  job.run = [](KillBillCalls&) { FAIL() << "ran while the breaker is open"; };
+  const char* reason = nullptr;
+  job.answer = [&](const absl::Status& status, const char* why,
+                   Clock::Duration) {
+    answered_.push_back(status);
+    reason = why;
+  };
+  // Refused now, not queued until its deadline.
+  EXPECT_FALSE(flow.Submit(std::move(job)));
+  ASSERT_EQ(answered_.size(), 1u);
+  EXPECT_STREQ(reason, "breaker_open");
+  EXPECT_EQ(flow.queued(), 0u);
+}
+
 }  // namespace
 }  // namespace bg::dispatch

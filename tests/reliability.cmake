@@ -8,7 +8,7 @@ bg_test(bad_killbill_answer_test
   LIBS bg_killbill_client PkgConfig::HTTPLIB Threads::Threads
   LABELS integration)
 
-foreach(test fault_test shutdown_test bad_request_test)
+foreach(test fault_test shutdown_test bad_request_test subscription_e2e_test)
   bg_test(${test}
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/${test}.cc
     LIBS bg_sim bg_proto bg_health_proto PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
