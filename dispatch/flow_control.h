@@ -59,7 +59,7 @@ struct FlowOptions {
   // ceiling, since Kill Bill publishes no signal of its API capacity. The bus
   // budget (rate.*) binds writes long before it; this one keeps a storm of
   // reads, which post no bus event, from flooding Kill Bill's API.
-  double api_calls_per_s = 50;
+  double api_calls_per_s = 200;
   // How often Tick() runs: the controller and breaker tick, the queue sweep.
   Clock::Duration adjust_interval = std::chrono::seconds(1);
 };

@@ -19,7 +19,7 @@ constexpr dispatch::Cost kRead{1, 0};
 constexpr char kInstanceIdField[] = "instance_id";
 
 // Kill Bill codes the subscription calls give a meaning of their own.
-constexpr int kCodeNoSuchPhase = 1011;  // the plan has no such phase
+constexpr int kCodeNoSuchPhase = 1011;             // the plan has no such phase
 constexpr int kCodeBaseSubscriptionExists = 1015;  // SUB_CREATE_BP_EXISTS
 constexpr int kCodeBundleKeyOfOtherAccount = 1014;
 constexpr int kCodeAlreadyCancelled = 1031;  // SUB_CANCEL_BAD_STATE
@@ -38,8 +38,8 @@ absl::Status Remapped(const absl::Status& status, absl::StatusCode code,
   return out;
 }
 
-// Gives Kill Bill's refusals of subscription calls the gRPC code and field
-// the API documents; anything else passes unchanged.
+}  // namespace
+
 absl::Status Mapped(const absl::Status& status) {
   switch (KillBillCode(status)) {
     case kCodeNoSuchPlan:
@@ -61,6 +61,8 @@ absl::Status Mapped(const absl::Status& status) {
       return status;
   }
 }
+
+namespace {
 
 v1::PhaseType PhaseOf(const std::string& type) {
   if (type == "TRIAL") return v1::PHASE_TYPE_TRIAL;

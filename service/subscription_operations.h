@@ -115,6 +115,11 @@ class SubscriptionOperations {
   ReadCache* const cache_;
 };
 
+// Gives Kill Bill's refusals of subscription calls the gRPC code and the field
+// the API documents (the mapping in the file comment), keeping Kill Bill's
+// code; any other status passes unchanged.
+absl::Status Mapped(const absl::Status& status);
+
 // The public form of a Kill Bill subscription.
 billing::v1::Subscription ToProto(const killbill::Subscription& sub);
 

@@ -244,5 +244,62 @@ TEST_F(DurableEndToEnd, GetOperationValidatesAndWaitsWithinTheDeadline) {
   EXPECT_EQ(op.account_id().size(), 36u);
 }
 
+TEST_F(DurableEndToEnd,
+       SubmittedSubscriptionsRunOnceAndShareNoKeyWithAccounts) {
+  Gateway gateway = Gateway::Start(config_path_, Config("100"));
+  ASSERT_TRUE(gateway.ok()) << gateway.process->output();
+  // The instance id equals an account's external key: the two kinds of
+  // operation do not collide on it.
+  v1::Operation account_op;
+  ASSERT_TRUE(gateway.stub
+                  ->SubmitCreateAccount(
+                      Context().get(), CreateRequest("shared-key"), &account_op)
+                  .ok());
+  ASSERT_TRUE(WaitFinished(gateway.stub.get(), account_op.operation_id(), 20s,
+                           &account_op));
+  ASSERT_EQ(account_op.state(), v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(account_op.kind(), v1::OPERATION_KIND_CREATE_ACCOUNT);
+
+  v1::CreateSubscriptionRequest sub;
+  sub.mutable_account()->set_external_key("shared-key");
+  sub.set_plan_name("basic-monthly");
+  sub.set_instance_id("shared-key");
+  v1::Operation first, repeat;
+  ASSERT_TRUE(
+      gateway.stub->SubmitCreateSubscription(Context().get(), sub, &first)
+          .ok());
+  EXPECT_NE(first.operation_id(), account_op.operation_id());
+  EXPECT_EQ(first.kind(), v1::OPERATION_KIND_CREATE_SUBSCRIPTION);
+  EXPECT_EQ(first.instance_id(), "shared-key");
+  EXPECT_EQ(first.external_key(), "shared-key");
+  ASSERT_TRUE(
+      gateway.stub->SubmitCreateSubscription(Context().get(), sub, &repeat)
+          .ok());
+  EXPECT_EQ(repeat.operation_id(), first.operation_id());
+
+  v1::Operation done;
+  ASSERT_TRUE(
+      WaitFinished(gateway.stub.get(), first.operation_id(), 20s, &done));
+  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED)
+      << done.error().message();
+  EXPECT_TRUE(done.created());
+  EXPECT_EQ(done.account_id(), account_op.account_id());
+  EXPECT_EQ(done.subscription_id().size(), 36u);
+  EXPECT_EQ(sim_.Stats().value("subscriptions_total", 0), 1);
+
+  // A submission Kill Bill refuses ends FAILED with the documented error.
+  sub.set_instance_id("no-plan");
+  sub.set_plan_name("platinum-monthly");
+  v1::Operation bad;
+  ASSERT_TRUE(
+      gateway.stub->SubmitCreateSubscription(Context().get(), sub, &bad).ok());
+  ASSERT_TRUE(WaitFinished(gateway.stub.get(), bad.operation_id(), 20s, &bad));
+  EXPECT_EQ(bad.state(), v1::OPERATION_STATE_FAILED);
+  EXPECT_EQ(bad.error().code(),
+            static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(bad.error().message().rfind("plan_name:", 0), 0u)
+      << bad.error().message();
+}
+
 }  // namespace
 }  // namespace bg::testing

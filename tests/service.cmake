@@ -1,1 +1,2 @@
 bg_test(validation_test SOURCES validation_test.cc LIBS bg_service LABELS unit)
+bg_test(subscription_unit_test SOURCES subscription_unit_test.cc LIBS bg_service LABELS unit)
