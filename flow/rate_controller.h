@@ -305,11 +305,13 @@ class RateController {
 
   double rate() const;
   // The rate to predict queue waits against (admission, shedding): rate(),
-  // except while the bus counters are (or may yet be) in use and no drain has
-  // been measured: then `max`, since the counters find the drain within
-  // seconds of the first demand, and a spike arriving first would otherwise
-  // be refused at the initial guess (the queue sheds what the measured pace
-  // then cannot serve, each with an explicit answer).
+  // except while the bus counters are (or may yet be) in use: before a drain
+  // is measured `max`, since the counters find the drain within seconds of
+  // the first demand, and a spike arriving first would otherwise be refused
+  // at the initial guess (the queue sheds what the measured pace then cannot
+  // serve, each with an explicit answer); once measured, at least the drain
+  // less foreign traffic, since a rate below it is a payback of a few seconds,
+  // not the pace of the next deadline.
   double PacingRate() const;
   Source source() const;
   Snapshot snapshot() const;

@@ -17,7 +17,7 @@ struct CacheOptions {
   // The oldest answer served while Kill Bill cannot answer (`cache.stale`).
   Clock::Duration stale = std::chrono::hours(24);
   // Entries per map (accounts, subscriptions, ...) (`cache.max_entries`).
-  size_t max_entries = 100000;
+  size_t max_entries = 10000;
 };
 
 }  // namespace bg::service

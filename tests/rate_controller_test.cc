@@ -515,6 +515,12 @@ TEST_F(RateControllerCountersTest, QueuesArePacedAtMaxUntilADrainIsMeasured) {
   Busy(25, 10);
   Busy(25, 10);
   EXPECT_EQ(c_.PacingRate(), c_.rate());
+  // A backlog above target (an overshoot) cuts the rate to pay it down; the
+  // pace over a deadline stays the drain.
+  Busy(55, 40);  // all 55 posted are the gateway's own: no foreign traffic
+  Busy(25, 40);
+  EXPECT_DOUBLE_EQ(c_.rate(), 25 + (10 - 40) / 5.0);
+  EXPECT_EQ(c_.PacingRate(), 25);
   // Kill Bill without counters: the healthcheck's model paces.
   RateController absent(&clock_, Adaptive());
   absent.OnBusCounters(killbill::BusCounters{});

@@ -30,6 +30,7 @@
 #include "billing/v1/billing_gateway.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "nlohmann/json.hpp"
 #include "tests/gateway_process.h"
 #include "tests/metrics_page.h"
 #include "tests/subprocess.h"
@@ -247,6 +248,73 @@ TEST_F(SubscriptionE2E, RepeatsAndConcurrentDuplicatesMakeOneSubscription) {
   EXPECT_EQ(created, 1);
   EXPECT_EQ(ids.size(), 1u);
   EXPECT_EQ(sim_->Stats().subscriptions_total, subs_after_first + 1);
+}
+
+// Kill Bill commits a write and the answer is lost (the sim resets 30 % of
+// connections after the handler ran): the gateway's retries, and the caller's
+// own, meet 1015 (bundle key taken) and 9000 (field present) and must still
+// end with exactly one subscription and one instance_id field per instance.
+TEST_F(SubscriptionE2E, LostAnswersAndRetriesStillMakeOneSubscription) {
+  Start(
+      "retry:\n  max_attempts: 5\n  initial_backoff: 10ms\n"
+      "  max_backoff: 50ms\n  budget_ratio: 1\n"
+      "breaker:\n  failure_rate_threshold: 1\n  min_calls: 1000\n"
+      // Resets hit the health polls too: poll rarely, so the breaker stays
+      // out of this test.
+      "health:\n  poll_interval: 1m\n");
+  NewAccount("lossy-customer");
+  const size_t subs_before = sim_->Stats().subscriptions_total;
+  ASSERT_TRUE(sim_->InjectFaults(sim::FaultRequest::ResetRate(0.3)).ok());
+  constexpr int kInstances = 20;
+  std::vector<std::string> ids(kInstances);
+  int caller_retries = 0;
+  for (int i = 0; i < kInstances; ++i) {
+    const auto req = Subscribe("lossy-customer", "basic-monthly",
+                               "lossy-" + std::to_string(i));
+    // The caller retries what the gateway could not finish, as the contract
+    // says (the same request: idempotent).
+    grpc::Status last;
+    WaitUntil(
+        [&] {
+          v1::CreateSubscriptionResponse resp;
+          last = Create(req, &resp);
+          if (last.ok()) {
+            ids[i] = resp.subscription().subscription_id();
+            return true;
+          }
+          ++caller_retries;
+          return false;
+        },
+        20s, 10ms);
+    ASSERT_FALSE(ids[i].empty())
+        << "instance " << i << " never succeeded: " << last.error_code() << " "
+        << last.error_message();
+  }
+  sim_->ClearFaults();
+  EXPECT_EQ(sim_->Stats().subscriptions_total, subs_before + kInstances);
+  httplib::Client http("127.0.0.1", sim_->port());
+  http.set_basic_auth("admin", "password");
+  httplib::Headers tenant = {{"X-Killbill-ApiKey", "fresh-tenant"},
+                             {"X-Killbill-ApiSecret", "fresh-secret"}};
+  for (int i = 0; i < kInstances; ++i) {
+    v1::GetSubscriptionRequest get;
+    get.set_instance_id("lossy-" + std::to_string(i));
+    v1::Subscription sub;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    ASSERT_TRUE(stub_->GetSubscription(&ctx, get, &sub).ok());
+    EXPECT_EQ(sub.subscription_id(), ids[i]);
+    auto fields =
+        http.Get("/1.0/kb/subscriptions/" + ids[i] + "/customFields", tenant);
+    ASSERT_TRUE(fields);
+    auto json = nlohmann::json::parse(fields->body);
+    EXPECT_EQ(json.size(), 1u) << fields->body;
+  }
+  std::printf(
+      "[ retries  ] %d instances, %d caller retries, %.0f gateway "
+      "retries\n",
+      kInstances, caller_retries,
+      Scrape().Sum("billing_gateway_retries_total"));
 }
 
 TEST_F(SubscriptionE2E, EveryDocumentedError) {
