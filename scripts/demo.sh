@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main command: installs what is missing, builds, then starts killbill-sim and
-# billing-gateway on loopback, creates a few accounts over gRPC, prints them and the
-# gateway's metrics page, and stops everything.
+# billing-gateway on loopback, creates a few accounts and subscriptions over gRPC, prints
+# them and the gateway's metrics page, and stops everything.
 #   scripts/demo.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,6 +50,11 @@ for i in 1 2 3; do $client create "demo-customer-$i" "Demo Customer $i" "demo$i@
 $client create demo-customer-1 "Demo Customer 1" demo1@example.com
 echo; echo "== GetAccount"
 for i in 1 2 3; do $client get "demo-customer-$i"; done
+echo; echo "== CreateSubscription (14-day trial; idempotent on the instance id), then the billing overview"
+$client subscribe demo-customer-1 basic-monthly demo-instance-1
+$client subscribe demo-customer-1 basic-monthly demo-instance-1
+$client subscribe demo-customer-2 standard-monthly demo-instance-2
+$client overview demo-customer-2
 echo; echo "== Kill Bill stand-in's view (/sim/stats)"
 curl -s "http://127.0.0.1:$sim_port/sim/stats"; echo
 echo; echo "== Gateway metrics (billing_gateway_*, non-zero series)"
