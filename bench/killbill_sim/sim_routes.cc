@@ -628,87 +628,69 @@ void SimRoutes::Register(httplib::Server& s) {
     res.status = 404;
     sim_.CountRequest("other", "404");
   };
-  s.Post("/1.0/kb/accounts", [this](const Request& req, Response& res) {
-    Serve("POST /1.0/kb/accounts", req, res, true,
-          [&] { CreateAccount(req, res); });
-  });
-  s.Get("/1.0/kb/accounts", [this](const Request& req, Response& res) {
-    Serve("GET /1.0/kb/accounts", req, res, true,
-          [&] { GetAccountByKey(req, res); });
-  });
-  s.Get(R"(/1.0/kb/accounts/([^/]+))",
-        [this](const Request& req, Response& res) {
-          Serve("GET /1.0/kb/accounts/{id}", req, res, true,
-                [&] { GetAccount(req, res); });
-        });
-  s.Post(R"(/1.0/kb/accounts/([^/]+)/tags)",
-         [this](const Request& req, Response& res) {
-           Serve("POST /1.0/kb/accounts/{id}/tags", req, res, true,
-                 [&] { AddTags(req, res); });
-         });
-  s.Get(R"(/1.0/kb/accounts/([^/]+)/tags)",
-        [this](const Request& req, Response& res) {
-          Serve("GET /1.0/kb/accounts/{id}/tags", req, res, true,
-                [&] { GetTags(req, res); });
-        });
-  s.Get(R"(/1.0/kb/accounts/([^/]+)/bundles)",
-        [this](const Request& req, Response& res) {
-          Serve("GET /1.0/kb/accounts/{id}/bundles", req, res, true,
-                [&] { GetAccountBundles(req, res); });
-        });
-  s.Get(R"(/1.0/kb/accounts/([^/]+)/invoices)",
-        [this](const Request& req, Response& res) {
-          Serve("GET /1.0/kb/accounts/{id}/invoices", req, res, true,
-                [&] { GetAccountInvoices(req, res); });
-        });
-  s.Get(R"(/1.0/kb/accounts/([^/]+)/paymentMethods)",
-        [this](const Request& req, Response& res) {
-          Serve("GET /1.0/kb/accounts/{id}/paymentMethods", req, res, true,
-                [&] { GetPaymentMethods(req, res); });
-        });
-  s.Post("/1.0/kb/subscriptions", [this](const Request& req, Response& res) {
-    Serve("POST /1.0/kb/subscriptions", req, res, true,
-          [&] { CreateSubscription(req, res); });
-  });
-  s.Get(R"(/1.0/kb/subscriptions/([^/]+))",
-        [this](const Request& req, Response& res) {
-          Serve("GET /1.0/kb/subscriptions/{id}", req, res, true,
-                [&] { GetSubscription(req, res); });
-        });
-  s.Delete(R"(/1.0/kb/subscriptions/([^/]+))",
-           [this](const Request& req, Response& res) {
-             Serve("DELETE /1.0/kb/subscriptions/{id}", req, res, true,
-                   [&] { CancelSubscription(req, res); });
-           });
-  s.Post(R"(/1.0/kb/subscriptions/([^/]+)/customFields)",
-         [this](const Request& req, Response& res) {
-           Serve("POST /1.0/kb/subscriptions/{id}/customFields", req, res, true,
-                 [&] { AddCustomFields(req, res); });
-         });
-  s.Get(R"(/1.0/kb/subscriptions/([^/]+)/customFields)",
-        [this](const Request& req, Response& res) {
-          Serve("GET /1.0/kb/subscriptions/{id}/customFields", req, res, true,
-                [&] { GetCustomFields(req, res); });
-        });
-  s.Get("/1.0/kb/bundles", [this](const Request& req, Response& res) {
-    Serve("GET /1.0/kb/bundles", req, res, true,
-          [&] { GetBundlesByKey(req, res); });
-  });
-  // Kill Bill 0.24 serves the JSON catalog at /1.0/kb/catalog (what its
-  // official clients call); /catalog/simpleCatalog is the older path, kept
-  // for clients written against it. Same body.
-  s.Get("/1.0/kb/catalog", [this](const Request& req, Response& res) {
-    Serve("GET /1.0/kb/catalog", req, res, true, [&] { GetCatalog(req, res); });
-  });
-  s.Get("/1.0/kb/catalog/simpleCatalog",
-        [this](const Request& req, Response& res) {
-          Serve("GET /1.0/kb/catalog/simpleCatalog", req, res, true,
-                [&] { GetCatalog(req, res); });
-        });
-  s.Get("/1.0/healthcheck", [this](const Request& req, Response& res) {
-    Serve("GET /1.0/healthcheck", req, res, true,
-          [&] { Healthcheck(req, res); });
-  });
+  // Kill Bill's routes: method, path pattern, the label /sim/stats counts it
+  // under, the handler. Kill Bill 0.24 serves the JSON catalog at
+  // /1.0/kb/catalog (what its official clients call); /catalog/simpleCatalog
+  // is the older path, kept for clients written against it. Same body.
+  using Handler = void (SimRoutes::*)(const Request&, Response&);
+  struct Route {
+    const char* method;
+    const char* pattern;
+    const char* label;
+    Handler handler;
+  };
+  static constexpr Route kRoutes[] = {
+      {"POST", "/1.0/kb/accounts", "POST /1.0/kb/accounts",
+       &SimRoutes::CreateAccount},
+      {"GET", "/1.0/kb/accounts", "GET /1.0/kb/accounts",
+       &SimRoutes::GetAccountByKey},
+      {"GET", R"(/1.0/kb/accounts/([^/]+))", "GET /1.0/kb/accounts/{id}",
+       &SimRoutes::GetAccount},
+      {"POST", R"(/1.0/kb/accounts/([^/]+)/tags)",
+       "POST /1.0/kb/accounts/{id}/tags", &SimRoutes::AddTags},
+      {"GET", R"(/1.0/kb/accounts/([^/]+)/tags)",
+       "GET /1.0/kb/accounts/{id}/tags", &SimRoutes::GetTags},
+      {"GET", R"(/1.0/kb/accounts/([^/]+)/bundles)",
+       "GET /1.0/kb/accounts/{id}/bundles", &SimRoutes::GetAccountBundles},
+      {"GET", R"(/1.0/kb/accounts/([^/]+)/invoices)",
+       "GET /1.0/kb/accounts/{id}/invoices", &SimRoutes::GetAccountInvoices},
+      {"GET", R"(/1.0/kb/accounts/([^/]+)/paymentMethods)",
+       "GET /1.0/kb/accounts/{id}/paymentMethods",
+       &SimRoutes::GetPaymentMethods},
+      {"POST", "/1.0/kb/subscriptions", "POST /1.0/kb/subscriptions",
+       &SimRoutes::CreateSubscription},
+      {"GET", R"(/1.0/kb/subscriptions/([^/]+))",
+       "GET /1.0/kb/subscriptions/{id}", &SimRoutes::GetSubscription},
+      {"DELETE", R"(/1.0/kb/subscriptions/([^/]+))",
+       "DELETE /1.0/kb/subscriptions/{id}", &SimRoutes::CancelSubscription},
+      {"POST", R"(/1.0/kb/subscriptions/([^/]+)/customFields)",
+       "POST /1.0/kb/subscriptions/{id}/customFields",
+       &SimRoutes::AddCustomFields},
+      {"GET", R"(/1.0/kb/subscriptions/([^/]+)/customFields)",
+       "GET /1.0/kb/subscriptions/{id}/customFields",
+       &SimRoutes::GetCustomFields},
+      {"GET", "/1.0/kb/bundles", "GET /1.0/kb/bundles",
+       &SimRoutes::GetBundlesByKey},
+      {"GET", "/1.0/kb/catalog", "GET /1.0/kb/catalog", &SimRoutes::GetCatalog},
+      {"GET", "/1.0/kb/catalog/simpleCatalog",
+       "GET /1.0/kb/catalog/simpleCatalog", &SimRoutes::GetCatalog},
+      {"GET", "/1.0/healthcheck", "GET /1.0/healthcheck",
+       &SimRoutes::Healthcheck},
+      {"DELETE", "/1.0/kb/admin/healthcheck",
+       "DELETE /1.0/kb/admin/healthcheck", &SimRoutes::TakeOutOfRotation},
+      {"PUT", "/1.0/kb/admin/healthcheck", "PUT /1.0/kb/admin/healthcheck",
+       &SimRoutes::PutInRotation},
+  };
+  for (const Route& r : kRoutes) {
+    auto serve = [this, r](const Request& req, Response& res) {
+      Serve(r.label, req, res, true, [&] { (this->*r.handler)(req, res); });
+    };
+    const std::string method = r.method;
+    if (method == "GET") s.Get(r.pattern, serve);
+    if (method == "POST") s.Post(r.pattern, serve);
+    if (method == "PUT") s.Put(r.pattern, serve);
+    if (method == "DELETE") s.Delete(r.pattern, serve);
+  }
   s.Get("/1.0/metrics", [this, not_found](const Request& req, Response& res) {
     // A Kill Bill without the metrics servlet: an unknown path.
     if (sim_.options().metrics == MetricsMode::kAbsent) {
@@ -716,15 +698,6 @@ void SimRoutes::Register(httplib::Server& s) {
       return;
     }
     Serve("GET /1.0/metrics", req, res, true, [&] { Metrics(req, res); });
-  });
-  s.Delete("/1.0/kb/admin/healthcheck",
-           [this](const Request& req, Response& res) {
-             Serve("DELETE /1.0/kb/admin/healthcheck", req, res, true,
-                   [&] { SetRotation(false, req, res); });
-           });
-  s.Put("/1.0/kb/admin/healthcheck", [this](const Request& req, Response& res) {
-    Serve("PUT /1.0/kb/admin/healthcheck", req, res, true,
-          [&] { SetRotation(true, req, res); });
   });
 
   s.Get("/sim/stats",

@@ -74,6 +74,13 @@ class SimRoutes {
   void Metrics(const httplib::Request& req, httplib::Response& res);
   void SetRotation(bool in_rotation, const httplib::Request& req,
                    httplib::Response& res);
+  // DELETE / PUT /1.0/kb/admin/healthcheck.
+  void TakeOutOfRotation(const httplib::Request& req, httplib::Response& res) {
+    SetRotation(false, req, res);
+  }
+  void PutInRotation(const httplib::Request& req, httplib::Response& res) {
+    SetRotation(true, req, res);
+  }
 
   void SimStatsRoute(httplib::Response& res);
   void SimConfigRoute(const httplib::Request& req, httplib::Response& res);
