@@ -46,6 +46,14 @@ flow::CircuitBreaker::Health HealthMonitor::Interpret(
     h.growth = std::max(h.growth, growth);
   }
   h.queues_growing = h.growth > growth_threshold;
+  // Kill Bill lists its checks in every answer, and answers 500 only for an
+  // unhealthy one: an answer with no checks (a proxy's, a broken servlet's)
+  // or a 500 that neither a check nor a growth number explains is not green.
+  const bool explained =
+      !h.healthy_except_queues || !report->queue_growth.empty();
+  if (report->checks.empty() || (report->http_status == 500 && !explained)) {
+    h.healthy_except_queues = false;
+  }
   return h;
 }
 
@@ -96,11 +104,12 @@ flow::CircuitBreaker::Health HealthMonitor::PollOnce() {
   }
   metrics_->killbill_healthy().Set(report.ok() && report->healthy ? 1 : 0);
   if (report.ok()) {
+    std::map<std::string, double> queues;
     for (const auto& [queue, growing] : report->queue_growing) {
       auto it = report->queue_growth.find(queue);
-      metrics_->SetQueueGrowth(
-          queue, it == report->queue_growth.end() ? 0 : it->second);
+      queues[queue] = it == report->queue_growth.end() ? 0 : it->second;
     }
+    metrics_->SetQueueGrowth(queues);
   } else {
     spdlog::warn("Kill Bill healthcheck failed: {}",
                  std::string(report.status().message()));

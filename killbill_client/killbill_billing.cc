@@ -59,7 +59,7 @@ absl::StatusOr<std::string> KillBillClient::CreateSubscription(
   if (!res.ok()) return res.status();
   if (res->status != 201)
     return StatusFromResponse(res->status, res->body, "create subscription");
-  return IdFromLocation(res->location, origin_, kSubscriptions);
+  return IdFromLocation(res->location, kSubscriptions);
 }
 
 absl::StatusOr<Subscription> KillBillClient::GetSubscription(
@@ -146,8 +146,7 @@ absl::StatusOr<std::vector<PaymentMethod>> KillBillClient::GetPaymentMethods(
 
 absl::StatusOr<std::vector<CatalogPlan>> KillBillClient::GetCatalog(
     const CallOptions& call) {
-  return GetParsed("/1.0/kb/catalog", "get catalog", ParseCatalog,
-                   call);
+  return GetParsed("/1.0/kb/catalog", "get catalog", ParseCatalog, call);
 }
 
 }  // namespace bg::killbill

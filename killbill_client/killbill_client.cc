@@ -18,6 +18,19 @@ namespace {
 
 using Json = nlohmann::json;
 
+// Kill Bill's message, at most kMaxMessageBytes of it: it travels in the gRPC
+// status and in a durable operation's error_message, and a peer can send a
+// megabyte. Cut on a UTF-8 character boundary.
+constexpr size_t kMaxMessageBytes = 1024;
+std::string CapMessage(const std::string& message) {
+  if (message.size() <= kMaxMessageBytes) return message;
+  size_t cut = kMaxMessageBytes;
+  while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80)
+    --cut;
+  return absl::StrCat(message.substr(0, cut), "... (", message.size() - cut,
+                      " more bytes)");
+}
+
 absl::Status WithCode(absl::Status status,
                       const std::optional<ErrorBody>& error) {
   if (error && error->code) {
@@ -113,7 +126,8 @@ absl::Status StatusFromResponse(int http_status, absl::string_view body,
   std::string detail = absl::StrCat("killbill: ", what, ": HTTP ", http_status);
   if (error) {
     if (error->code) absl::StrAppend(&detail, " code ", *error->code);
-    if (!error->message.empty()) absl::StrAppend(&detail, ": ", error->message);
+    if (!error->message.empty())
+      absl::StrAppend(&detail, ": ", CapMessage(error->message));
   }
   const std::optional<ErrorBody>& code = error;
   if (http_status == 409)
@@ -331,7 +345,7 @@ absl::StatusOr<std::string> KillBillClient::CreateAccount(
   if (!res.ok()) return res.status();
   if (res->status != 201)
     return StatusFromResponse(res->status, res->body, "create account");
-  return AccountIdFromLocation(res->location, origin_);
+  return AccountIdFromLocation(res->location);
 }
 
 absl::StatusOr<Account> KillBillClient::GetAccountByKey(

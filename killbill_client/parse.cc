@@ -19,29 +19,6 @@ using internal::ParseJson;
 using internal::ReadDecimal;
 using internal::ReadString;
 
-// Splits "scheme://host[:port]" into a normalised form with the default port
-// made explicit.
-std::optional<std::string> NormalizeOrigin(absl::string_view origin) {
-  const size_t sep = origin.find("://");
-  if (sep == absl::string_view::npos) return std::nullopt;
-  std::string scheme = absl::AsciiStrToLower(origin.substr(0, sep));
-  absl::string_view rest = origin.substr(sep + 3);
-  if (rest.empty()) return std::nullopt;
-  std::string host(rest);
-  std::string port;
-  const size_t colon = rest.rfind(':');
-  if (colon != absl::string_view::npos &&
-      rest.find(']', colon) == absl::string_view::npos) {
-    host = std::string(rest.substr(0, colon));
-    port = std::string(rest.substr(colon + 1));
-  }
-  if (port.empty()) {
-    if (scheme == "http") port = "80";
-    if (scheme == "https") port = "443";
-  }
-  return absl::StrCat(scheme, "://", absl::AsciiStrToLower(host), ":", port);
-}
-
 }  // namespace
 
 std::string PercentEncode(absl::string_view s) {
@@ -250,12 +227,14 @@ absl::StatusOr<BusCounters> ParseBusCounters(absl::string_view body) {
 }
 
 absl::StatusOr<std::string> IdFromLocation(absl::string_view location,
-                                           absl::string_view expected_origin,
                                            absl::string_view collection) {
   if (location.empty())
     return absl::InternalError("killbill: create answered no Location");
   absl::string_view path = location;
   if (!absl::StartsWith(location, "/")) {
+    // An absolute URL: only its path is read. Its host may differ from the
+    // configured one (a proxy or TLS terminator in front of Kill Bill rewrites
+    // Host); the id is what the client needs, and it never follows the URL.
     const size_t sep = location.find("://");
     const size_t path_start = sep == absl::string_view::npos
                                   ? absl::string_view::npos
@@ -263,13 +242,6 @@ absl::StatusOr<std::string> IdFromLocation(absl::string_view location,
     if (path_start == absl::string_view::npos) {
       return absl::InternalError(
           "killbill: Location is neither a path nor an absolute URL");
-    }
-    auto got = NormalizeOrigin(location.substr(0, path_start));
-    auto want = NormalizeOrigin(expected_origin);
-    if (!got || !want || *got != *want) {
-      return absl::InternalError(
-          "killbill: Location points to another origin than the configured "
-          "Kill Bill");
     }
     path = location.substr(path_start);
   }
@@ -284,9 +256,8 @@ absl::StatusOr<std::string> IdFromLocation(absl::string_view location,
   return std::string(id);
 }
 
-absl::StatusOr<std::string> AccountIdFromLocation(
-    absl::string_view location, absl::string_view expected_origin) {
-  return IdFromLocation(location, expected_origin, "/1.0/kb/accounts");
+absl::StatusOr<std::string> AccountIdFromLocation(absl::string_view location) {
+  return IdFromLocation(location, "/1.0/kb/accounts");
 }
 
 }  // namespace bg::killbill

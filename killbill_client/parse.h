@@ -47,18 +47,14 @@ absl::StatusOr<BusCounters> ParseBusCounters(absl::string_view body);
 // Returns an empty map for any other message.
 std::map<std::string, double> ParseGrowingQueues(absl::string_view message);
 
-// Extracts the account id from a create's Location header. Accepts an absolute
-// URL whose scheme://host[:port] equals `expected_origin` (e.g.
-// "http://127.0.0.1:8080") or a path; the path must be /1.0/kb/accounts/<uuid>.
-// A Location to any other origin is refused: the client never follows one.
-absl::StatusOr<std::string> AccountIdFromLocation(
-    absl::string_view location, absl::string_view expected_origin);
-
-// The id at the end of a create's Location: `collection` is the path the id
-// must sit under, e.g. "/1.0/kb/subscriptions". Same origin rule as above.
+// The id at the end of a create's Location header: an absolute URL or a path,
+// whose path must be `collection`/<uuid> (e.g. "/1.0/kb/subscriptions/<uuid>").
+// The URL's host is not checked: a proxy or TLS terminator in front of Kill
+// Bill may rewrite it, and the client only reads the id, never follows it.
 absl::StatusOr<std::string> IdFromLocation(absl::string_view location,
-                                           absl::string_view expected_origin,
                                            absl::string_view collection);
+// IdFromLocation under /1.0/kb/accounts.
+absl::StatusOr<std::string> AccountIdFromLocation(absl::string_view location);
 
 // The billing objects (parse_billing.cc). Each checks the ids it returns are
 // UUIDs and names the object and field that is wrong.

@@ -1,5 +1,6 @@
 #include "metrics/gateway_metrics.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/status/status.h"
@@ -254,15 +255,29 @@ void GatewayMetrics::SetRateSignal(int source_index) {
   for (int i = 0; i < 3; ++i) rate_signal_[i]->Set(i == source_index ? 1 : 0);
 }
 
-void GatewayMetrics::SetQueueGrowth(const std::string& queue, double growth) {
+void GatewayMetrics::SetQueueGrowth(
+    const std::map<std::string, double>& queues) {
   absl::MutexLock lock(&mu_);
-  auto it = queue_growth_.find(queue);
-  if (it == queue_growth_.end()) {
-    it = queue_growth_
-             .emplace(queue, &queue_growth_family_->Add({{"queue", queue}}))
-             .first;
+  double other = 0;
+  bool overflow = false;
+  for (const auto& [queue, growth] : queues) {
+    auto it = queue_growth_.find(queue);
+    if (it == queue_growth_.end() && queue != "other" &&
+        queue_growth_.size() < kMaxQueueGrowthSeries) {
+      it = queue_growth_
+               .emplace(queue, &queue_growth_family_->Add({{"queue", queue}}))
+               .first;
+    }
+    if (it == queue_growth_.end() || queue == "other") {
+      other = overflow ? std::max(other, growth) : growth;
+      overflow = true;
+      continue;
+    }
+    it->second->Set(growth);
   }
-  it->second->Set(growth);
+  if (overflow && other_queue_growth_ == nullptr)
+    other_queue_growth_ = &queue_growth_family_->Add({{"queue", "other"}});
+  if (other_queue_growth_ != nullptr) other_queue_growth_->Set(other);
 }
 
 }  // namespace bg::metrics

@@ -49,6 +49,9 @@ inline constexpr int kDropReasonCount = 3;
 
 inline constexpr int kStatusCodeCount = 17;  // absl/gRPC canonical codes 0..16.
 
+// billing_gateway_killbill_queue_growth series, "other" aside.
+inline constexpr size_t kMaxQueueGrowthSeries = 8;
+
 class GatewayMetrics {
  public:
   GatewayMetrics();
@@ -76,7 +79,11 @@ class GatewayMetrics {
   }
   void SetBreakerState(int state_index);  // 0 closed, 1 open, 2 half-open
   void RecordBreakerTransition(int to_state_index);
-  void SetQueueGrowth(const std::string& queue, double growth)
+  // One healthcheck's queues (name -> growth number, 0 when not growing).
+  // The first kMaxQueueGrowthSeries names seen get a series each; any other
+  // shares queue="other", set to the largest of them (a faulty Kill Bill
+  // naming new queues on every poll must not grow the page without end).
+  void SetQueueGrowth(const std::map<std::string, double>& queues)
       ABSL_LOCKS_EXCLUDED(mu_);
   // 0 static, 1 healthcheck, 2 metrics (RateController::Source).
   void SetRateSignal(int source_index);
@@ -126,6 +133,7 @@ class GatewayMetrics {
 
   absl::Mutex mu_;
   std::map<std::string, prometheus::Gauge*> queue_growth_ ABSL_GUARDED_BY(mu_);
+  prometheus::Gauge* other_queue_growth_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace bg::metrics

@@ -135,13 +135,14 @@ grpc::ServerUnaryReactor* BillingGatewayService::Handle(
     call->Answer(valid, nullptr, {});
     return call;
   }
-  // Answers from a cached entry at most `max_age` old; false when there is
-  // none.
-  // (Captures by copy; a write's instantiation uses none of them.)
+  // Answers from a cached entry at most `max_age` old (0: that use is off);
+  // false when there is none. Captures by copy: a write's instantiation uses
+  // none of them.
   auto from_cache = [=](Clock::Duration max_age, bool stale) {
     if constexpr (std::is_same_v<FromCache, std::nullptr_t>) {
       return false;
     } else {
+      if (max_age <= Clock::Duration::zero()) return false;
       auto hit = cached(*request, max_age);
       if (!hit) return false;
       *response = std::move(hit->value);

@@ -17,4 +17,6 @@ if(BG_SANITIZE MATCHES "thread")
       target_link_libraries(${t} PRIVATE bg_tsan_absl_shim)
     endif()
   endforeach()
+  # The killbill-sim binary runs under TSan too (sim_npm_client_test starts it).
+  target_link_libraries(killbill-sim PRIVATE bg_tsan_absl_shim)
 endif()

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "killbill_client/parse.h"
 #include "prometheus/text_serializer.h"
 
 namespace bg::dispatch {
@@ -27,6 +28,20 @@ killbill::HealthReport Report(bool main_healthy, double bus_growth) {
   r.checks.push_back({kQueues, !growing, ""});
   r.queue_growing["bus"] = growing;
   if (growing) r.queue_growth["bus"] = bus_growth;
+  return r;
+}
+
+killbill::HealthReport EmptyReport(int http_status) {
+  killbill::HealthReport r;
+  r.http_status = http_status;
+  r.healthy = http_status == 200;
+  return r;
+}
+
+killbill::HealthReport Unexplained500() {
+  killbill::HealthReport r = Report(true, 0);
+  r.http_status = 500;
+  r.healthy = false;
   return r;
 }
 
@@ -52,6 +67,13 @@ TEST(HealthMonitorInterpret, WhatEachAnswerMeans) {
       // Kill Bill prints only numbers above its own 0.1; a lower threshold
       // of ours still sees them.
       {"at the threshold", Report(true, 0.1), true, true, false, 0},
+      // Answers no real Kill Bill gives, from a proxy or a broken servlet:
+      // not green (every Kill Bill answer lists its checks, and a 500 has a
+      // cause).
+      {"500 {}", EmptyReport(500), true, false, false, 0},
+      {"200 {}", EmptyReport(200), true, false, false, 0},
+      {"500, every check healthy", Unexplained500(), true, false, false, 0},
+      {"501", killbill::ParseHealthReport(501, "{}"), false, true, false, 0},
   };
   for (const Case& c : cases) {
     const flow::CircuitBreaker::Health h =
@@ -130,6 +152,38 @@ TEST_F(HealthMonitorTest, GrowthReachesTheRateControllerAndTheMetrics) {
   // Every poll is a Kill Bill call of the healthcheck endpoint (31 polls).
   EXPECT_NE(page.find("billing_gateway_killbill_call_duration_seconds_count{"
                       "endpoint=\"healthcheck\"} 31"),
+            std::string::npos)
+      << page;
+}
+
+// A faulty Kill Bill (or something posing as one) names new queues on every
+// poll: the series stay bounded (issue 13, item 5).
+TEST_F(HealthMonitorTest, QueueNamesMakeBoundedSeries) {
+  for (int poll = 0; poll < 50; ++poll) {
+    killbill::HealthReport r = Report(true, 0);
+    for (int q = 0; q < 20; ++q) {
+      const std::string name = "queue-" + std::to_string(poll * 20 + q);
+      r.queue_growing[name] = true;
+      r.queue_growth[name] = 0.2;
+    }
+    answer_ = r;
+    clock_.Advance(seconds(1));
+    monitor_.PollOnce();
+  }
+  const std::string page = Scrape();
+  size_t series = 0;
+  for (size_t at = 0; (at = page.find("billing_gateway_killbill_queue_growth{",
+                                      at)) != std::string::npos;
+       ++at) {
+    ++series;
+  }
+  EXPECT_LE(series, metrics::kMaxQueueGrowthSeries + 1) << page;
+  // bus, the queue Kill Bill always names first, keeps its own series; the
+  // rest beyond the bound share queue="other", at the largest growth.
+  EXPECT_NE(page.find("billing_gateway_killbill_queue_growth{queue=\"bus\"}"),
+            std::string::npos);
+  EXPECT_NE(page.find("billing_gateway_killbill_queue_growth{queue=\"other\"} "
+                      "0.2"),
             std::string::npos)
       << page;
 }

@@ -189,18 +189,17 @@ TEST(ParseAccount, ReadsBalanceAndCreditWhenAskedFor) {
 }
 
 TEST(IdFromLocation, ReadsSubscriptionLocations) {
-  const std::string origin = "http://127.0.0.1:8080";
   auto id = IdFromLocation(
-      std::string("http://127.0.0.1:8080/1.0/kb/subscriptions/") + kSub, origin,
+      std::string("http://127.0.0.1:8080/1.0/kb/subscriptions/") + kSub,
       "/1.0/kb/subscriptions");
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(*id, kSub);
   // An account Location is not a subscription's, nor is a look-alike prefix.
-  EXPECT_FALSE(IdFromLocation(std::string("/1.0/kb/accounts/") + kSub, origin,
+  EXPECT_FALSE(IdFromLocation(std::string("/1.0/kb/accounts/") + kSub,
                               "/1.0/kb/subscriptions")
                    .ok());
   EXPECT_FALSE(IdFromLocation(std::string("/1.0/kb/subscriptionsX/") + kSub,
-                              origin, "/1.0/kb/subscriptions")
+                              "/1.0/kb/subscriptions")
                    .ok());
 }
 

@@ -520,8 +520,7 @@ TEST_F(RateControllerCountersTest, QueuesArePacedAtMaxUntilADrainIsMeasured) {
   Busy(55, 40);  // all 55 posted are the gateway's own
   Busy(25, 40);
   const auto snap = c_.snapshot();
-  EXPECT_DOUBLE_EQ(c_.rate(),
-                   25 + (10 - 40) / 5.0 - snap.foreign_events_per_s);
+  EXPECT_DOUBLE_EQ(c_.rate(), 25 + (10 - 40) / 5.0 - snap.foreign_events_per_s);
   EXPECT_DOUBLE_EQ(c_.PacingRate(), 25 - snap.foreign_events_per_s);
   EXPECT_LT(c_.rate(), c_.PacingRate());
   // Kill Bill without counters: the healthcheck's model paces.

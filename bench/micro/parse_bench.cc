@@ -49,8 +49,7 @@ void BM_AccountIdFromLocation(benchmark::State& state) {
       "http://127.0.0.1:8080/1.0/kb/accounts/"
       "4a7b1e8c-0b1d-4b8e-9f0a-2d9b6a1c3e5f";
   for (auto _ : state) {
-    auto id =
-        bg::killbill::AccountIdFromLocation(location, "http://127.0.0.1:8080");
+    auto id = bg::killbill::AccountIdFromLocation(location);
     benchmark::DoNotOptimize(id);
   }
 }
