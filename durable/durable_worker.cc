@@ -263,7 +263,8 @@ void DurableWorker::Loop() {
         outstanding < options_.max_outstanding) {
       const int want = std::min(options_.claim_batch,
                                 options_.max_outstanding - outstanding);
-      auto claimed = store.Claim(options_.owner, want, options_.lease);
+      auto claimed = store.Claim(options_.owner, want, options_.lease,
+                                 options_.max_attempts);
       if (!claimed.ok()) {
         metrics_->database_up().Set(absl::IsUnavailable(claimed.status()) ? 0
                                                                           : 1);

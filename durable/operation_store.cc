@@ -292,7 +292,19 @@ absl::StatusOr<std::optional<OperationRecord>> OperationStore::GetByKey(
 }
 
 absl::StatusOr<std::vector<ClaimedOperation>> OperationStore::Claim(
-    const std::string& owner, int limit, Clock::Duration lease) {
+    const std::string& owner, int limit, Clock::Duration lease,
+    int max_attempts) {
+  auto exhausted = session_->Exec(
+      "UPDATE operations SET state = 'FAILED', error_code = $2,"
+      "  error_message = 'gave up after ' || attempts || ' attempts that never"
+      " finished: each gateway running it stopped (crashed, was killed or lost"
+      " the database) before recording an outcome',"
+      "  lease_owner = NULL, lease_until = NULL, finished_at = now(),"
+      "  updated_at = now() "
+      "WHERE state = 'RUNNING' AND lease_until < now() AND attempts >= $1",
+      {PgParam::Int(max_attempts),
+       PgParam::Int(static_cast<int>(absl::StatusCode::kAborted))});
+  if (!exhausted.ok()) return exhausted.status();
   // MATERIALIZED: the locking subquery runs once, so LIMIT and SKIP LOCKED mean
   // what they say.
   auto result = session_->Exec(
@@ -300,7 +312,7 @@ absl::StatusOr<std::vector<ClaimedOperation>> OperationStore::Claim(
       "  SELECT id, state FROM operations"
       "  WHERE state IN ('PENDING', 'RUNNING')"
       "    AND ((state = 'PENDING' AND not_before <= now())"
-      "      OR (state = 'RUNNING' AND lease_until < now()))"
+      "      OR (state = 'RUNNING' AND lease_until < now() AND attempts < $4))"
       "  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) "
       "UPDATE operations o SET state = 'RUNNING', lease_owner = $1,"
       "  lease_until = now() + $3 * interval '1 millisecond',"
@@ -308,8 +320,8 @@ absl::StatusOr<std::vector<ClaimedOperation>> OperationStore::Claim(
       "FROM c WHERE o.id = c.id "
       "RETURNING o.id, o.external_key, o.request, o.attempts, c.state, "
       "o.kind",
-      {PgParam::Text(owner), PgParam::Int(limit),
-       PgParam::Text(Millis(lease))});
+      {PgParam::Text(owner), PgParam::Int(limit), PgParam::Text(Millis(lease)),
+       PgParam::Int(max_attempts)});
   if (!result.ok()) return result.status();
   std::vector<ClaimedOperation> out;
   out.reserve(result->rows());

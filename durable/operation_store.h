@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -158,10 +159,13 @@ class OperationStore {
       OperationKind kind, const std::string& external_key);
 
   // Claims up to `limit` claimable operations (PENDING and due, or RUNNING with
-  // an expired lease) for `owner`, oldest first.
-  absl::StatusOr<std::vector<ClaimedOperation>> Claim(const std::string& owner,
-                                                      int limit,
-                                                      Clock::Duration lease);
+  // an expired lease) for `owner`, oldest first. A RUNNING operation whose
+  // lease expired after `max_attempts` attempts (every claimer stopped while
+  // running it: a request that crashes the gateway, say) ends FAILED instead
+  // of being claimed again.
+  absl::StatusOr<std::vector<ClaimedOperation>> Claim(
+      const std::string& owner, int limit, Clock::Duration lease,
+      int max_attempts = std::numeric_limits<int>::max());
   // Applies outcomes in one transaction; returns how many still held their
   // lease (the others were taken over and are left to their new owner).
   absl::StatusOr<int> Finish(const std::string& owner,

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "service/killbill_call.h"
 
 namespace bg::service {
@@ -64,6 +65,17 @@ dispatch::Cost AccountOperations::CostOf(
 
 absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
     const v1::CreateAccountRequest& request, KillBillCalls& calls) const {
+  // The edge validated the request, but a durable one was stored earlier
+  // (maybe by another version): an unknown tag is refused before any call.
+  std::vector<std::string> tag_ids;
+  for (int i = 0; i < request.tags_size(); ++i) {
+    const char* id = TagDefinitionId(v1::AccountTag(request.tags(i)));
+    if (id == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tags[", i, "]: unknown tag value ", request.tags(i)));
+    }
+    tag_ids.emplace_back(id);
+  }
   killbill::NewAccount account;
   account.external_key = request.external_key();
   account.name = request.name();
@@ -95,10 +107,7 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
     return id.status();
   }
 
-  if (request.tags_size() > 0) {
-    std::vector<std::string> tag_ids;
-    for (int tag : request.tags())
-      tag_ids.emplace_back(TagDefinitionId(v1::AccountTag(tag)));
+  if (!tag_ids.empty()) {
     const dispatch::Cost tag_cost{1, bus_events_.per_tag * request.tags_size()};
     absl::Status tagged =
         Call(calls, KillBillEndpoint::kAddTags, tag_cost, [&] {

@@ -225,6 +225,38 @@ TEST_F(DurableStoreTest, ExpiredLeaseIsTakenOverAndTheOldOwnerIsFencedOut) {
   EXPECT_TRUE(store.Claim("C", 10, 60s)->empty());
 }
 
+// A row whose every claimer stops while running it (a request that crashes
+// the gateway, say) is not claimed forever: once its attempts reach the cap
+// and its last lease has expired, it ends FAILED (issue 13, item 7).
+TEST_F(DurableStoreTest, ARowWhoseClaimersAllDieEndsFailedAtTheCap) {
+  auto session = Session();
+  OperationStore store(session.get());
+  ASSERT_TRUE(store.Migrate().ok());
+  ASSERT_TRUE(store.SubmitBatch({{"crashy", "r"}}).ok());
+  constexpr int kMaxAttempts = 3;
+  int claims = 0;
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  for (;;) {
+    // Each claimer "dies": its 1 ms lease expires without an outcome.
+    auto got = store.Claim("replica", 10, 1ms, kMaxAttempts);
+    ASSERT_TRUE(got.ok()) << got.status();
+    claims += static_cast<int>(got->size());
+    auto op = store.GetByKey(OperationKind::kCreateAccount, "crashy");
+    ASSERT_TRUE(op.ok() && op->has_value());
+    if ((*op)->state == OperationState::kFailed) {
+      EXPECT_EQ((*op)->attempts, kMaxAttempts);
+      EXPECT_NE((*op)->error_message.find("3 attempts"), std::string::npos)
+          << (*op)->error_message;
+      break;
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up)
+        << "still " << OperationStateName((*op)->state) << " after " << claims
+        << " claims";
+  }
+  EXPECT_EQ(claims, kMaxAttempts);
+  EXPECT_TRUE(store.Claim("replica", 10, 60s, kMaxAttempts)->empty());
+}
+
 TEST_F(DurableStoreTest,
        RetryWaitsForItsBackoffAndReleaseDoesNotCountAnAttempt) {
   auto session = Session();

@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "killbill_client/killbill_client.h"
+#include "service/account_operations.h"
 #include "service/read_cache.h"
 #include "service/subscription_operations.h"
 #include "service/validation.h"
@@ -194,6 +195,44 @@ TEST(ValidateSubscriptionReads, NameTheField) {
   v1::GetBillingOverviewRequest ov;
   ov.mutable_account()->set_account_id("00000000-0000-0000-0000-000000000001");
   EXPECT_TRUE(ValidateGetBillingOverview(ov).ok());
+}
+
+// What a running job may ask, for operations that must not get that far.
+class NoCalls : public KillBillCalls {
+ public:
+  absl::Status Admit(KillBillEndpoint, dispatch::Cost) override {
+    ++admitted;
+    return absl::UnavailableError("no Kill Bill in this test");
+  }
+  void Record(KillBillEndpoint, const absl::Status&, Clock::Duration) override {
+  }
+  bool MayRetry(Clock::Duration*) override { return false; }
+  Clock::TimePoint deadline() const override {
+    return clock_.Now() + std::chrono::seconds(30);
+  }
+  Clock* clock() const override { return &clock_; }
+  int admitted = 0;
+
+ private:
+  mutable FakeClock clock_;
+};
+
+// A request that skipped validation (a stored durable row written by another
+// version, or edited by hand) with a tag value this version does not know
+// ends in INVALID_ARGUMENT before any Kill Bill call; it used to put
+// TagDefinitionId's nullptr into a std::string (issue 13, item 7).
+TEST(AccountOperations, AnUnknownTagIsRefusedBeforeAnyKillBillCall) {
+  AccountOperations ops(/*client=*/nullptr);
+  v1::CreateAccountRequest request;
+  request.set_external_key("k");
+  request.add_tags(v1::ACCOUNT_TAG_AUTO_PAY_OFF);
+  request.add_tags(static_cast<v1::AccountTag>(99));
+  NoCalls calls;
+  auto result = ops.CreateAccount(request, calls);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(result.status().message().rfind("tags[1]:", 0), 0u)
+      << result.status();
+  EXPECT_EQ(calls.admitted, 0);
 }
 
 }  // namespace
