@@ -106,6 +106,17 @@ const killbill::Subscription* Representative(
   return last;
 }
 
+// ListSubscriptions without include_cancelled: the ones not CANCELLED.
+void DropCancelled(v1::ListSubscriptionsResponse* list) {
+  auto* subs = list->mutable_subscriptions();
+  subs->erase(std::remove_if(subs->begin(), subs->end(),
+                             [](const v1::Subscription& s) {
+                               return s.state() ==
+                                      v1::SUBSCRIPTION_STATE_CANCELLED;
+                             }),
+              subs->end());
+}
+
 v1::Invoice ToProto(const killbill::Invoice& i) {
   v1::Invoice out;
   out.set_invoice_id(i.invoice_id);
@@ -406,13 +417,8 @@ SubscriptionOperations::ListSubscriptions(
       *all.add_subscriptions() = Remember(sub, /*changed=*/false);
   }
   if (cache_ != nullptr) cache_->subscription_lists.Put(*account_id, all);
-  if (request.include_cancelled()) return all;
-  v1::ListSubscriptionsResponse out;
-  for (const auto& sub : all.subscriptions()) {
-    if (sub.state() != v1::SUBSCRIPTION_STATE_CANCELLED)
-      *out.add_subscriptions() = sub;
-  }
-  return out;
+  if (!request.include_cancelled()) DropCancelled(&all);
+  return all;
 }
 
 absl::StatusOr<v1::CancelSubscriptionResponse>
@@ -521,15 +527,7 @@ SubscriptionOperations::FromCache(const v1::ListSubscriptionsRequest& request,
   if (!id) return std::nullopt;
   auto hit = cache_->subscription_lists.Find(*id, max_age);
   if (!hit) return std::nullopt;
-  if (!request.include_cancelled()) {
-    auto* subs = hit->value.mutable_subscriptions();
-    subs->erase(std::remove_if(subs->begin(), subs->end(),
-                               [](const v1::Subscription& s) {
-                                 return s.state() ==
-                                        v1::SUBSCRIPTION_STATE_CANCELLED;
-                               }),
-                subs->end());
-  }
+  if (!request.include_cancelled()) DropCancelled(&hit->value);
   return Cached<v1::ListSubscriptionsResponse>{std::move(hit->value), hit->age};
 }
 
