@@ -27,6 +27,10 @@ class CallGate::JobCalls final : public KillBillCalls {
 
   absl::Status Admit(KillBillEndpoint endpoint, Cost cost) override {
     const Parts& p = gate_->parts_;
+    if (gate_->cut_.load(std::memory_order_acquire)) {
+      return absl::UnavailableError(
+          "not sent: the gateway is shutting down and its grace is over");
+    }
     // What the prepaid tokens do not cover, taken now or waited for.
     const int use_bus = std::min(cost.bus_events, prepaid_.bus_events);
     const int use_api = std::min(cost.calls, prepaid_.calls);
@@ -81,6 +85,7 @@ class CallGate::JobCalls final : public KillBillCalls {
 
   bool MayRetry(Clock::Duration* backoff) override {
     const Parts& p = gate_->parts_;
+    if (gate_->cut_.load(std::memory_order_acquire)) return false;
     if (!policy_) policy_.emplace(gate_->retry_, gate_->NextSeed());
     std::optional<Clock::Duration> delay = policy_->NextDelay();
     if (!delay) return false;

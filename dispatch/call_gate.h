@@ -77,6 +77,11 @@ class CallGate {
   // Runs `job.run` on the calling thread (see the file comment).
   Outcome Run(Job& job, Ticket ticket);
 
+  // Shutdown, once its grace is over: every later Kill Bill call of a running
+  // job is refused UNAVAILABLE before it is sent, and no call is retried, so
+  // each job ends with the call it is making now.
+  void Cut() { cut_.store(true, std::memory_order_release); }
+
   // Kill Bill answers that say it is struggling, as opposed to "your request
   // was wrong": what the breaker and the rate controller count as failures.
   static bool IsKillBillFailure(const absl::Status& status);
@@ -94,6 +99,8 @@ class CallGate {
   // lone counter (atomic: read-modify-write from any worker).
   const uint64_t seed_base_;
   std::atomic<uint64_t> seeds_{0};
+  // Set once by Cut(), read before each call by every worker: a lone flag.
+  std::atomic<bool> cut_{false};
 };
 
 }  // namespace bg::dispatch

@@ -16,7 +16,7 @@ Dispatcher::Dispatcher(Clock* clock, FlowControl* flow,
   }
 }
 
-Dispatcher::~Dispatcher() { Shutdown(Clock::Duration::zero()); }
+Dispatcher::~Dispatcher() { Shutdown(Clock::Duration::zero(), {}); }
 
 void Dispatcher::Submit(Job job) {
   if (!flow_->Submit(std::move(job))) return;
@@ -86,7 +86,8 @@ void Dispatcher::WorkerLoop() {
   }
 }
 
-void Dispatcher::Shutdown(Clock::Duration grace) {
+void Dispatcher::Shutdown(Clock::Duration grace,
+                          const std::function<void()>& cut_calls) {
   if (shut_down_) return;
   shut_down_ = true;
   flow_->StopAdmitting();  // New calls get shutting_down from here on.
@@ -106,6 +107,17 @@ void Dispatcher::Shutdown(Clock::Duration grace) {
   flow_->AnswerAllQueued();
   {
     absl::MutexLock lock(&mu_);
+    while (in_flight_ > 0 && clock_->Now() < give_up) {
+      WaitFor(std::min<Clock::Duration>(give_up - clock_->Now(),
+                                        std::chrono::milliseconds(50)));
+    }
+    if (in_flight_ > 0) {
+      // The grace is over: what still runs ends with the call it is making,
+      // and that call is cut too, so shutdown is bounded whatever Kill Bill
+      // does.
+      flow_->CutInFlight();
+      if (cut_calls) cut_calls();
+    }
     stop_workers_ = true;
     cv_.SignalAll();
   }

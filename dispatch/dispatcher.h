@@ -20,6 +20,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -49,9 +50,13 @@ class Dispatcher {
   void Submit(Job job) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Stops admission (shutting_down), lets the queue drain for up to `grace`,
-  // answers what is still queued with UNAVAILABLE/shutting_down, lets every
-  // started job finish, joins the threads.
-  void Shutdown(Clock::Duration grace) ABSL_LOCKS_EXCLUDED(mu_);
+  // answers what is still queued with UNAVAILABLE/shutting_down, lets started
+  // jobs run until the grace is over, then cuts them short (FlowControl::
+  // CutInFlight, and `cut_calls` for the Kill Bill calls they are making),
+  // lets every started job finish, joins the threads.
+  void Shutdown(Clock::Duration grace,
+                const std::function<void()>& cut_calls = {})
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void SchedulerLoop() ABSL_LOCKS_EXCLUDED(mu_);

@@ -101,6 +101,8 @@ class FlowControl {
   void StopAdmitting();
   // Answers every queued job with UNAVAILABLE / shutting_down.
   void AnswerAllQueued();
+  // Jobs still running make no further Kill Bill call (CallGate::Cut).
+  void CutInFlight() { gate_.Cut(); }
   size_t queued() const {
     return lanes_[kWrites].queue.size() + lanes_[kReads].queue.size();
   }

@@ -212,7 +212,8 @@ void GatewayServer::Shutdown() {
   // is queued; the drain answers every queued call; then the durable outcomes
   // of the drained jobs are recorded.
   if (durable_) durable_->StopClaiming();
-  dispatcher_->Shutdown(config_.server.shutdown_grace);
+  dispatcher_->Shutdown(config_.server.shutdown_grace,
+                        [this] { client_->CutCallsInFlight(); });
   health_->Stop();
   if (durable_) durable_->Shutdown(std::chrono::seconds(5));
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

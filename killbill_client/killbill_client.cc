@@ -64,9 +64,11 @@ class KillBillClient::Watchdog {
   }
 
   // Watches `conn` until Disarm(id); stops it if still watched at `deadline`.
+  // 0 once CutAll() ran: the call must not be sent.
   uint64_t Arm(httplib::Client* conn, Deadline deadline)
       ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
+    if (cut_) return 0;
     const uint64_t id = ++next_id_;
     timers_.emplace(std::pair{deadline, id}, conn);
     cv_.SignalAll();
@@ -77,9 +79,21 @@ class KillBillClient::Watchdog {
   // down).
   bool Disarm(uint64_t id, Deadline deadline) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
+    if (id == 0) return false;
     if (timers_.erase(std::pair{deadline, id}) > 0) return false;
     while (firing_ == id) stopped_cv_.Wait(&mu_);
     return true;
+  }
+
+  // Every watched call is due now, and Arm refuses from now on.
+  void CutAll() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    cut_ = true;
+    cv_.SignalAll();
+  }
+  bool cut() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return cut_;
   }
 
  private:
@@ -87,7 +101,7 @@ class KillBillClient::Watchdog {
     absl::MutexLock lock(&mu_);
     while (!stopping_) {
       const auto now = std::chrono::steady_clock::now();
-      if (!timers_.empty() && timers_.begin()->first.first <= now) {
+      if (!timers_.empty() && (cut_ || timers_.begin()->first.first <= now)) {
         auto due = timers_.begin();
         httplib::Client* conn = due->second;
         firing_ = due->first.second;
@@ -109,7 +123,7 @@ class KillBillClient::Watchdog {
   }
 
   absl::Mutex mu_;
-  absl::CondVar cv_;          // Signalled on Arm and on shutdown.
+  absl::CondVar cv_;          // Signalled on Arm, CutAll and on shutdown.
   absl::CondVar stopped_cv_;  // Signalled when a stop() has returned.
   std::map<std::pair<Deadline, uint64_t>, httplib::Client*> timers_
       ABSL_GUARDED_BY(mu_);
@@ -117,6 +131,7 @@ class KillBillClient::Watchdog {
   uint64_t firing_ ABSL_GUARDED_BY(mu_) =
       0;  // Timer whose stop() runs now, 0 for none.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool cut_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
@@ -177,6 +192,8 @@ KillBillClient::KillBillClient(ClientOptions options, std::string origin)
     : options_(std::move(options)),
       origin_(std::move(origin)),
       watchdog_(std::make_unique<Watchdog>()) {}
+
+void KillBillClient::CutCallsInFlight() { watchdog_->CutAll(); }
 
 // No call may be running when the client is destroyed.
 KillBillClient::~KillBillClient() = default;
@@ -300,6 +317,11 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(
   httplib::Response res;
   httplib::Error error = httplib::Error::Success;
   const uint64_t timer = watchdog_->Arm(conn.get(), deadline);
+  if (timer == 0) {
+    Release(std::move(conn));
+    return absl::UnavailableError(
+        absl::StrCat(what(), ": not sent: the gateway is shutting down"));
+  }
   const bool sent = conn->send(req, res, error);
   const bool stopped = watchdog_->Disarm(timer, deadline);
   if (!sent || stopped) {
@@ -315,6 +337,10 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(
       return absl::InternalError(absl::StrCat(what(), ": response larger than ",
                                               options_.max_response_bytes,
                                               " bytes"));
+    }
+    if (stopped && watchdog_->cut()) {
+      return absl::UnavailableError(
+          absl::StrCat(what(), ": cut: the gateway is shutting down"));
     }
     // httplib's own per-read timeout was set to the time left, so it may fire a
     // hair before the deadline: count that as the call's timeout too.

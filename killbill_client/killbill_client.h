@@ -169,6 +169,11 @@ class KillBillClient {
 
   const std::string& origin() const { return origin_; }
 
+  // For shutdown once its grace is over: shuts the socket of every call in
+  // flight (answered UNAVAILABLE "cut") and answers every later call
+  // UNAVAILABLE without sending it. Cannot be undone.
+  void CutCallsInFlight();
+
  private:
   struct Response {
     int status = 0;

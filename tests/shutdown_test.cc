@@ -232,5 +232,84 @@ TEST(Shutdown, SigtermWithHundredsQueuedAnswersEveryCall) {
       exit_code.value_or(-1), static_cast<long long>(exited_after.count()));
 }
 
+// Issue 13, defect 3: a call stuck in Kill Bill (a 60 s stall, a 30 s
+// request_timeout, a 120 s caller deadline) must not hold SIGTERM past the
+// grace: the gateway cuts what is still in flight when the grace is over,
+// answers the call UNAVAILABLE, and exits within grace + 3 s.
+TEST(Shutdown, ACallStuckInKillBillDoesNotOutlastTheGrace) {
+  sim::SimOptions options;
+  options.port = 0;
+  sim::KillBillSim sim(options);
+  ASSERT_TRUE(sim.Start().ok());
+
+  const std::string config = testing::TestFile("gateway-stuck.yaml");
+  std::ofstream(config)
+      << "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
+      << "metrics:\n  listen: 127.0.0.1:0\n"
+      << "logging:\n  level: warn\n"
+      << "killbill:\n  url: http://127.0.0.1:" << sim.port()
+      << "\n  request_timeout: 30s\n"
+      << "rate:\n  mode: static\n  initial: 20\n";
+  testing::Subprocess gateway({BG_GATEWAY_BINARY, "--config", config});
+  auto grpc_port = gateway.WaitForLine(R"(grpc listening on port (\d+))", 20s);
+  ASSERT_TRUE(grpc_port.has_value())
+      << "gateway did not start: " << gateway.output();
+  auto metrics_port =
+      gateway.WaitForLine(R"(metrics listening on port (\d+))", 5s);
+  ASSERT_TRUE(metrics_port.has_value());
+  ASSERT_TRUE(sim.InjectFaults(sim::FaultRequest::Stall(60)).ok());
+
+  auto stub = v1::BillingGateway::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + *grpc_port, grpc::InsecureChannelCredentials()));
+  std::mutex mu;
+  std::condition_variable cv;
+  bool answered = false;
+  PendingCall call;
+  call.req.set_external_key("stuck-in-killbill");
+  call.req.set_name("Stuck");
+  call.ctx.set_deadline(std::chrono::system_clock::now() + 120s);
+  stub->async()->CreateAccount(&call.ctx, &call.req, &call.resp,
+                               [&](grpc::Status s) {
+                                 std::lock_guard<std::mutex> lock(mu);
+                                 call.status = std::move(s);
+                                 answered = true;
+                                 cv.notify_all();
+                               });
+  auto wait = [&](Ms d, const std::function<bool()>& done) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, d, done);
+  };
+
+  // The call is in Kill Bill (the stall holds it) before the signal.
+  httplib::Client metrics("127.0.0.1", std::stoi(*metrics_port));
+  metrics.set_read_timeout(2s);
+  double in_flight = 0;
+  for (const auto until = Steady::now() + 10s;
+       in_flight < 1 && Steady::now() < until;) {
+    auto page = metrics.Get("/metrics");
+    in_flight =
+        page ? Metric(page->body, "billing_gateway_killbill_in_flight") : 0;
+    if (in_flight < 1) wait(50ms, [] { return false; });
+  }
+  ASSERT_EQ(in_flight, 1) << "the call never reached Kill Bill";
+
+  const auto signalled = Steady::now();
+  ASSERT_EQ(kill(gateway.pid(), SIGTERM), 0);
+  EXPECT_TRUE(wait(kGrace + 3s, [&] { return answered; }))
+      << "the stuck call was not answered within the grace";
+  const std::optional<int> exit_code = gateway.Terminate(40s);
+  const Ms exited_after = Since(signalled);
+  ASSERT_TRUE(sim.InjectFaults(sim::FaultRequest::Clear()).ok());
+  EXPECT_EQ(exit_code, std::optional<int>(0)) << gateway.output();
+  EXPECT_LE(exited_after, kGrace + 3s) << "SIGTERM outlasted the grace";
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(call.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << call.status.error_message();
+  std::printf("[ shutdown ] stuck call answered %d (%s); exit after %lld ms\n",
+              call.status.error_code(), call.status.error_message().c_str(),
+              static_cast<long long>(exited_after.count()));
+}
+
 }  // namespace
 }  // namespace bg
