@@ -99,6 +99,10 @@ GatewayServer::GatewayServer(config::GatewayConfig config, Clock* clock)
 GatewayServer::~GatewayServer() { Shutdown(); }
 
 absl::Status GatewayServer::Start() {
+  // Files first: a bad TLS path must fail the start before the database is
+  // migrated or any thread runs.
+  auto credentials = ServerCredentialsFrom(config_.server);
+  if (!credentials.ok()) return credentials.status();
   metrics_ = std::make_unique<metrics::GatewayMetrics>();
   try {
     exposer_ = std::make_unique<prometheus::Exposer>(config_.metrics.listen);
@@ -189,8 +193,6 @@ absl::Status GatewayServer::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  auto credentials = ServerCredentialsFrom(config_.server);
-  if (!credentials.ok()) return credentials.status();
   builder.AddListeningPort(config_.server.listen, *credentials, &grpc_port_);
   builder.SetMaxReceiveMessageSize(config_.server.max_message_bytes);
   builder.SetMaxSendMessageSize(config_.server.max_message_bytes);
@@ -204,20 +206,30 @@ absl::Status GatewayServer::Start() {
 }
 
 void GatewayServer::Shutdown() {
-  if (stopped_ || !server_) return;
+  if (stopped_) return;
   stopped_ = true;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  // Also after a Start() that failed half-way: whatever it started is stopped
+  // here, in this order, never left to the members' destructors (the
+  // dispatcher's queued durable jobs call back into the durable worker).
+  if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
   // Durable work stops being claimed first (what is left stays in the database
   // for the next start or another replica); admission stops next so nothing new
   // is queued; the drain answers every queued call; then the durable outcomes
-  // of the drained jobs are recorded.
+  // of the drained jobs are recorded. A start that failed has no callers to
+  // drain for: no grace.
   if (durable_) durable_->StopClaiming();
-  dispatcher_->Shutdown(config_.server.shutdown_grace,
-                        [this] { client_->CutCallsInFlight(); });
-  health_->Stop();
+  if (dispatcher_) {
+    dispatcher_->Shutdown(
+        server_ ? config_.server.shutdown_grace : Clock::Duration::zero(),
+        [this] { client_->CutCallsInFlight(); });
+  }
+  if (health_) health_->Stop();
   if (durable_) durable_->Shutdown(std::chrono::seconds(5));
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-  server_->Wait();
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::seconds(1));
+    server_->Wait();
+  }
   exposer_.reset();
 }
 
