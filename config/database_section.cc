@@ -9,66 +9,18 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "config/sections.h"
+#include "durable/conninfo.h"
 
 namespace bg::config {
 
 using internal::ToAbsl;
 
-std::string RedactDatabaseUrl(std::string_view url_in) {
-  absl::string_view url = ToAbsl(url_in);
-  if (url.empty()) return "";
-  const size_t scheme_end = url.find("://");
-  if (scheme_end == absl::string_view::npos) return "<redacted>";
-  const size_t authority = scheme_end + 3;
-  const size_t authority_end = url.find_first_of("/?#", authority);
-  absl::string_view auth =
-      url.substr(authority, authority_end == absl::string_view::npos
-                                ? absl::string_view::npos
-                                : authority_end - authority);
-  std::string out(url.substr(0, authority));
-  const size_t at = auth.rfind('@');
-  if (at != absl::string_view::npos) {
-    absl::string_view userinfo = auth.substr(0, at);
-    const size_t colon = userinfo.find(':');
-    if (colon != absl::string_view::npos) {
-      absl::StrAppend(&out, userinfo.substr(0, colon), ":<redacted>");
-    } else {
-      absl::StrAppend(&out, userinfo);
-    }
-    absl::StrAppend(&out, auth.substr(at));
-  } else {
-    absl::StrAppend(&out, auth);
-  }
-  if (authority_end == absl::string_view::npos) return out;
-  absl::string_view rest = url.substr(authority_end);
-  const size_t q = rest.find('?');
-  absl::StrAppend(&out, rest.substr(0, q));
-  if (q == absl::string_view::npos) return out;
-  std::vector<std::string> params;
-  for (absl::string_view param : absl::StrSplit(rest.substr(q + 1), '&')) {
-    if (absl::StartsWith(param, "password=")) {
-      params.push_back("password=<redacted>");
-    } else {
-      params.emplace_back(param);
-    }
-  }
-  absl::StrAppend(&out, "?", absl::StrJoin(params, "&"));
-  return out;
+std::string RedactDatabaseUrl(std::string_view url) {
+  return durable::RedactedUri(url);
 }
 
-std::string DatabaseTarget(std::string_view url_in) {
-  absl::string_view url = ToAbsl(url_in);
-  const size_t scheme_end = url.find("://");
-  if (scheme_end == absl::string_view::npos) return "<unparsable url>";
-  absl::string_view rest = url.substr(scheme_end + 3);
-  rest = rest.substr(0, rest.find_first_of("?#"));
-  const size_t slash = rest.find('/');
-  absl::string_view auth = rest.substr(0, slash);
-  const size_t at = auth.rfind('@');
-  if (at != absl::string_view::npos) auth = auth.substr(at + 1);
-  return absl::StrCat(
-      url.substr(0, scheme_end + 3), auth,
-      slash == absl::string_view::npos ? "" : rest.substr(slash));
+std::string DatabaseTarget(std::string_view url) {
+  return durable::UriTarget(url);
 }
 
 namespace internal {
@@ -77,14 +29,12 @@ namespace {
 // A libpq connection URI. Its value is never quoted: it may carry a password.
 std::optional<std::string> CheckDatabaseUrl(absl::string_view text) {
   if (text.empty()) return std::nullopt;  // No database: in-memory queue.
-  if (!absl::StartsWith(text, "postgresql://") &&
-      !absl::StartsWith(text, "postgres://")) {
-    return "expected a URI postgresql://[user[:password]@]host[:port]/dbname "
-           "(value not shown)";
-  }
   if (HasControlCharacter(text) || text.find(' ') != absl::string_view::npos) {
     return "must not contain spaces or control characters (value not shown)";
   }
+  absl::StatusOr<durable::ConnInfo> parsed =
+      durable::ParseConnInfo(std::string_view(text.data(), text.size()));
+  if (!parsed.ok()) return std::string(parsed.status().message());
   return std::nullopt;
 }
 

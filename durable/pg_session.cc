@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "durable/conninfo.h"
 #include "spdlog/spdlog.h"
 
 namespace bg::durable {
@@ -101,9 +102,10 @@ absl::Status PgSession::EnsureConnected() {
                           options_.application_name.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
-    // libpq's message names host and port, never the password.
-    const std::string why =
-        OneLine(conn ? PQerrorMessage(conn) : "out of memory");
+    // libpq's message names host and port; some (a URI it cannot parse) quote
+    // the whole URI: scrubbed of it and of every secret value.
+    const std::string why = ScrubSecrets(
+        OneLine(conn ? PQerrorMessage(conn) : "out of memory"), options_.url);
     if (conn) PQfinish(conn);
     backoff_ = backoff_.count() == 0
                    ? options_.min_reconnect_backoff
@@ -135,7 +137,7 @@ absl::Status PgSession::ErrorFrom(const PGresult* result, const char* what) {
       result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   std::string message = result ? PQresultErrorMessage(result) : "";
   if (message.empty() && conn_) message = PQerrorMessage(conn_);
-  message = OneLine(message);
+  message = ScrubSecrets(OneLine(message), options_.url);
   const std::string sqlstate = state ? state : "";
   const bool connection_lost =
       conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD ||

@@ -6,3 +6,8 @@ bg_test(config_test
   LABELS unit)
 target_compile_definitions(config_test PRIVATE
   BG_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+
+bg_test(conninfo_test
+  SOURCES conninfo_test.cc
+  LIBS bg_config bg_durable
+  LABELS unit)
