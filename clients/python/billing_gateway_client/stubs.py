@@ -4,8 +4,8 @@ clients/python/generate_stubs.py (Debian's python3-grpc-tools) into a folder on 
 """
 
 try:
-    from billing.v1 import billing_gateway_pb2 as pb  # noqa: F401
-    from billing.v1 import billing_gateway_pb2_grpc as pb_grpc  # noqa: F401
+    from billing.v1 import billing_gateway_pb2 as pb
+    from billing.v1 import billing_gateway_pb2_grpc as pb_grpc
 except ImportError as e:  # pragma: no cover - exercised by hand
     raise ImportError(
         "billing_gateway_client needs the generated stubs billing/v1/billing_gateway_pb2*.py "
@@ -28,3 +28,5 @@ RPCS = {
     "submit_create_subscription": "SubmitCreateSubscription",
 }
 IDEMPOTENT = frozenset(RPCS.values())
+
+__all__ = ["pb", "pb_grpc", "RPCS", "IDEMPOTENT"]
