@@ -11,6 +11,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libssl-dev libspdlog-dev
   # tests, benchmarks and the demo
   postgresql curl gnuplot-nox nginx haproxy
+  # the Python client's stubs and tests (clients/python, tests/python.cmake)
+  python3-grpcio python3-grpc-tools python3-pytest
   # sanitizer and libFuzzer builds (scripts/sanitize.sh, scripts/fuzz.sh); llvm brings
   # llvm-symbolizer for readable sanitizer stacks
   clang libclang-rt-14-dev llvm
