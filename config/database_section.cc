@@ -142,10 +142,10 @@ void DescribeDatabaseSection(const GatewayConfig& c, std::string& out) {
 namespace {
 
 auto Tie(const durable::PgSessionOptions& s) {
-  BG_EXPECT_SIZE(durable::PgSessionOptions, 96);
+  BG_EXPECT_SIZE(durable::PgSessionOptions, 104);
   return std::tie(s.url, s.connect_timeout, s.application_name,
                   s.min_reconnect_backoff, s.max_reconnect_backoff,
-                  s.statement_timeout);
+                  s.statement_timeout, s.answer_margin);
 }
 auto Tie(const durable::WorkerOptions& w) {
   BG_EXPECT_SIZE(durable::WorkerOptions, 88);
@@ -154,7 +154,7 @@ auto Tie(const durable::WorkerOptions& w) {
                   w.retry_initial_backoff, w.retry_max_backoff);
 }
 auto Tie(const durable::DurableOptions& d) {
-  BG_EXPECT_SIZE(durable::DurableOptions, 224);
+  BG_EXPECT_SIZE(durable::DurableOptions, 232);
   return std::tuple_cat(
       Tie(d.session), Tie(d.worker),
       std::tie(d.retention, d.heartbeat_interval, d.heartbeat_timeout,

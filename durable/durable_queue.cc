@@ -61,18 +61,18 @@ absl::Status DurableQueue::Start() {
 bool DurableQueue::ready() const { return coordinator_->ready(); }
 
 void DurableQueue::Submit(const billing::v1::CreateAccountRequest& request,
-                          Done done) {
+                          Clock::TimePoint deadline, Done done) {
   Submission s;
   s.external_key = request.external_key();
   if (!request.SerializeToString(&s.request)) {
     done(absl::InternalError("cannot serialize the request"));
     return;
   }
-  batcher_->Submit(std::move(s), std::move(done));
+  batcher_->Submit(std::move(s), deadline, std::move(done));
 }
 
 void DurableQueue::Submit(const billing::v1::CreateSubscriptionRequest& request,
-                          Done done) {
+                          Clock::TimePoint deadline, Done done) {
   Submission s;
   s.kind = OperationKind::kCreateSubscription;
   s.external_key = request.instance_id();
@@ -81,7 +81,7 @@ void DurableQueue::Submit(const billing::v1::CreateSubscriptionRequest& request,
     done(absl::InternalError("cannot serialize the request"));
     return;
   }
-  batcher_->Submit(std::move(s), std::move(done));
+  batcher_->Submit(std::move(s), deadline, std::move(done));
 }
 
 void DurableQueue::Get(int64_t id, Clock::TimePoint wait_until,

@@ -71,10 +71,13 @@ class DurableQueue {
   // ready at start.
   absl::Status Start();
 
-  // Answers after the operation is committed (or UNAVAILABLE /
-  // RESOURCE_EXHAUSTED). `request` must be valid (the service validates).
-  void Submit(const billing::v1::CreateAccountRequest& request, Done done);
-  void Submit(const billing::v1::CreateSubscriptionRequest& request, Done done);
+  // Answers after the operation is committed, or as SubmitBatcher tells.
+  // `request` must be valid (the service validates); `deadline` is the
+  // caller's.
+  void Submit(const billing::v1::CreateAccountRequest& request,
+              Clock::TimePoint deadline, Done done);
+  void Submit(const billing::v1::CreateSubscriptionRequest& request,
+              Clock::TimePoint deadline, Done done);
   // See OperationWaiter::Wait.
   void Get(int64_t id, Clock::TimePoint wait_until,
            std::function<bool()> cancelled, Done done);

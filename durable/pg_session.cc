@@ -1,9 +1,13 @@
 #include "durable/pg_session.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "durable/conninfo.h"
@@ -96,10 +100,25 @@ absl::Status PgSession::EnsureConnected() {
   const std::string timeout = std::to_string(timeout_s);
   // dbname first: with expand_dbname the URI is expanded there, and later
   // keywords override.
-  const char* keywords[] = {"dbname", "connect_timeout", "application_name",
-                            nullptr};
-  const char* values[] = {options_.url.c_str(), timeout.c_str(),
-                          options_.application_name.c_str(), nullptr};
+  // TCP-level bounds before dbname, so a URI that sets them wins: keepalives
+  // notice a dead peer on an idle connection, tcp_user_timeout one that stops
+  // acknowledging what is written.
+  const std::string user_timeout_ms = std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(AnswerTimeout())
+          .count());
+  const char* keywords[] = {
+      "keepalives",       "keepalives_idle",  "keepalives_interval",
+      "keepalives_count", "tcp_user_timeout", "dbname",
+      "connect_timeout",  "application_name", nullptr};
+  const char* values[] = {"1",
+                          "10",
+                          "5",
+                          "3",
+                          user_timeout_ms.c_str(),
+                          options_.url.c_str(),
+                          timeout.c_str(),
+                          options_.application_name.c_str(),
+                          nullptr};
   PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
     // libpq's message names host and port; some (a URI it cannot parse) quote
@@ -126,13 +145,17 @@ absl::Status PgSession::EnsureConnected() {
   const auto stmt_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            options_.statement_timeout)
                            .count();
+  // synchronous_commit on whatever the server's default: a submission is
+  // acknowledged only once its row is on disk.
   auto set = Exec(absl::StrCat("SET statement_timeout = ", stmt_ms,
-                               "; SET client_min_messages = warning"));
+                               "; SET client_min_messages = warning"
+                               "; SET synchronous_commit = on"));
   if (!set.ok()) return set.status();
   return absl::OkStatus();
 }
 
-absl::Status PgSession::ErrorFrom(const PGresult* result, const char* what) {
+absl::Status PgSession::ErrorFrom(const PGresult* result, const char* what,
+                                  bool sent) {
   const char* state =
       result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   std::string message = result ? PQresultErrorMessage(result) : "";
@@ -145,8 +168,10 @@ absl::Status PgSession::ErrorFrom(const PGresult* result, const char* what) {
       sqlstate == "57P02" || sqlstate == "57P03";
   if (connection_lost) {
     Disconnect();
-    return absl::UnavailableError(
+    absl::Status lost = absl::UnavailableError(
         absl::StrCat("database connection lost (", what, "): ", message));
+    if (sent) lost.SetPayload(kOutcomeUnknownPayload, absl::Cord("1"));
+    return lost;
   }
   const std::string text =
       absl::StrCat(what, ": ", message, " [", sqlstate, "]");
@@ -160,9 +185,9 @@ absl::Status PgSession::ErrorFrom(const PGresult* result, const char* what) {
 absl::StatusOr<PgResult> PgSession::Exec(const std::string& sql,
                                          const std::vector<PgParam>& params) {
   if (absl::Status s = EnsureConnected(); !s.ok()) return s;
-  PGresult* raw;
+  int sent;
   if (params.empty()) {
-    raw = PQexec(conn_, sql.c_str());
+    sent = PQsendQuery(conn_, sql.c_str());
   } else {
     std::vector<const char*> values(params.size());
     std::vector<int> lengths(params.size());
@@ -172,14 +197,60 @@ absl::StatusOr<PgResult> PgSession::Exec(const std::string& sql,
       lengths[i] = static_cast<int>(params[i].value.size());
       formats[i] = params[i].binary ? 1 : 0;
     }
-    raw = PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()),
-                       nullptr, values.data(), lengths.data(), formats.data(),
-                       /*resultFormat=*/0);
+    sent = PQsendQueryParams(conn_, sql.c_str(),
+                             static_cast<int>(params.size()), nullptr,
+                             values.data(), lengths.data(), formats.data(),
+                             /*resultFormat=*/0);
   }
-  PgResult result(raw);
-  const ExecStatusType status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
-  return ErrorFrom(raw, "query failed");
+  // Blocking mode: a send that failed wrote no whole message, so the server
+  // ran nothing.
+  if (!sent) return ErrorFrom(nullptr, "query not sent", /*sent=*/false);
+  // Like PQexec (the last result, or the first error), but never waiting past
+  // the answer timeout.
+  const auto give_up = std::chrono::steady_clock::now() + AnswerTimeout();
+  std::optional<PgResult> last;
+  std::optional<PgResult> error;
+  for (;;) {
+    while (PQisBusy(conn_)) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          give_up - std::chrono::steady_clock::now());
+      pollfd p{PQsocket(conn_), POLLIN, 0};
+      const int ready =
+          left.count() > 0 ? poll(&p, 1, static_cast<int>(left.count())) : 0;
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        Disconnect();
+        absl::Status late = absl::UnavailableError(absl::StrCat(
+            "the database did not answer within ",
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                AnswerTimeout())
+                .count(),
+            " ms (statement_timeout + margin); connection dropped"));
+        late.SetPayload(kOutcomeUnknownPayload, absl::Cord("1"));
+        return late;
+      }
+      if (!PQconsumeInput(conn_)) break;  // PQgetResult reports the error.
+    }
+    PGresult* raw = PQgetResult(conn_);
+    if (raw == nullptr) break;
+    const ExecStatusType status = PQresultStatus(raw);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+      if (!error)
+        error.emplace(raw);
+      else
+        PQclear(raw);
+      if (PQstatus(conn_) == CONNECTION_BAD) break;
+      continue;
+    }
+    last.emplace(raw);
+  }
+  if (error) return ErrorFrom(error->get(), "query failed", /*sent=*/true);
+  if (!last) return ErrorFrom(nullptr, "query failed", /*sent=*/true);
+  return *std::move(last);
+}
+
+Clock::Duration PgSession::AnswerTimeout() const {
+  return options_.statement_timeout + options_.answer_margin;
 }
 
 }  // namespace bg::durable

@@ -11,6 +11,15 @@
 // passed, so a dead database is not hammered; calls in the backoff window fail
 // fast with UNAVAILABLE.
 //
+// Time: the server cancels a statement at statement_timeout; the session itself
+// stops waiting for an answer kAnswerMargin later (a database that is
+// blackholed or frozen answers nothing, not even the cancel), and TCP
+// keepalives plus tcp_user_timeout notice a dead peer on an idle or a writing
+// connection. A statement the session stopped waiting for, or whose connection
+// broke after it was sent, may or may not have been committed: its UNAVAILABLE
+// carries the payload kOutcomeUnknownPayload. A statement never sent (no
+// connection) has none.
+//
 // Errors map to canonical codes: connection trouble UNAVAILABLE, serialization
 // failure and deadlock ABORTED, unique violation ALREADY_EXISTS, anything else
 // INTERNAL. Messages never contain the connection URL (it may carry a
@@ -32,6 +41,10 @@
 #include "common/clock.h"
 
 namespace bg::durable {
+
+// Status payload (any value) on an UNAVAILABLE whose statement was sent: it may
+// have been committed.
+inline constexpr char kOutcomeUnknownPayload[] = "bg.durable/outcome-unknown";
 
 // One query parameter: text unless `binary` (bytea), or SQL NULL.
 struct PgParam {
@@ -55,6 +68,7 @@ class PgResult {
  public:
   explicit PgResult(PGresult* result) : result_(result, &PQclear) {}
 
+  const PGresult* get() const { return result_.get(); }
   int rows() const { return PQntuples(result_.get()); }
   bool IsNull(int row, int col) const {
     return PQgetisnull(result_.get(), row, col) != 0;
@@ -84,6 +98,8 @@ struct PgSessionOptions {
   // statement_timeout set on every new connection: no query waits forever on a
   // lock.
   Clock::Duration statement_timeout = std::chrono::seconds(30);
+  // How much longer than statement_timeout the session waits for an answer.
+  Clock::Duration answer_margin = std::chrono::seconds(5);
 };
 
 class PgSession {
@@ -119,7 +135,10 @@ class PgSession {
   void Disconnect();
 
  private:
-  absl::Status ErrorFrom(const PGresult* result, const char* what);
+  // `sent`: the statement reached the server (a lost connection then leaves
+  // its outcome unknown).
+  absl::Status ErrorFrom(const PGresult* result, const char* what, bool sent);
+  Clock::Duration AnswerTimeout() const;
 
   Clock* const clock_;
   const PgSessionOptions options_;

@@ -1,5 +1,8 @@
 #include "durable/submit_batcher.h"
 
+#include <algorithm>
+
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
@@ -19,23 +22,43 @@ SubmitBatcher::SubmitBatcher(Clock* clock, PgSessionOptions session,
 
 SubmitBatcher::~SubmitBatcher() { Shutdown(); }
 
-void SubmitBatcher::Submit(Submission submission, Done done) {
+namespace {
+
+absl::Status WithReason(absl::Status status, absl::string_view reason) {
+  status.SetPayload(kSubmitReasonPayload, absl::Cord(reason));
+  return status;
+}
+
+}  // namespace
+
+void SubmitBatcher::Submit(Submission submission, Clock::TimePoint deadline,
+                           Done done) {
+  bool stopping;
   {
     absl::MutexLock lock(&mu_);
-    if (!stopping_ &&
+    stopping = stopping_;
+    if (!stopping &&
         static_cast<int>(queue_.size()) < options_.queue_capacity) {
-      queue_.push_back(Pending{std::move(submission), std::move(done)});
+      queue_.push_back(
+          Pending{std::move(submission), deadline, std::move(done)});
       return;
     }
-    if (stopping_) {
-      metrics_->unavailable().Increment();
-    } else {
-      metrics_->overloaded().Increment();
-    }
   }
-  done(
-      absl::ResourceExhaustedError("rejected: durable submissions are arriving "
-                                   "faster than the database commits them"));
+  if (stopping) {
+    metrics_->unavailable().Increment();
+    done(WithReason(absl::UnavailableError(
+                        "rejected: shutting_down; the submission was not "
+                        "accepted (another replica, or this one restarted, "
+                        "takes it)"),
+                    kReasonShuttingDown));
+    return;
+  }
+  metrics_->overloaded().Increment();
+  done(WithReason(
+      absl::ResourceExhaustedError("rejected: database_overloaded; durable "
+                                   "submissions are arriving faster than the "
+                                   "database commits them"),
+      kReasonDatabaseOverloaded));
 }
 
 void SubmitBatcher::Shutdown() {
@@ -50,8 +73,12 @@ void SubmitBatcher::Shutdown() {
     absl::MutexLock lock(&mu_);
     left.swap(queue_);
   }
-  for (Pending& p : left)
-    p.done(absl::UnavailableError("rejected: shutting_down"));
+  for (Pending& p : left) {
+    p.done(WithReason(
+        absl::UnavailableError(
+            "rejected: shutting_down; the submission was not accepted"),
+        kReasonShuttingDown));
+  }
 }
 
 void SubmitBatcher::WriterLoop(int index) {
@@ -73,6 +100,19 @@ void SubmitBatcher::WriterLoop(int index) {
         queue_.pop_front();
       }
     }
+    // Whose caller has given up is not written: the answer "not accepted" is
+    // then true.
+    const Clock::TimePoint now = clock_->Now();
+    auto late = std::stable_partition(
+        batch.begin(), batch.end(),
+        [now](const Pending& p) { return p.deadline > now; });
+    for (auto it = late; it != batch.end(); ++it) {
+      it->done(absl::DeadlineExceededError(
+          "the call's deadline passed before the submission's turn to be "
+          "written; it was not accepted"));
+    }
+    batch.erase(late, batch.end());
+    if (batch.empty()) continue;
     absl::StatusOr<std::vector<OperationRecord>> written =
         absl::UnavailableError("database schema is not ready yet");
     if (ready_()) {
@@ -99,14 +139,26 @@ void SubmitBatcher::WriterLoop(int index) {
             index, std::string(s.message()));
       }
       failing = true;
-      const absl::Status answer =
-          absl::IsUnavailable(s)
-              ? absl::UnavailableError(
-                    absl::StrCat("rejected: database_unavailable; the "
-                                 "submission was not accepted: ",
-                                 s.message()))
-              : absl::InternalError(
-                    absl::StrCat("submission not accepted: ", s.message()));
+      absl::Status answer;
+      if (s.GetPayload(kOutcomeUnknownPayload)) {
+        // Sent, then no answer: the row may be committed and would then run.
+        answer = WithReason(
+            absl::UnavailableError(absl::StrCat(
+                "rejected: outcome_unknown; the database connection was lost "
+                "after the submission was sent, so it may have been "
+                "accepted: resubmit it with the same external_key (safe: "
+                "idempotent) to learn its operation: ",
+                s.message())),
+            kReasonOutcomeUnknown);
+      } else if (absl::IsUnavailable(s)) {
+        answer = absl::UnavailableError(
+            absl::StrCat("rejected: database_unavailable; the submission was "
+                         "not accepted: ",
+                         s.message()));
+      } else {
+        answer = absl::InternalError(
+            absl::StrCat("submission not accepted: ", s.message()));
+      }
       for (Pending& p : batch) {
         (absl::IsUnavailable(s) ? metrics_->unavailable()
                                 : metrics_->submit_errors())

@@ -8,10 +8,18 @@
 // scales with batch size while an isolated submission waits for one commit
 // only: no timer, no added latency.
 //
-// A submission is answered only after its row is committed. When the database
-// is unreachable every waiting submission is answered UNAVAILABLE (never
-// accepted without durability); a full waiting list answers RESOURCE_EXHAUSTED
-// at once.
+// A submission is answered with its operation only after its row is
+// committed. Otherwise (the reason, when there is one, as the status payload
+// kSubmitReasonPayload):
+//   * database unreachable before the batch was sent: UNAVAILABLE
+//     database_unavailable, not accepted;
+//   * connection lost or no answer after the batch was sent: UNAVAILABLE
+//     outcome_unknown: it may have been committed (and will then run);
+//     resubmitting with the same external key is safe and tells which;
+//   * the caller's deadline passed before the batch was taken: not written,
+//     DEADLINE_EXCEEDED;
+//   * a full waiting list: RESOURCE_EXHAUSTED database_overloaded at once;
+//   * shutting down: UNAVAILABLE shutting_down.
 //
 // Thread-safety: Submit() from any thread; Shutdown() once.
 #pragma once
@@ -31,6 +39,15 @@
 
 namespace bg::durable {
 
+// Status payload: the reject reason (its value) of a submission not answered
+// with an operation.
+inline constexpr char kSubmitReasonPayload[] = "bg.durable/reason";
+inline constexpr char kReasonOutcomeUnknown[] = "outcome_unknown";
+inline constexpr char kReasonDatabaseOverloaded[] = "database_overloaded";
+inline constexpr char kReasonShuttingDown[] = "shutting_down";
+inline constexpr const char* kSubmitReasons[] = {
+    kReasonOutcomeUnknown, kReasonDatabaseOverloaded, kReasonShuttingDown};
+
 class SubmitBatcher {
  public:
   using Done = std::function<void(absl::StatusOr<OperationRecord>)>;
@@ -46,13 +63,16 @@ class SubmitBatcher {
                 DurableMetrics* metrics, std::function<bool()> ready);
   ~SubmitBatcher();
 
-  void Submit(Submission submission, Done done) ABSL_LOCKS_EXCLUDED(mu_);
+  // `deadline`: the caller's; a submission still waiting then is not written.
+  void Submit(Submission submission, Clock::TimePoint deadline, Done done)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Answers what waits with UNAVAILABLE and joins the writers.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Pending {
     Submission submission;
+    Clock::TimePoint deadline;
     Done done;
   };
   void WriterLoop(int index);

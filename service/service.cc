@@ -9,6 +9,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "durable/durable_queue.h"
+#include "durable/submit_batcher.h"
 #include "service/validation.h"
 
 namespace bg::service {
@@ -336,14 +337,27 @@ constexpr char kNoDatabase[] =
     "asynchronous submissions need database.url (the gateway runs on its "
     "in-memory queue)";
 
-// Answers with the operation, or with the status; UNAVAILABLE from the database
-// carries the database_unavailable reason and a retry pushback.
+// The reason SubmitBatcher put on a refusal, as a name that lives forever.
+const char* SubmitReasonName(absl::string_view reason) {
+  for (const char* known : durable::kSubmitReasons) {
+    if (reason == known) return known;
+  }
+  return kDatabaseUnavailableReason;
+}
+
+// Answers with the operation, or with the status; a refusal carries its reason
+// (SubmitBatcher's, else database_unavailable for UNAVAILABLE) and a retry
+// pushback.
 template <typename CallT>
 void AnswerOperation(CallT* call, billing::v1::Operation* response,
                      const absl::StatusOr<durable::OperationRecord>& result) {
   if (result.ok()) {
     ToProto(*result, response);
     call->Answer(absl::OkStatus(), nullptr, {});
+  } else if (auto reason =
+                 result.status().GetPayload(durable::kSubmitReasonPayload)) {
+    call->Answer(result.status(), SubmitReasonName(std::string(*reason)),
+                 std::chrono::seconds(1));
   } else if (absl::IsUnavailable(result.status())) {
     call->Answer(result.status(), kDatabaseUnavailableReason,
                  std::chrono::seconds(1));
@@ -370,7 +384,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::SubmitCreateAccount(
     return call;
   }
   durable_->Submit(
-      *request,
+      *request, DeadlineOf(context),
       [call, response](absl::StatusOr<durable::OperationRecord> result) {
         AnswerOperation(call, response, result);
       });
@@ -393,7 +407,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::SubmitCreateSubscription(
     return call;
   }
   durable_->Submit(
-      *request,
+      *request, DeadlineOf(context),
       [call, response](absl::StatusOr<durable::OperationRecord> result) {
         AnswerOperation(call, response, result);
       });

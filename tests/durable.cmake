@@ -11,3 +11,5 @@ foreach(t durable_crash_test durable_replica_test gateway_start_test)
     BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
   add_dependencies(${t} killbill-sim billing-gateway)
 endforeach()
+
+bg_test(durable_submit_test SOURCES durable_submit_test.cc LIBS bg_durable LABELS durable)

@@ -1,0 +1,185 @@
+// The database behind durable submissions misbehaving (issue 13, defects 8, 9
+// and the shutdown part of 11), against a real PostgreSQL:
+//   * a backend that stops answering (SIGSTOP: the kernel still acknowledges,
+//     so only the session's own timeout can notice) ends the statement with
+//     UNAVAILABLE, outcome unknown, within statement_timeout + margin;
+//   * a submission whose connection is lost after the batch was sent is
+//     answered UNAVAILABLE outcome_unknown (it may have been committed), not
+//     "not accepted";
+//   * a submission whose caller's deadline passed while it waited is not
+//     written, and says so;
+//   * during shutdown a submission is UNAVAILABLE shutting_down, not
+//     RESOURCE_EXHAUSTED.
+#include <signal.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "durable/durable_metrics.h"
+#include "durable/operation_store.h"
+#include "durable/pg_session.h"
+#include "durable/submit_batcher.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "tests/pg_fixture.h"
+
+namespace bg::durable {
+namespace {
+
+using namespace std::chrono_literals;
+
+class DurableSubmitTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (testing::PgFixture::MissingBinaries()) return;
+    pg_ = new testing::PgFixture();
+    start_error_ = new std::string(pg_->Start());
+  }
+  static void TearDownTestSuite() {
+    delete pg_;
+    pg_ = nullptr;
+  }
+  void SetUp() override {
+    if (auto missing = testing::PgFixture::MissingBinaries())
+      GTEST_SKIP() << *missing;
+    ASSERT_EQ(*start_error_, "");
+    static int n = 0;
+    options_.url = pg_->CreateDatabase("submit_" + std::to_string(++n));
+    ASSERT_FALSE(options_.url.empty());
+    options_.statement_timeout = 1s;
+    options_.answer_margin = 1s;
+    PgSession session(SteadyClock::Instance(), options_);
+    ASSERT_TRUE(OperationStore(&session).Migrate().ok());
+  }
+
+  // One submission through a batcher; its answer.
+  absl::StatusOr<OperationRecord> SubmitOne(SubmitBatcher& batcher,
+                                            const std::string& key,
+                                            Clock::TimePoint deadline) {
+    std::promise<absl::StatusOr<OperationRecord>> answer;
+    auto got = answer.get_future();
+    batcher.Submit(Submission{key, "request"}, deadline,
+                   [&answer](absl::StatusOr<OperationRecord> r) {
+                     answer.set_value(std::move(r));
+                   });
+    if (got.wait_for(20s) != std::future_status::ready) {
+      return absl::DeadlineExceededError("test: no answer within 20 s");
+    }
+    return got.get();
+  }
+
+  int64_t Rows(const std::string& key) {
+    PgSession session(SteadyClock::Instance(), options_);
+    auto r = session.Exec(
+        "SELECT count(*) FROM operations WHERE external_key "
+        "= $1",
+        {PgParam::Text(key)});
+    return r.ok() ? r->Int(0, 0) : -1;
+  }
+
+  static testing::PgFixture* pg_;
+  static std::string* start_error_;
+  PgSessionOptions options_;
+  prometheus::Registry registry_;
+  DurableMetrics metrics_{registry_};
+};
+
+testing::PgFixture* DurableSubmitTest::pg_ = nullptr;
+std::string* DurableSubmitTest::start_error_ = nullptr;
+
+TEST_F(DurableSubmitTest, AFrozenBackendEndsTheStatementWithOutcomeUnknown) {
+  PgSession session(SteadyClock::Instance(), options_);
+  auto pid = session.Exec("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  const pid_t backend = static_cast<pid_t>(pid->Int(0, 0));
+  ASSERT_EQ(kill(backend, SIGSTOP), 0);
+  auto result = std::async(std::launch::async,
+                           [&] { return session.Exec("SELECT 1").status(); });
+  const bool answered = result.wait_for(10s) == std::future_status::ready;
+  kill(backend, SIGCONT);  // Whatever happened, so the session can end.
+  ASSERT_TRUE(answered) << "the session waited on a frozen database for "
+                           "more than 10 s (statement_timeout 1 s)";
+  const absl::Status status = result.get();
+  EXPECT_TRUE(absl::IsUnavailable(status)) << status;
+  EXPECT_TRUE(status.GetPayload(kOutcomeUnknownPayload).has_value()) << status;
+  // The session reconnects afterwards.
+  absl::StatusOr<PgResult> again = absl::UnavailableError("not tried");
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       !again.ok() && std::chrono::steady_clock::now() < until;) {
+    again = session.Exec("SELECT 1");
+  }
+  EXPECT_TRUE(again.ok()) << again.status();
+}
+
+TEST_F(DurableSubmitTest, AConnectionLostAfterTheBatchWasSentIsOutcomeUnknown) {
+  // Another session holds the table, so the batch's INSERT waits on the lock;
+  // then its backend is terminated: the client cannot know whether it
+  // committed.
+  PgSession holder(SteadyClock::Instance(), options_);
+  ASSERT_TRUE(holder.Exec("BEGIN").ok());
+  ASSERT_TRUE(
+      holder.Exec("LOCK TABLE operations IN ACCESS EXCLUSIVE MODE").ok());
+  SubmitBatcher batcher(SteadyClock::Instance(), options_,
+                        SubmitBatcher::Options{8, 1, 100}, &metrics_,
+                        [] { return true; });
+  auto answer = std::async(std::launch::async, [&] {
+    return SubmitOne(batcher, "lost-ack",
+                     std::chrono::steady_clock::now() + 60s);
+  });
+  PgSession admin(SteadyClock::Instance(), options_);
+  int64_t terminated = 0;
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       terminated == 0 && std::chrono::steady_clock::now() < until;) {
+    auto r = admin.Exec(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO "
+        "operations%'");
+    if (r.ok()) terminated = r->Int(0, 0);
+  }
+  ASSERT_EQ(terminated, 1) << "the batch never waited on the lock";
+  ASSERT_EQ(answer.wait_for(20s), std::future_status::ready);
+  absl::StatusOr<OperationRecord> result = answer.get();
+  ASSERT_FALSE(result.ok());
+  EXPECT_TRUE(absl::IsUnavailable(result.status())) << result.status();
+  EXPECT_EQ(result.status().GetPayload(kSubmitReasonPayload),
+            absl::Cord(kReasonOutcomeUnknown))
+      << result.status();
+  EXPECT_NE(result.status().message().find("resubmit"), absl::string_view::npos)
+      << result.status();
+  ASSERT_TRUE(holder.Exec("ROLLBACK").ok());
+  // Resubmitting tells which: here the INSERT was rolled back with its
+  // backend, so the resubmission creates the operation.
+  auto again =
+      SubmitOne(batcher, "lost-ack", std::chrono::steady_clock::now() + 60s);
+  EXPECT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(Rows("lost-ack"), 1);
+}
+
+TEST_F(DurableSubmitTest, ASubmissionPastItsDeadlineIsNotWritten) {
+  SubmitBatcher batcher(SteadyClock::Instance(), options_,
+                        SubmitBatcher::Options{8, 1, 100}, &metrics_,
+                        [] { return true; });
+  auto result =
+      SubmitOne(batcher, "too-late", std::chrono::steady_clock::now() - 1ms);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(result.status())) << result.status();
+  EXPECT_EQ(Rows("too-late"), 0);
+}
+
+TEST_F(DurableSubmitTest, DuringShutdownASubmissionIsShuttingDown) {
+  SubmitBatcher batcher(SteadyClock::Instance(), options_,
+                        SubmitBatcher::Options{8, 1, 100}, &metrics_,
+                        [] { return true; });
+  batcher.Shutdown();
+  auto result = SubmitOne(batcher, "after-shutdown",
+                          std::chrono::steady_clock::now() + 10s);
+  EXPECT_TRUE(absl::IsUnavailable(result.status())) << result.status();
+  EXPECT_EQ(result.status().GetPayload(kSubmitReasonPayload),
+            absl::Cord(kReasonShuttingDown));
+  EXPECT_EQ(Rows("after-shutdown"), 0);
+}
+
+}  // namespace
+}  // namespace bg::durable
