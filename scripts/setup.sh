@@ -11,6 +11,10 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libssl-dev libspdlog-dev
   # tests, benchmarks and the demo
   postgresql curl gnuplot-nox nginx haproxy
+  # prometheus and promtool: the rules' unit tests and the round trip (tests/ops.cmake),
+  # which start their own Prometheus on a free loopback port (where systemd runs, the
+  # package also enables Debian's own prometheus service on port 9090; CI has no init)
+  prometheus
   # sanitizer and libFuzzer builds (scripts/sanitize.sh, scripts/fuzz.sh); llvm brings
   # llvm-symbolizer for readable sanitizer stacks
   clang libclang-rt-14-dev llvm
