@@ -30,3 +30,11 @@ foreach(t dashboard_series_test prometheus_test)
     BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
   add_dependencies(${t} killbill-sim billing-gateway)
 endforeach()
+
+# deploy/kubernetes/ and deploy/prometheus/prometheus.yml against config/gateway.yaml, the
+# README and the gateway itself; README and docs/ stand alone.
+bg_test(deploy_test SOURCES deploy_test.cc LIBS yaml-cpp LABELS ops)
+target_compile_definitions(deploy_test PRIVATE
+  BG_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+  BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
+add_dependencies(deploy_test billing-gateway)
