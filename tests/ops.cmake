@@ -38,3 +38,13 @@ target_compile_definitions(deploy_test PRIVATE
   BG_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
   BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
 add_dependencies(deploy_test billing-gateway)
+
+# cmake --install into a temporary prefix, then the installed billing-gateway --check-config.
+# Depends on every installed program, so sanitizer builds (which build test targets only)
+# build them too.
+bg_test(install_test SOURCES install_test.cc LABELS ops)
+target_compile_definitions(install_test PRIVATE
+  BG_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+  BG_BINARY_DIR="${PROJECT_BINARY_DIR}"
+  BG_CMAKE_COMMAND="${CMAKE_COMMAND}")
+add_dependencies(install_test billing-gateway killbill-sim billing-loadgen billing-client)
