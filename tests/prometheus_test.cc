@@ -8,7 +8,9 @@
 // a free loopback port, scrapes every second, and is killed at the end; every
 // wait is bounded. Fails (does not skip) when the binary is missing: the test
 // command installs it (scripts/setup.sh).
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
