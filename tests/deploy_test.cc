@@ -5,7 +5,8 @@
 // is validated by the built billing-gateway itself, and every environment
 // variable the Deployment sets is shown to be read by it (set empty, the
 // gateway refuses to start naming it). Also: README and docs/ stand alone (no
-// link to a file the repository lacks, no path outside it).
+// link to a file the repository lacks), and no file of the repository refers
+// to the notes it was built from (../shared, /work/shared).
 #include <stdlib.h>
 #include <sys/wait.h>
 
@@ -257,7 +258,7 @@ TEST(Docs, StandAlone) {
       "service|killbill_client|metrics|gateway|common|clients|fuzz)/"
       "[A-Za-z0-9_./-]+)`");
   const std::string outside[] = {std::string("..") + "/shared",
-                                 std::string("/work") + "/"};
+                                 std::string("/work") + "/shared"};
   for (const fs::path& doc : docs) {
     SCOPED_TRACE(doc.string());
     const std::string text = Slurp(doc.string());
@@ -278,6 +279,21 @@ TEST(Docs, StandAlone) {
       if (path.rfind("bench/results/", 0) == 0) continue;
       EXPECT_TRUE(fs::exists(fs::path(kSource) / path)) << path;
     }
+  }
+  // Nor does any other file of the repository (build trees, .git and
+  // node_modules left out).
+  for (auto it = fs::recursive_directory_iterator(kSource);
+       it != fs::recursive_directory_iterator(); ++it) {
+    const std::string name = it->path().filename().string();
+    if (it->is_directory() && (name[0] == '.' || name.rfind("build", 0) == 0 ||
+                               name == "node_modules")) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file() || it->file_size() > (4 << 20)) continue;
+    const std::string text = Slurp(it->path().string());
+    for (const std::string& bad : outside)
+      EXPECT_EQ(text.find(bad), std::string::npos) << it->path() << ": " << bad;
   }
   // docs/ is where a user starts: the four guides exist.
   for (const char* page :
