@@ -6,7 +6,7 @@
 // variable the Deployment sets is shown to be read by it (set empty, the
 // gateway refuses to start naming it). Also: README and docs/ stand alone (no
 // link to a file the repository lacks), and no file of the repository refers
-// to the notes it was built from (../shared, /work/shared).
+// to the notes it was built from, which live outside it.
 #include <stdlib.h>
 #include <sys/wait.h>
 
