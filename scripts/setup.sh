@@ -13,6 +13,10 @@ PACKAGES=(
   postgresql curl gnuplot-nox nginx haproxy
   # the Python client's stubs and tests (clients/python, tests/python.cmake)
   python3-grpcio python3-grpc-tools python3-pytest
+  # prometheus and promtool: the rules' unit tests and the round trip (tests/ops.cmake),
+  # which start their own Prometheus on a free loopback port (where systemd runs, the
+  # package also enables Debian's own prometheus service on port 9090; CI has no init)
+  prometheus
   # sanitizer and libFuzzer builds (scripts/sanitize.sh, scripts/fuzz.sh); llvm brings
   # llvm-symbolizer for readable sanitizer stacks
   clang libclang-rt-14-dev llvm
