@@ -20,6 +20,7 @@
 #include "service/read_cache.h"
 #include "service/service.h"
 #include "service/subscription_operations.h"
+#include "service/validation.h"
 #include "spdlog/spdlog.h"
 
 namespace bg::gateway {
@@ -147,12 +148,20 @@ absl::Status GatewayServer::Start() {
     executor.submit = [d = dispatcher_.get()](dispatch::Job job) {
       d->Submit(std::move(job));
     };
+    // A stored request passes the edge's validation again before it runs: a
+    // row written by another version, or altered in the database, ends FAILED
+    // with INVALID_ARGUMENT naming the field, never reaches Kill Bill.
     executor.create_account =
         [ops = operations_.get()](
             const billing::v1::CreateAccountRequest& request,
-            dispatch::KillBillCalls& calls) {
-          return ops->CreateAccount(request, calls);
-        };
+            dispatch::KillBillCalls& calls)
+        -> absl::StatusOr<billing::v1::CreateAccountResponse> {
+      if (absl::Status valid = service::ValidateCreateAccount(request);
+          !valid.ok()) {
+        return valid;
+      }
+      return ops->CreateAccount(request, calls);
+    };
     executor.cost_of = [ops = operations_.get()](
                            const billing::v1::CreateAccountRequest& request) {
       return ops->CostOf(request);
@@ -160,9 +169,14 @@ absl::Status GatewayServer::Start() {
     executor.create_subscription =
         [ops = subscriptions_.get()](
             const billing::v1::CreateSubscriptionRequest& request,
-            dispatch::KillBillCalls& calls) {
-          return ops->CreateSubscription(request, calls);
-        };
+            dispatch::KillBillCalls& calls)
+        -> absl::StatusOr<billing::v1::CreateSubscriptionResponse> {
+      if (absl::Status valid = service::ValidateCreateSubscription(request);
+          !valid.ok()) {
+        return valid;
+      }
+      return ops->CreateSubscription(request, calls);
+    };
     executor.subscription_cost_of =
         [ops = subscriptions_.get()](
             const billing::v1::CreateSubscriptionRequest& request) {

@@ -2,7 +2,7 @@
 # and the crash and replica tests with killbill-sim and billing-gateway as processes.
 bg_test(durable_store_test SOURCES durable_store_test.cc LIBS bg_durable LABELS durable)
 
-foreach(t durable_crash_test durable_replica_test gateway_start_test)
+foreach(t durable_crash_test durable_replica_test gateway_start_test durable_stored_request_test)
   bg_test(${t} SOURCES ${t}.cc
           LIBS bg_durable bg_proto PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
           LABELS durable e2e)
