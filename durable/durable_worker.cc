@@ -164,22 +164,25 @@ void DurableWorker::Dispatch(ClaimedOperation op) {
            std::shared_ptr<const v1::CreateSubscriptionRequest>(request),
            executor_.subscription_cost_of(*request),
            executor_.create_subscription,
-           [](const v1::CreateSubscriptionResponse& r, Outcome& o) {
+           [attempts = op.attempts](const v1::CreateSubscriptionResponse& r,
+                                    Outcome& o) {
              o.account_id = r.subscription().account_id();
              o.subscription_id = r.subscription().subscription_id();
-             o.created = r.created();
+             o.created = r.created() || attempts > 1;
            });
     return;
   }
   auto request = std::make_shared<v1::CreateAccountRequest>();
   if (!request->ParseFromString(op.request)) return unreadable();
-  Submit(op, dispatch::Method::kCreateAccount,
-         std::shared_ptr<const v1::CreateAccountRequest>(request),
-         executor_.cost_of(*request), executor_.create_account,
-         [](const v1::CreateAccountResponse& r, Outcome& o) {
-           o.account_id = r.account_id();
-           o.created = r.created();
-         });
+  Submit(
+      op, dispatch::Method::kCreateAccount,
+      std::shared_ptr<const v1::CreateAccountRequest>(request),
+      executor_.cost_of(*request), executor_.create_account,
+      [attempts = op.attempts](const v1::CreateAccountResponse& r, Outcome& o) {
+        o.account_id = r.account_id();
+        // Operation.created: an earlier attempt may have made it.
+        o.created = r.created() || attempts > 1;
+      });
 }
 
 void DurableWorker::Loop() {

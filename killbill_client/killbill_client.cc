@@ -7,6 +7,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -338,18 +339,25 @@ absl::StatusOr<KillBillClient::Response> KillBillClient::Send(
                                               options_.max_response_bytes,
                                               " bytes"));
     }
+    // Past connecting, the request may have reached Kill Bill and been done
+    // there: say so, for the callers that must know (a create's `created`).
+    auto unanswered = [](absl::Status status) {
+      status.SetPayload(kUnansweredPayload, absl::Cord("1"));
+      return status;
+    };
     if (stopped && watchdog_->cut()) {
-      return absl::UnavailableError(
-          absl::StrCat(what(), ": cut: the gateway is shutting down"));
+      return unanswered(absl::UnavailableError(
+          absl::StrCat(what(), ": cut: the gateway is shutting down")));
     }
     // httplib's own per-read timeout was set to the time left, so it may fire a
     // hair before the deadline: count that as the call's timeout too.
     if (late || stopped ||
         std::chrono::steady_clock::now() + Ms(20) >= deadline) {
-      return timed_out();
+      return unanswered(timed_out());
     }
-    return absl::UnavailableError(
+    absl::Status failed = absl::UnavailableError(
         absl::StrCat(what(), ": ", httplib::to_string(error)));
+    return error == httplib::Error::Connection ? failed : unanswered(failed);
   }
   out.status = res.status;
   out.location = res.get_header_value("Location");

@@ -51,6 +51,11 @@ namespace bg::killbill {
 
 inline constexpr char kKillBillCodePayload[] =
     "type.billing-gateway/killbill.code";
+// Payload (any value) on an UNAVAILABLE call that was sent, or may have been,
+// and got no answer (timeout, connection lost or reset, cut at shutdown): Kill
+// Bill may have done it. Absent when the connection could not be made.
+inline constexpr char kUnansweredPayload[] =
+    "type.billing-gateway/killbill.unanswered";
 
 // The `killbill.*` YAML keys set the fields of the same name (ranges in
 // config/gateway.yaml); max_response_bytes has no key. These defaults are the

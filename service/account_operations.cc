@@ -87,22 +87,45 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
   v1::CreateAccountResponse response;
   response.set_external_key(request.external_key());
   // The external key makes a retried create idempotent: a retry that meets
-  // 409 finds the first attempt's account.
+  // 409 finds the first attempt's account. `created` as the proto defines it:
+  // a 201, or the key found taken after an attempt that got no answer (which
+  // then most likely created it).
+  bool unanswered = false;
   absl::StatusOr<std::string> id = CallWithRetry(
       calls, KillBillEndpoint::kCreateAccount, {1, bus_events_.per_account},
-      [&] { return client_->CreateAccount(account, UntilDeadline(calls)); });
+      [&] {
+        auto created = client_->CreateAccount(account, UntilDeadline(calls));
+        if (!created.ok() &&
+            created.status().GetPayload(killbill::kUnansweredPayload)) {
+          unanswered = true;
+        }
+        return created;
+      });
   if (id.ok()) {
     response.set_account_id(*id);
     response.set_created(true);
     if (cache_ != nullptr) cache_->account_ids.Put(request.external_key(), *id);
-  } else if (absl::IsAlreadyExists(id.status())) {
+  } else if (absl::IsAlreadyExists(id.status()) || unanswered) {
+    // The key is taken, or an attempt may have created the account although
+    // none said so: look before answering. An account found is this call's
+    // result; none after a 409 is Kill Bill contradicting itself (retryable,
+    // never a final failure while the account may exist); none after
+    // unanswered attempts leaves their error standing.
     auto existing = Call(calls, KillBillEndpoint::kGetAccount, kRead, [&] {
       return client_->GetAccountByKey(request.external_key(),
                                       UntilDeadline(calls));
     });
-    if (!existing.ok()) return existing.status();
+    if (!existing.ok()) {
+      if (!absl::IsAlreadyExists(id.status())) return id.status();
+      if (absl::IsNotFound(existing.status())) {
+        return absl::UnavailableError(absl::StrCat(
+            "Kill Bill reported external_key '", request.external_key(),
+            "' taken but has no account with it; retry later"));
+      }
+      return existing.status();
+    }
     response.set_account_id(existing->account_id);
-    response.set_created(false);
+    response.set_created(unanswered);
   } else {
     return id.status();
   }
