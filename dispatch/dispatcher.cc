@@ -107,12 +107,13 @@ void Dispatcher::Shutdown(Clock::Duration grace,
   flow_->AnswerAllQueued();
   {
     absl::MutexLock lock(&mu_);
-    while (in_flight_ > 0 && clock_->Now() < give_up) {
-      WaitFor(std::min<Clock::Duration>(give_up - clock_->Now(),
+    const Clock::TimePoint cut_at = give_up + options_.finish_after_grace;
+    while (in_flight_ > 0 && clock_->Now() < cut_at) {
+      WaitFor(std::min<Clock::Duration>(cut_at - clock_->Now(),
                                         std::chrono::milliseconds(50)));
     }
     if (in_flight_ > 0) {
-      // The grace is over: what still runs ends with the call it is making,
+      // Past the grace: what still runs ends with the call it is making,
       // and that call is cut too, so shutdown is bounded whatever Kill Bill
       // does.
       flow_->CutInFlight();

@@ -35,6 +35,11 @@ namespace bg::dispatch {
 struct DispatcherOptions {
   // Worker threads, hence the most jobs running Kill Bill calls at once.
   int max_in_flight = 8;
+  // At shutdown, how long past the grace a job already running may take to
+  // finish before what it is doing is cut: short, so SIGTERM ends within the
+  // grace plus a small constant, and long enough that a call Kill Bill is
+  // answering normally is not cut into an outcome nobody knows.
+  Clock::Duration finish_after_grace = std::chrono::seconds(1);
 };
 
 class Dispatcher {
@@ -51,7 +56,8 @@ class Dispatcher {
 
   // Stops admission (shutting_down), lets the queue drain for up to `grace`,
   // answers what is still queued with UNAVAILABLE/shutting_down, lets started
-  // jobs run until the grace is over, then cuts them short (FlowControl::
+  // jobs run until finish_after_grace past the grace, then cuts them short
+  // (FlowControl::
   // CutInFlight, and `cut_calls` for the Kill Bill calls they are making),
   // lets every started job finish, joins the threads.
   void Shutdown(Clock::Duration grace,

@@ -237,6 +237,8 @@ void GatewayServer::Shutdown() {
         server_ ? config_.server.shutdown_grace : Clock::Duration::zero(),
         [this] { client_->CutCallsInFlight(); });
   }
+  // The poll in progress may be stuck in Kill Bill as well: cut it.
+  if (health_client_) health_client_->CutCallsInFlight();
   if (health_) health_->Stop();
   if (durable_) durable_->Shutdown(std::chrono::seconds(5));
   if (server_) {
