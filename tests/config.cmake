@@ -6,3 +6,7 @@ bg_test(config_test
   LABELS unit)
 target_compile_definitions(config_test PRIVATE
   BG_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+bg_test(config_reload_test
+  SOURCES config_reload_test.cc
+  LIBS bg_config
+  LABELS unit)
