@@ -57,12 +57,15 @@ ReloadPlan PlanReload(const GatewayConfig& running, const GatewayConfig& next) {
   // A key printed only on one side (an optional key set or removed, such as
   // server.tls_cert_file) counts as changed, "(absent)" on the other.
   std::vector<std::string> seen;
-  for (const auto& [key, value] : before) {
-    seen.push_back(key);
-    auto it = std::find_if(after.begin(), after.end(),
-                           [&](const auto& kv) { return kv.first == key; });
+  for (const auto& old : before) {
+    seen.push_back(old.first);
+    auto it = std::find_if(after.begin(), after.end(), [&](const auto& kv) {
+      return kv.first == old.first;
+    });
     const std::string now = it == after.end() ? "(absent)" : it->second;
-    if (now != value) add(key, absl::StrCat(key, ": ", value, " -> ", now));
+    if (now != old.second) {
+      add(old.first, absl::StrCat(old.first, ": ", old.second, " -> ", now));
+    }
   }
   for (const auto& [key, value] : after) {
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;

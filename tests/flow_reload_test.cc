@@ -4,9 +4,11 @@
 // FlowControl::Reconfigure. What was queued or learnt stays; the new values
 // apply from the call on.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dispatch/flow_control.h"
@@ -239,6 +241,27 @@ TEST_F(FlowControlReloadTest, ANewApiBudgetAndQueueCapacityApply) {
   Run(flow, 5);
   EXPECT_GE(ran_ - before, 24);  // the API budget, re-applied by every tick
   EXPECT_LE(ran_ - before, 26);
+  EXPECT_EQ(failed_, 0);
+}
+
+// A reload runs on the main thread while the dispatcher's threads submit,
+// start, run and tick (TSan checks the setters against them).
+TEST_F(FlowControlReloadTest, ReconfigureWhileRunningAnswersEveryJob) {
+  dispatch::FlowControl flow(&clock_, &metrics_, Options(/*bus=*/5, 100));
+  std::atomic<bool> done{false};
+  std::thread reloader([&] {
+    for (int i = 0; !done.load() && i < 100000; ++i) {
+      dispatch::FlowOptions o = Options(/*bus=*/i % 2 == 0 ? 50 : 5, 100);
+      o.queue.capacity = i % 2 == 0 ? 1000 : 500;
+      o.breaker.min_calls = 5 + i % 3;
+      flow.Reconfigure(o);
+    }
+  });
+  for (int i = 0; i < 200; ++i) Submit(flow, dispatch::Cost{1, 1});
+  for (int s = 0; s < 60 && ran_ < 200; ++s) Run(flow, 1);
+  done = true;
+  reloader.join();
+  EXPECT_EQ(ran_, 200);
   EXPECT_EQ(failed_, 0);
 }
 
