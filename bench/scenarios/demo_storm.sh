@@ -71,6 +71,7 @@ printf '|%s|%s|%s|%s|%s|\n' "---------" "-------------" "----------------" "----
 for ((t = 0; t < last_t; t += DEMO_STEP)); do
   read -r d_ok d_b <<<"$(window "$(ts direct)" "$t" $((t + DEMO_STEP)))"
   read -r g_ok g_b <<<"$(window "$(ts gateway-adaptive)" "$t" $((t + DEMO_STEP)))"
+  [[ "$d_b" == - && "$g_b" == - ]] && continue  # both runs over: a trailing partial sample
   printf '| %3d-%-3d | %11s | %14s | %12s | %15s |\n' "$t" $((t + DEMO_STEP)) "$d_ok" "$d_b" "$g_ok" "$g_b"
 done
 
