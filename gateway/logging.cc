@@ -44,7 +44,7 @@ class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg,
               spdlog::memory_buf_t& dest) override {
-    nlohmann::json line;
+    nlohmann::ordered_json line;
     line["time"] =
         absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::FromChrono(msg.time),
                          absl::UTCTimeZone());
@@ -52,8 +52,8 @@ class JsonFormatter final : public spdlog::formatter {
     line["logger"] = std::string(View(msg.logger_name));
     line["message"] = std::string(View(msg.payload));
     if (!current_request_id.empty()) line["request_id"] = current_request_id;
-    const std::string text =
-        line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const std::string text = line.dump(
+        -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
     dest.append(text.data(), text.data() + text.size());
     dest.push_back('\n');
   }

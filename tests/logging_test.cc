@@ -45,6 +45,9 @@ TEST_F(LoggingTest, JsonIsOneObjectPerLineWithTheRequestIdWhenKnown) {
   logger->error("after the scope");
   const std::vector<std::string> lines = Lines(out_.str());
   ASSERT_EQ(lines.size(), 3u) << out_.str();
+  // Fields in a fixed order, time first (a human scanning the raw lines).
+  EXPECT_EQ(lines[0].rfind("{\"time\":\"", 0), 0u) << lines[0];
+  EXPECT_LT(lines[1].find("\"message\""), lines[1].find("\"request_id\""));
   const auto first = nlohmann::json::parse(lines[0]);
   EXPECT_EQ(first.at("message"), "started on port 5");
   EXPECT_EQ(first.at("level"), "info");
