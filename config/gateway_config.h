@@ -88,9 +88,13 @@ struct MetricsConfig {
 };
 
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError };
+// text: spdlog's human-readable lines; json: one JSON object per line (time,
+// level, logger, message, request_id when known).
+enum class LogFormat { kText, kJson };
 
 struct LoggingConfig {
-  LogLevel level = LogLevel::kInfo;  // trace | debug | info | warn | error
+  LogLevel level = LogLevel::kInfo;     // trace | debug | info | warn | error
+  LogFormat format = LogFormat::kText;  // text | json
 };
 
 struct ConcurrencyConfig {
@@ -242,6 +246,7 @@ absl::StatusOr<GatewayConfig> LoadConfigFile(const std::string& path,
 std::string DescribeForLog(const GatewayConfig& config);
 
 std::string_view LogLevelName(LogLevel level);
+std::string_view LogFormatName(LogFormat format);
 std::string_view RateModeName(RateMode mode);
 std::string_view RateSignalName(RateSignal signal);
 

@@ -28,6 +28,10 @@ std::string_view LogLevelName(LogLevel level) {
   return "unknown";
 }
 
+std::string_view LogFormatName(LogFormat format) {
+  return format == LogFormat::kJson ? "json" : "text";
+}
+
 namespace internal {
 namespace {
 
@@ -124,7 +128,10 @@ std::vector<Section> ServerSections(GatewayConfig& c) {
                              {"debug", LogLevel::kDebug},
                              {"info", LogLevel::kInfo},
                              {"warn", LogLevel::kWarn},
-                             {"error", LogLevel::kError}})}},
+                             {"error", LogLevel::kError}}),
+        EnumField<LogFormat>(
+            "format", &c.logging.format,
+            {{"text", LogFormat::kText}, {"json", LogFormat::kJson}})}},
   };
 }
 
@@ -161,7 +168,8 @@ void DescribeServerSections(const GatewayConfig& c, std::string& out) {
   absl::StrAppend(&out, "metrics:\n",
                   "  listen: ", YamlString(c.metrics.listen), "\n");
   absl::StrAppend(&out, "logging:\n",
-                  "  level: ", ToAbsl(LogLevelName(c.logging.level)), "\n");
+                  "  level: ", ToAbsl(LogLevelName(c.logging.level)), "\n",
+                  "  format: ", ToAbsl(LogFormatName(c.logging.format)), "\n");
 }
 
 namespace {
@@ -177,7 +185,8 @@ auto Tie(const ServerConfig& s) {
 bool SameServerSections(const GatewayConfig& a, const GatewayConfig& b) {
   return Tie(a.server) == Tie(b.server) &&
          a.metrics.listen == b.metrics.listen &&
-         a.logging.level == b.logging.level;
+         a.logging.level == b.logging.level &&
+         a.logging.format == b.logging.format;
 }
 
 }  // namespace internal

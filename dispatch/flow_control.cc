@@ -219,7 +219,8 @@ void FlowControl::Tick() {
   const double share = rate_share_.load(std::memory_order_relaxed);
   const double rate = controller_.Tick(demand) * share;
   bus_bucket_.SetRate(rate);
-  const double api_rate = options_.api_calls_per_s * share;
+  const double api_rate =
+      api_calls_per_s_.load(std::memory_order_relaxed) * share;
   api_bucket_.SetRate(api_rate);
   breaker_.Tick();
   SyncBreakerToQueues();
@@ -242,6 +243,22 @@ void FlowControl::Tick() {
 void FlowControl::SetRateShare(double fraction) {
   rate_share_.store(std::clamp(fraction, 1e-3, 1.0), std::memory_order_relaxed);
   controller_.SetShare(fraction);
+}
+
+void FlowControl::Reconfigure(const FlowOptions& options) {
+  for (Lane& lane : lanes_) lane.queue.SetCapacity(options.queue.capacity);
+  metrics_->queue_capacity().Set(
+      static_cast<double>(2 * options.queue.capacity));
+  breaker_.SetOptions(options.breaker);
+  controller_.SetOptions(options.rate);
+  bus_bucket_.SetBurst(options.rate.burst);
+  api_bucket_.SetBurst(options.rate.burst);
+  api_calls_per_s_.store(options.api_calls_per_s, std::memory_order_relaxed);
+  // The new limits apply now, not at the next tick.
+  const double share = rate_share_.load(std::memory_order_relaxed);
+  bus_bucket_.SetRate(controller_.rate() * share);
+  api_bucket_.SetRate(options.api_calls_per_s * share);
+  metrics_->rate_limit().Set(controller_.rate() * share);
 }
 
 void FlowControl::StopAdmitting() {

@@ -97,6 +97,14 @@ class FlowControl {
   // database each paces Kill Bill at rate / N. Takes effect at the next tick.
   void SetRateShare(double fraction);
 
+  // A configuration reload, applied at once: the queues' capacity, the
+  // breaker's options, the rate controller's (RateController::SetOptions:
+  // not its mode or signal), both buckets' depth (rate.burst) and the API
+  // budget. Queued jobs and calls under way are kept. adjust_interval and the
+  // queue fields without a key are not changed. options() stays as
+  // constructed.
+  void Reconfigure(const FlowOptions& options);
+
   // Refuses new jobs (shutting_down) from now on.
   void StopAdmitting();
   // Answers every queued job with UNAVAILABLE / shutting_down.
@@ -172,6 +180,8 @@ class FlowControl {
   std::atomic<bool> breaker_changed_{true};
   // Written by the replica heartbeat, read by Tick; a lone double.
   std::atomic<double> rate_share_{1.0};
+  // Kill Bill's API budget, calls/s: options_'s until a Reconfigure.
+  std::atomic<double> api_calls_per_s_{options_.api_calls_per_s};
 };
 
 }  // namespace bg::dispatch

@@ -43,6 +43,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <deque>
 #include <optional>
@@ -127,9 +128,10 @@ class AdmissionPolicy {
   Clock::Duration expected_latency() const;
   DrainRate& drain() { return drain_; }
   const AdmissionOptions& options() const { return opt_; }
+  void SetCapacity(size_t capacity) { opt_.capacity = capacity; }
 
  private:
-  const AdmissionOptions opt_;
+  AdmissionOptions opt_;
   DrainRate drain_;
   double latency_s_;
   bool breaker_open_ = false;
@@ -281,7 +283,14 @@ class AdmissionQueue {
     absl::MutexLock lock(&mu_);
     return queue_.size();
   }
-  size_t capacity() const { return capacity_; }
+  size_t capacity() const { return capacity_.load(std::memory_order_relaxed); }
+  // A configuration reload: admission compares with the new capacity from now
+  // on. Jobs already queued stay, also beyond a smaller capacity.
+  void SetCapacity(size_t capacity) {
+    absl::MutexLock lock(&mu_);
+    policy_.SetCapacity(capacity);
+    capacity_.store(capacity, std::memory_order_relaxed);
+  }
   double DrainPerSecond() {
     absl::MutexLock lock(&mu_);
     return policy_.drain().PerSecond();
@@ -319,7 +328,7 @@ class AdmissionQueue {
   Clock* const clock_;
   mutable absl::Mutex mu_;
   AdmissionPolicy policy_ ABSL_GUARDED_BY(mu_);
-  const size_t capacity_;
+  std::atomic<size_t> capacity_;
   std::deque<T> queue_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -15,6 +15,22 @@ void CircuitBreaker::SetTransitionCallback(TransitionCallback cb) {
   callback_ = std::move(cb);
 }
 
+void CircuitBreaker::SetOptions(const Options& options) {
+  absl::MutexLock lock(&mu_);
+  if (options.window != opt_.window) {
+    outcomes_ = WindowedCounter<Outcomes>(options.window);
+  }
+  opt_ = options;
+  open_duration_ =
+      std::clamp(open_duration_, opt_.open_duration,
+                 std::max(opt_.open_duration, opt_.max_open_duration));
+}
+
+CircuitBreaker::Options CircuitBreaker::options() const {
+  absl::MutexLock lock(&mu_);
+  return opt_;
+}
+
 const char* CircuitBreaker::StateName(State s) {
   switch (s) {
     case State::kClosed:

@@ -137,6 +137,15 @@ class CircuitBreaker {
   // Set once before use (not synchronized with concurrent transitions).
   void SetTransitionCallback(TransitionCallback cb);
 
+  // Replaces the options from now on (a configuration reload); the state is
+  // kept. Outcomes already in the window count against the new thresholds; a
+  // new `window` length starts an empty window. A current open period is not
+  // cut short: the next one uses the new durations, and the doubled duration
+  // is brought within [open_duration, max_open_duration]. Probes already
+  // issued stay outstanding.
+  void SetOptions(const Options& options);
+  Options options() const;
+
   // May a Kill Bill call start now? Also moves open → half-open when due and
   // times out hanging probes.
   Permit Allow();
@@ -195,10 +204,10 @@ class CircuitBreaker {
   void Notify(const std::vector<Transition>& ts);
 
   Clock* const clock_;
-  const Options opt_;
   TransitionCallback callback_;
 
   mutable absl::Mutex mu_;
+  Options opt_ ABSL_GUARDED_BY(mu_);
   State state_ ABSL_GUARDED_BY(mu_) = State::kClosed;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 1;
   WindowedCounter<Outcomes> outcomes_ ABSL_GUARDED_BY(mu_);

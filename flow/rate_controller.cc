@@ -56,8 +56,8 @@ const char* RateController::SourceName(Source s) {
 
 RateController::RateController(Clock* clock, Options options)
     : clock_(clock),
-      opt_(std::move(options)),
       start_(clock->Now()),
+      opt_(std::move(options)),
       rate_(std::clamp(opt_.initial, opt_.min, opt_.max)),
       drain_(rate_),
       probe_wait_(opt_.probe_wait),
@@ -530,6 +530,22 @@ double RateController::PacingRate() const {
                       opt_.max);
   }
   return rate_;
+}
+
+RateController::Options RateController::options() const {
+  absl::MutexLock lock(&mu_);
+  return opt_;
+}
+
+void RateController::SetOptions(const Options& options) {
+  absl::MutexLock lock(&mu_);
+  const Mode mode = opt_.mode;
+  const Signal signal = opt_.signal;
+  opt_ = options;
+  opt_.mode = mode;
+  opt_.signal = signal;
+  probe_wait_ = std::min(probe_wait_, opt_.max_probe_wait);
+  SetRateLocked(opt_.mode == Mode::kStatic ? opt_.initial : rate_);
 }
 
 RateController::Source RateController::source() const {

@@ -315,7 +315,14 @@ class RateController {
   double PacingRate() const;
   Source source() const;
   Snapshot snapshot() const;
-  const Options& options() const { return opt_; }
+  Options options() const;
+
+  // Replaces the options from now on (a configuration reload), except `mode`
+  // and `signal`, which stay as constructed (the health monitor chose what to
+  // poll for them). What was learnt (drain estimate, history, latency
+  // baseline) is kept. The rate is brought within the new [min, max]; in
+  // static mode it becomes the new `initial` (clamped).
+  void SetOptions(const Options& options);
 
  private:
   struct Sample {
@@ -358,15 +365,15 @@ class RateController {
   void SetRateLocked(double r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   double MsSinceStart(Clock::TimePoint t) const;
   // Adaptive on rate.signal auto: the bus counters may be used at all.
-  bool CountersAllowed() const {
+  bool CountersAllowed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return opt_.mode == Mode::kAdaptive && opt_.signal == Signal::kAuto;
   }
 
   Clock* const clock_;
-  const Options opt_;
   const Clock::TimePoint start_;
 
   mutable absl::Mutex mu_;
+  Options opt_ ABSL_GUARDED_BY(mu_);
   double rate_ ABSL_GUARDED_BY(mu_);
   std::deque<Sample> history_ ABSL_GUARDED_BY(mu_);
   double events_since_poll_ ABSL_GUARDED_BY(mu_) = 0;

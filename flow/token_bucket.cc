@@ -15,7 +15,7 @@ TokenBucket::TokenBucket(Clock* clock, double rate_per_s, double burst)
     : clock_(clock),
       burst_(std::max(burst, 1.0)),
       rate_(std::max(rate_per_s, 0.0)),
-      tokens_(burst_),
+      tokens_(std::max(burst, 1.0)),
       last_refill_(clock->Now()) {}
 
 void TokenBucket::RefillLocked(Clock::TimePoint now) {
@@ -56,6 +56,18 @@ void TokenBucket::SetRate(double rate_per_s) {
   absl::MutexLock lock(&mu_);
   RefillLocked(clock_->Now());
   rate_ = std::max(rate_per_s, 0.0);
+}
+
+void TokenBucket::SetBurst(double burst) {
+  absl::MutexLock lock(&mu_);
+  RefillLocked(clock_->Now());
+  burst_ = std::max(burst, 1.0);
+  tokens_ = std::min(tokens_, burst_);
+}
+
+double TokenBucket::burst() const {
+  absl::MutexLock lock(&mu_);
+  return burst_;
 }
 
 double TokenBucket::rate() const {

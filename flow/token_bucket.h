@@ -10,7 +10,8 @@
 //
 // The rate is changed at run time through SetRate() (the owner applies the
 // RateController's rate); tokens earned so far at the old rate are kept, so a
-// rate change never creates or loses tokens.
+// rate change never creates or loses tokens. SetBurst() changes the depth the
+// same way (a configuration reload): tokens above the new depth are dropped.
 //
 // Thread-safety: every method is safe to call concurrently (internal
 // absl::Mutex).
@@ -46,8 +47,12 @@ class TokenBucket {
   // rate are kept.
   void SetRate(double rate_per_s);
 
+  // Changes the bucket depth (>= 1) from now on; tokens accrued until now are
+  // kept up to the new depth.
+  void SetBurst(double burst);
+
   double rate() const;
-  double burst() const { return burst_; }
+  double burst() const;
   // Tokens available now (for metrics and the rate controller's "bucket empty"
   // demand cue).
   double Available();
@@ -56,8 +61,8 @@ class TokenBucket {
   void RefillLocked(Clock::TimePoint now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Clock* const clock_;
-  const double burst_;
   mutable absl::Mutex mu_;
+  double burst_ ABSL_GUARDED_BY(mu_);
   double rate_ ABSL_GUARDED_BY(mu_);
   double tokens_ ABSL_GUARDED_BY(mu_);
   Clock::TimePoint last_refill_ ABSL_GUARDED_BY(mu_);

@@ -3,16 +3,19 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <fstream>
 #include <iterator>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/flow_control.h"
 #include "dispatch/health_monitor.h"
 #include "durable/durable_queue.h"
+#include "gateway/logging.h"
 #include "killbill_client/killbill_client.h"
 #include "metrics/gateway_metrics.h"
 #include "prometheus/exposer.h"
@@ -92,6 +95,17 @@ dispatch::HealthMonitor::Options HealthOptionsFrom(
 
 killbill::BusEvents BusEventsFrom(const config::GatewayConfig& c) {
   return c.cost;
+}
+
+// The interceptors of every call: the per-call debug line (gateway/logging.h).
+std::vector<
+    std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+RequestLogInterceptors() {
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      creators;
+  creators.push_back(logging::RequestLogInterceptorFactory());
+  return creators;
 }
 
 GatewayServer::GatewayServer(config::GatewayConfig config, Clock* clock)
@@ -211,6 +225,7 @@ absl::Status GatewayServer::Start() {
   builder.SetMaxReceiveMessageSize(config_.server.max_message_bytes);
   builder.SetMaxSendMessageSize(config_.server.max_message_bytes);
   builder.RegisterService(service_.get());
+  builder.experimental().SetInterceptorCreators(RequestLogInterceptors());
   server_ = builder.BuildAndStart();
   if (!server_ || grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat(

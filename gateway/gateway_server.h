@@ -10,11 +10,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "common/clock.h"
 #include "config/gateway_config.h"
+#include "config/reload.h"
 #include "dispatch/flow_control.h"
 #include "dispatch/health_monitor.h"
 #include "killbill_client/types.h"
@@ -74,6 +76,22 @@ class GatewayServer {
   // password.
   std::string QueueMode() const;
 
+  // A configuration reload (SIGHUP; gateway/reload.cc): applies `next`'s
+  // tuning keys (config/reload.h) to the running parts and the logger, without
+  // dropping queued work or calls under way, and returns what changed. When
+  // `next` changes a key a reload cannot apply, nothing is applied and the
+  // answer is FailedPrecondition naming every such key. Counts the result on
+  // billing_gateway_config_reloads_total (applied, refused). After Start(),
+  // from one thread.
+  absl::StatusOr<config::ReloadPlan> Reload(const config::GatewayConfig& next);
+  // A reload whose file could not be read or parsed: counted as "invalid".
+  void RecordInvalidReload();
+  // The configuration in force: the constructor's, or the last one Reload()
+  // applied.
+  const config::GatewayConfig& running_config() const {
+    return reloaded_ ? *reloaded_ : config_;
+  }
+
  private:
   const config::GatewayConfig config_;
   Clock* const clock_;
@@ -94,6 +112,8 @@ class GatewayServer {
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   bool stopped_ = false;
+  // Set by Reload() (one thread; see there).
+  std::optional<config::GatewayConfig> reloaded_;
 };
 
 }  // namespace bg::gateway

@@ -4,6 +4,10 @@
 //
 // Reads and validates the YAML config (refusing it with FILE:LINE:COLUMN on any
 // error), starts the server, and shuts down cleanly on SIGTERM or SIGINT.
+// SIGHUP re-reads FILE, validates it as --check-config does and applies its
+// tuning keys (config/reload.h) without a restart; a file that does not
+// validate, or that changes a key only a restart applies, is refused with a
+// log line and the running configuration stays.
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -11,10 +15,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_join.h"
 #include "common/flags.h"
+#include "common/help.h"
 #include "config/gateway_config.h"
 #include "gateway/gateway_server.h"
-#include "spdlog/sinks/stdout_color_sinks.h"
+#include "gateway/logging.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -25,27 +31,40 @@ ABSL_FLAG(bool, check_config, false,
 
 namespace {
 
-spdlog::level::level_enum ToSpdlog(bg::config::LogLevel level) {
-  switch (level) {
-    case bg::config::LogLevel::kTrace:
-      return spdlog::level::trace;
-    case bg::config::LogLevel::kDebug:
-      return spdlog::level::debug;
-    case bg::config::LogLevel::kInfo:
-      return spdlog::level::info;
-    case bg::config::LogLevel::kWarn:
-      return spdlog::level::warn;
-    case bg::config::LogLevel::kError:
-      return spdlog::level::err;
+// SIGHUP: re-read `path` and apply what a reload may change.
+void Reload(const std::string& path, bg::gateway::GatewayServer& server) {
+  auto next = bg::config::LoadConfigFile(path, bg::config::Environment());
+  if (!next.ok()) {
+    server.RecordInvalidReload();
+    spdlog::error(
+        "configuration reload refused, the running configuration stays: {}",
+        std::string(next.status().message()));
+    return;
   }
-  return spdlog::level::info;
+  auto plan = server.Reload(*next);
+  if (!plan.ok()) {
+    spdlog::error(
+        "configuration reload refused, the running configuration stays: {}: "
+        "{}",
+        path, std::string(plan.status().message()));
+    return;
+  }
+  if (plan->changes.empty()) {
+    spdlog::info("configuration reloaded from {}: nothing changed", path);
+  } else {
+    spdlog::info("configuration reloaded from {}: {}", path,
+                 absl::StrJoin(plan->changes, "; "));
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "billing-gateway --config FILE [--check-config]");
+      "billing-gateway --config FILE [--check-config]\n"
+      "Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads FILE's tuning "
+      "keys (logging, queue.capacity, cost, rate, breaker).");
+  if (bg::HandleHelp(argc, argv, "gateway/main.cc")) return 0;
   bg::DashedFlags flags(argc, argv);
   absl::ParseCommandLine(flags.argc(), flags.argv());
   const std::string path = absl::GetFlag(FLAGS_config);
@@ -66,17 +85,17 @@ int main(int argc, char** argv) {
   }
   // Logs go to stderr; stdout carries only the two "listening on" lines scripts
   // read.
-  spdlog::set_default_logger(spdlog::stderr_color_mt("billing-gateway"));
-  spdlog::set_level(ToSpdlog(config->logging.level));
+  bg::logging::Configure(config->logging);
 
-  // Block the stop signals in every thread (threads inherit the mask) and take
-  // them with sigwait on this one, so shutdown runs as ordinary code, not in a
-  // signal handler.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Block the signals in every thread (threads inherit the mask) and take
+  // them with sigwait on this one, so shutdown and reload run as ordinary
+  // code, not in a signal handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   bg::gateway::GatewayServer server(*config, bg::SteadyClock::Instance());
   if (absl::Status started = server.Start(); !started.ok()) {
@@ -92,7 +111,10 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   int signal = 0;
-  sigwait(&stop_signals, &signal);
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    spdlog::info("received SIGHUP, reloading {}", path);
+    Reload(path, server);
+  }
   spdlog::info("received {}, shutting down",
                signal == SIGTERM ? "SIGTERM" : "SIGINT");
   server.Shutdown();

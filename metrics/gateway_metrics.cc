@@ -40,6 +40,18 @@ constexpr const char* kOutcomeNames[kOutcomeCount] = {"ok", "rejected",
 
 }  // namespace
 
+const char* ReloadResultName(ReloadResult result) {
+  switch (result) {
+    case ReloadResult::kApplied:
+      return "applied";
+    case ReloadResult::kRefused:
+      return "refused";
+    case ReloadResult::kInvalid:
+      return "invalid";
+  }
+  return "unknown";
+}
+
 GatewayMetrics::GatewayMetrics()
     : registry_(std::make_shared<prometheus::Registry>()) {
   auto& requests =
@@ -216,6 +228,18 @@ GatewayMetrics::GatewayMetrics()
            .Help("Retries not made because the retry budget was spent")
            .Register(*registry_)
            .Add({});
+  auto& reloads =
+      BuildCounter()
+          .Name("billing_gateway_config_reloads_total")
+          .Help(
+              "Configuration reloads (SIGHUP) by result: applied, refused "
+              "(a key only a restart applies changed), invalid (unreadable "
+              "or invalid file)")
+          .Register(*registry_);
+  for (int r = 0; r < kReloadResultCount; ++r) {
+    config_reloads_[r] = &reloads.Add(
+        {{"result", ReloadResultName(static_cast<ReloadResult>(r))}});
+  }
   queue_growth_family_ =
       &BuildGauge()
            .Name("billing_gateway_killbill_queue_growth")

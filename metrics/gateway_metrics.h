@@ -47,6 +47,14 @@ inline constexpr int kRejectReasonCount = 4;
 enum class DropReason { kDeadline = 0, kCancelled, kShutdown };
 inline constexpr int kDropReasonCount = 3;
 
+// The outcome of a configuration reload (SIGHUP): applied (the tuning keys
+// took effect; also when nothing changed), refused (the file changes a key
+// only a restart applies; nothing applied), invalid (the file could not be
+// read or parsed; nothing applied).
+enum class ReloadResult { kApplied = 0, kRefused, kInvalid };
+inline constexpr int kReloadResultCount = 3;
+const char* ReloadResultName(ReloadResult result);
+
 inline constexpr int kStatusCodeCount = 17;  // absl/gRPC canonical codes 0..16.
 
 // billing_gateway_killbill_queue_growth series, "other" aside.
@@ -87,6 +95,10 @@ class GatewayMetrics {
       ABSL_LOCKS_EXCLUDED(mu_);
   // 0 static, 1 healthcheck, 2 metrics (RateController::Source).
   void SetRateSignal(int source_index);
+  // billing_gateway_config_reloads_total{result}.
+  void RecordConfigReload(ReloadResult result) {
+    config_reloads_[static_cast<int>(result)]->Increment();
+  }
 
   prometheus::Counter& admissions() { return *admissions_; }
   prometheus::Gauge& queue_depth() { return *queue_depth_; }
@@ -129,6 +141,7 @@ class GatewayMetrics {
   prometheus::Gauge* bus_backlog_;
   prometheus::Counter* retries_;
   prometheus::Counter* retries_denied_;
+  std::array<prometheus::Counter*, kReloadResultCount> config_reloads_{};
   prometheus::Family<prometheus::Gauge>* queue_growth_family_;
 
   absl::Mutex mu_;

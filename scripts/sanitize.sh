@@ -28,7 +28,7 @@ TSAN_TESTS=(
   health_monitor_test dispatcher_test flow_control_test
   killbill_parse_test killbill_client_test
   sim_model_test sim_options_test sim_server_test sim_metrics_test
-  config_test concurrency_stress_test
+  config_test concurrency_stress_test flow_reload_test config_reload_test
 )
 
 configure() {  # configure BUILD_DIR SANITIZERS

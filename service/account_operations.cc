@@ -56,9 +56,9 @@ const char* TagDefinitionId(v1::AccountTag tag) {
 
 dispatch::Cost AccountOperations::CostOf(
     const v1::CreateAccountRequest& request) const {
-  dispatch::Cost cost{1, bus_events_.per_account};
+  dispatch::Cost cost{1, bus_events().per_account};
   if (request.tags_size() > 0) {
-    cost += dispatch::Cost{1, bus_events_.per_tag * request.tags_size()};
+    cost += dispatch::Cost{1, bus_events().per_tag * request.tags_size()};
   }
   return cost;
 }
@@ -92,7 +92,7 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
   // then most likely created it).
   bool unanswered = false;
   absl::StatusOr<std::string> id = CallWithRetry(
-      calls, KillBillEndpoint::kCreateAccount, {1, bus_events_.per_account},
+      calls, KillBillEndpoint::kCreateAccount, {1, bus_events().per_account},
       [&] {
         auto created = client_->CreateAccount(account, UntilDeadline(calls));
         if (!created.ok() &&
@@ -131,7 +131,8 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
   }
 
   if (!tag_ids.empty()) {
-    const dispatch::Cost tag_cost{1, bus_events_.per_tag * request.tags_size()};
+    const dispatch::Cost tag_cost{1,
+                                  bus_events().per_tag * request.tags_size()};
     absl::Status tagged =
         Call(calls, KillBillEndpoint::kAddTags, tag_cost, [&] {
           return client_->AddTags(response.account_id(), tag_ids,

@@ -10,13 +10,15 @@
 //   finds the first attempt's account), within the retry budget and the
 //   caller's deadline.
 //
-// Thread-safety: stateless apart from the client, which is thread-safe; call
-// from any thread.
+// Thread-safety: stateless apart from the client, which is thread-safe, and
+// the bus events (under a mutex: SetBusEvents); call from any thread.
 #pragma once
 
 #include <optional>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "billing/v1/billing_gateway.pb.h"
 #include "dispatch/job.h"
 #include "killbill_client/killbill_client.h"
@@ -42,6 +44,13 @@ class AccountOperations {
                              ReadCache* cache = nullptr)
       : client_(client), bus_events_(bus_events), cache_(cache) {}
 
+  // A configuration reload (cost.*): requests costed or run from now on use
+  // these events.
+  void SetBusEvents(killbill::BusEvents bus_events) {
+    absl::MutexLock lock(&bus_events_mu_);
+    bus_events_ = bus_events;
+  }
+
   absl::StatusOr<billing::v1::CreateAccountResponse> CreateAccount(
       const billing::v1::CreateAccountRequest& request,
       KillBillCalls& calls) const;
@@ -64,8 +73,15 @@ class AccountOperations {
  private:
   static constexpr dispatch::Cost kRead{1, 0};
 
+  // cost.*, as last set (SetBusEvents).
+  killbill::BusEvents bus_events() const {
+    absl::MutexLock lock(&bus_events_mu_);
+    return bus_events_;
+  }
+
   killbill::KillBillClient* const client_;
-  const killbill::BusEvents bus_events_;
+  mutable absl::Mutex bus_events_mu_;
+  killbill::BusEvents bus_events_ ABSL_GUARDED_BY(bus_events_mu_);
   ReadCache* const cache_;
 };
 

@@ -171,8 +171,8 @@ v1::Subscription ToProto(const killbill::Subscription& sub) {
 dispatch::Cost SubscriptionOperations::CostOf(
     const v1::CreateSubscriptionRequest& request) const {
   // POST subscription, POST custom fields, GET subscription.
-  return {3, bus_events_.per_subscription +
-                 bus_events_.per_custom_field *
+  return {3, bus_events().per_subscription +
+                 bus_events().per_custom_field *
                      (1 + static_cast<int>(request.metadata_size()))};
 }
 
@@ -268,7 +268,7 @@ absl::Status SubscriptionOperations::EnsureCustomFields(
   }
   if (missing.empty()) return absl::OkStatus();
   const dispatch::Cost cost{
-      1, bus_events_.per_custom_field * static_cast<int>(missing.size())};
+      1, bus_events().per_custom_field * static_cast<int>(missing.size())};
   absl::Status added =
       CallWithRetry(calls, KillBillEndpoint::kAddCustomFields, cost, [&] {
         return client_->AddCustomFields(subscription_id, missing,
@@ -368,7 +368,7 @@ SubscriptionOperations::CreateSubscription(
     // answer meets 1015 and finds the first attempt's subscription.
     auto id = CallWithRetry(
         calls, KillBillEndpoint::kCreateSubscription,
-        {1, bus_events_.per_subscription},
+        {1, bus_events().per_subscription},
         [&] { return client_->CreateSubscription(sub, UntilDeadline(calls)); });
     if (id.ok()) {
       subscription_id = *id;
@@ -433,8 +433,8 @@ SubscriptionOperations::CancelSubscription(
   const bool immediate = request.policy() == v1::CANCEL_POLICY_IMMEDIATE;
   // Idempotent: a retry after a lost answer meets 1031 (already cancelled).
   absl::Status cancelled = CallWithRetry(
-      calls, KillBillEndpoint::kCancelSubscription, {1, bus_events_.per_cancel},
-      [&] {
+      calls, KillBillEndpoint::kCancelSubscription,
+      {1, bus_events().per_cancel}, [&] {
         return client_->CancelSubscription(
             subscription_id, immediate, request.reason(), UntilDeadline(calls));
       });

@@ -23,12 +23,15 @@
 // FAILED_PRECONDITION; 408 -> UNAVAILABLE (retryable).
 //
 // Thread-safety: stateless apart from the client and the cache, both
-// thread-safe; call from any thread.
+// thread-safe, and the bus events (under a mutex: SetBusEvents); call from
+// any thread.
 #pragma once
 
 #include <optional>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "billing/v1/billing_gateway.pb.h"
 #include "dispatch/job.h"
 #include "killbill_client/killbill_client.h"
@@ -43,6 +46,13 @@ class SubscriptionOperations {
   SubscriptionOperations(killbill::KillBillClient* client,
                          killbill::BusEvents bus_events, ReadCache* cache)
       : client_(client), bus_events_(bus_events), cache_(cache) {}
+
+  // A configuration reload (cost.*): requests costed or run from now on use
+  // these events.
+  void SetBusEvents(killbill::BusEvents bus_events) {
+    absl::MutexLock lock(&bus_events_mu_);
+    bus_events_ = bus_events;
+  }
 
   absl::StatusOr<billing::v1::CreateSubscriptionResponse> CreateSubscription(
       const billing::v1::CreateSubscriptionRequest& request,
@@ -75,7 +85,7 @@ class SubscriptionOperations {
   dispatch::Cost CostOf(
       const billing::v1::CreateSubscriptionRequest& request) const;
   dispatch::Cost CostOf(const billing::v1::CancelSubscriptionRequest&) const {
-    return {2, bus_events_.per_cancel};
+    return {2, bus_events().per_cancel};
   }
   static dispatch::Cost CostOf(const billing::v1::GetSubscriptionRequest&) {
     return {1, 0};
@@ -110,8 +120,15 @@ class SubscriptionOperations {
   billing::v1::Subscription Remember(const killbill::Subscription& sub,
                                      bool changed) const;
 
+  // cost.*, as last set (SetBusEvents).
+  killbill::BusEvents bus_events() const {
+    absl::MutexLock lock(&bus_events_mu_);
+    return bus_events_;
+  }
+
   killbill::KillBillClient* const client_;
-  const killbill::BusEvents bus_events_;
+  mutable absl::Mutex bus_events_mu_;
+  killbill::BusEvents bus_events_ ABSL_GUARDED_BY(bus_events_mu_);
   ReadCache* const cache_;
 };
 

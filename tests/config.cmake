@@ -11,3 +11,8 @@ bg_test(conninfo_test
   SOURCES conninfo_test.cc
   LIBS bg_config bg_durable
   LABELS unit)
+
+bg_test(config_reload_test
+  SOURCES config_reload_test.cc
+  LIBS bg_config
+  LABELS unit)

@@ -87,6 +87,7 @@ TEST(ConfigDefaultsTest, DocumentedDefaults) {
   EXPECT_EQ(c.server.default_deadline, std::chrono::seconds(30));
   EXPECT_EQ(c.metrics.listen, "127.0.0.1:9464");
   EXPECT_EQ(c.logging.level, LogLevel::kInfo);
+  EXPECT_EQ(c.logging.format, LogFormat::kText);
   EXPECT_EQ(c.killbill.url, "http://127.0.0.1:8080");
   EXPECT_EQ(c.killbill.api_key, "fresh-tenant");
   EXPECT_EQ(c.killbill.api_secret, "fresh-secret");
@@ -327,6 +328,7 @@ GatewayConfig EverythingChanged() {
   c.server.tls_client_ca_file = "/etc/bg/clients.pem";
   c.metrics.listen = "0.0.0.0:0";
   c.logging.level = LogLevel::kDebug;
+  c.logging.format = LogFormat::kJson;
   c.killbill.url = "https://killbill.internal:8443";
   c.killbill.api_key = "file-key";
   c.killbill.api_secret = "file-secret";
@@ -477,6 +479,10 @@ TEST(ConfigParseTest, AcceptedSpellings) {
       {"logging: {level: trace}",
        [](const GatewayConfig& c) {
          return c.logging.level == LogLevel::kTrace;
+       }},
+      {"logging: {format: json}",
+       [](const GatewayConfig& c) {
+         return c.logging.format == LogFormat::kJson;
        }},
   };
   for (const Case& test : cases) {

@@ -29,6 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "billing/v1/billing_gateway.grpc.pb.h"
 #include "common/flags.h"
+#include "common/help.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Gateway address host:port.");
 ABSL_FLAG(int, deadline_ms, 30000, "Per-call deadline in milliseconds.");
@@ -161,6 +162,7 @@ v1::CreateSubscriptionRequest SubscriptionRequest(
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  if (bg::HandleHelp(argc, argv, "client/billing_client.cc")) return 0;
   bg::DashedFlags flags(argc, argv);
   std::vector<char*> args = absl::ParseCommandLine(flags.argc(), flags.argv());
   if (args.size() < 2) return Usage("");

@@ -18,7 +18,6 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -27,6 +26,7 @@
 #include "bench/killbill_sim/sim_options.h"
 #include "bench/killbill_sim/sim_options_json.h"
 #include "common/flags.h"
+#include "common/help.h"
 
 namespace {
 const bg::sim::SimOptions kDefaults;
@@ -149,14 +149,7 @@ nlohmann::json ChangedFlags() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "killbill-sim: a Kill Bill stand-in for billing-gateway");
-  // Abseil's --help lists the flags of a file named like the program
-  // (killbill-sim.cc); ours live in main.cc.
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "killbill_sim/main.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
+  if (bg::HandleHelp(argc, argv, "killbill_sim/main.cc")) return 0;
   bg::DashedFlags flags(argc, argv);
   absl::ParseCommandLine(flags.argc(), flags.argv());
 

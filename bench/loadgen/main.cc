@@ -27,6 +27,7 @@
 #include "bench/loadgen/outcome.h"
 #include "bench/loadgen/run_recorder.h"
 #include "common/flags.h"
+#include "common/help.h"
 
 ABSL_FLAG(std::string, target, "",
           "grpc://HOST:PORT (billing-gateway: CreateAccount, "
@@ -150,6 +151,7 @@ int Main(int argc, char** argv) {
       "54 "
       "--duration 120 --mix "
       "register_tagged=8,register_untagged=8,subscribe=4,overview=32");
+  if (bg::HandleHelp(argc, argv, "loadgen/main.cc")) return 0;
   bg::DashedFlags flags(argc, argv);
   absl::ParseCommandLine(flags.argc(), flags.argv());
 

@@ -1006,6 +1006,12 @@ plot_vs_concurrency() {
     plots_s+="'$out/$c.vs-concurrency.dat' using 1:3 with linespoints title '$c', "
   done
   [[ -n "$plots_g" ]] || return 0
+  # One concurrency level gives single points on a log axis (gnuplot: "empty x range"):
+  # the table says it all then.
+  if (($(awk -F, 'NR > 1 { seen[$2] = 1 } END { print length(seen) }' "$summary") < 2)); then
+    log "one concurrency level: no goodput/success vs concurrency plot"
+    return 0
+  fi
   gnuplot <<EOF
 set terminal pngcairo size 900,500 noenhanced
 set logscale x
