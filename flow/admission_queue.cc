@@ -33,10 +33,6 @@ AdmissionPolicy::AdmissionPolicy(Clock* clock, const AdmissionOptions& options,
                                               options.max_retry_pushback,
                                               /*jitter=*/0.2, pushback_seed}) {}
 
-Clock::Duration AdmissionPolicy::Clamp(Clock::Duration d) const {
-  return std::clamp(d, opt_.min_retry_pushback, opt_.max_retry_pushback);
-}
-
 Clock::Duration AdmissionPolicy::Pushback(Clock::Duration earliest) {
   // While the breaker is open nothing drains: the herd is spread over the
   // turns the rate will serve once the probe succeeds (the drain prior).

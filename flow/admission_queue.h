@@ -25,8 +25,9 @@
 // queue's RetryPushback book (retry_pushback.h): turned-away callers are given
 // return times one 1 / drain rate apart (the drain prior while the breaker is
 // open, so the herd returns after the probe at the pace the rate will serve),
-// jittered, never beyond max_retry_pushback. Jobs shed from the queue
-// (Sweep(), Pop()) get their pushback from the same book (ShedPushback()).
+// never beyond max_retry_pushback (the turns that pile up there are jittered).
+// Jobs shed from the queue (Sweep(), Pop()) get their pushback from the same
+// book (ShedPushback()).
 //
 // Pop() returns the next runnable job. Jobs whose deadline passed (now +
 // deadline_margin >= deadline) or that were cancelled are removed on the way
@@ -98,8 +99,8 @@ struct AdmissionOptions {
   // long that they give up on a gateway that has recovered. The maximum is
   // also the furthest the RetryPushback book reaches: callers turned away while
   // more are booked than the rate serves in this time all return within it
-  // (jittered), so it should cover the turns a storm needs (1,000 callers at
-  // ~25 registrations/s: 40 s).
+  // (jittered over its last 20 %), so it should cover the turns a storm needs
+  // (1,000 callers at ~25 registrations/s: 40 s).
   Clock::Duration min_retry_pushback = std::chrono::milliseconds(100);
   Clock::Duration max_retry_pushback = std::chrono::seconds(60);
 };
@@ -131,7 +132,6 @@ class AdmissionPolicy {
   Admission Decide(Clock::TimePoint now, Clock::TimePoint deadline,
                    size_t ahead, bool shutting_down);
   Clock::Duration PredictedWait(size_t ahead);
-  Clock::Duration Clamp(Clock::Duration d) const;
   // The caller's turn in the book, `earliest` at the soonest (see the file
   // comment).
   Clock::Duration Pushback(Clock::Duration earliest);
