@@ -99,11 +99,11 @@ void FlowControl::AnswerDropped(Lane& lane,
                                 flow::AdmissionQueue<Job>::Dropped& dropped) {
   if (!dropped.expired.empty()) {
     // Shed: these can no longer finish before their deadline even if started
-    // now. Telling the caller so (with a pushback) beats letting it time out.
-    const Clock::Duration pushback = std::clamp(
-        lane.queue.PredictedWait(), options_.queue.min_retry_pushback,
-        options_.queue.max_retry_pushback);
+    // now. Telling the caller so (with a pushback) beats letting it time out;
+    // each gets its own turn in the queue's pushback book, as a rejected
+    // caller does, so the shed do not all come back together.
     for (Job& job : dropped.expired) {
+      const Clock::Duration pushback = lane.queue.ShedPushback();
       metrics_->RecordDrop(metrics::DropReason::kDeadline);
       job.answer(
           absl::ResourceExhaustedError(absl::StrCat(

@@ -24,13 +24,20 @@ const char* RejectReasonName(RejectReason reason) {
   return "unknown";
 }
 
-AdmissionPolicy::AdmissionPolicy(Clock* clock, const AdmissionOptions& options)
+AdmissionPolicy::AdmissionPolicy(Clock* clock, const AdmissionOptions& options,
+                                 uint64_t pushback_seed)
     : opt_(options),
       drain_(clock, options.drain, options.initial_drain_per_s),
-      latency_s_(ToSeconds(options.initial_latency)) {}
+      latency_s_(ToSeconds(options.initial_latency)),
+      pushback_(clock, RetryPushback::Options{options.min_retry_pushback,
+                                              options.max_retry_pushback,
+                                              /*jitter=*/0.2, pushback_seed}) {}
 
-Clock::Duration AdmissionPolicy::Clamp(Clock::Duration d) const {
-  return std::clamp(d, opt_.min_retry_pushback, opt_.max_retry_pushback);
+Clock::Duration AdmissionPolicy::Pushback(Clock::Duration earliest) {
+  // While the breaker is open nothing drains: the herd is spread over the
+  // turns the rate will serve once the probe succeeds (the drain prior).
+  return pushback_.Next(earliest,
+                        breaker_open_ ? drain_.prior() : drain_.PerSecond());
 }
 
 Clock::Duration AdmissionPolicy::PredictedWait(size_t ahead) {
@@ -49,7 +56,7 @@ Admission AdmissionPolicy::Decide(Clock::TimePoint now,
   }
   if (breaker_open_) {
     a.reason = RejectReason::kBreakerOpen;
-    a.retry_after = Clamp(next_probe_at_ - now);
+    a.retry_after = Pushback(next_probe_at_ - now);
     return a;
   }
   a.predicted_wait = PredictedWait(ahead);
@@ -70,7 +77,7 @@ Admission AdmissionPolicy::Decide(Clock::TimePoint now,
   const double fits =
       budget_s < 0 ? 0 : std::floor(budget_s * drain / opt_.wait_safety_factor);
   const double excess = std::max(1.0, static_cast<double>(ahead) - fits);
-  a.retry_after = Clamp(RoundSeconds(excess / drain));
+  a.retry_after = Pushback(RoundSeconds(excess / drain));
   return a;
 }
 

@@ -11,17 +11,23 @@
 // prior until measured), expected_latency = EWMA of the Kill Bill time of one
 // job (ObserveLatency, fed by the dispatcher). A job is admitted when predicted
 // finish <= deadline (equality fits). Otherwise it is rejected with a reason
-// and a retry pushback, clamped to [min_retry_pushback, max_retry_pushback]:
+// and a retry pushback. Each reason says when a retry could be admitted at the
+// earliest:
 // clang-format off
-//   reason               when                          pushback
+//   reason               when                          earliest retry
 //   kShuttingDown        after Shutdown()/DrainAll()   the minimum (go to another replica)
 //   kBreakerOpen         while SetBreakerOpen(true, t) the time until the next probe
-//   kQueueFull           size == capacity              time to drain to half the capacity,
-//                                                      so the rejected crowd does not come
-//                                                      back all at the one free slot
+//   kQueueFull           size == capacity              time to drain to half the capacity
 //   kDeadlineUnmeetable  predicted finish > deadline   time until the queue is short enough
 //                                                      for the same deadline budget
 // clang-format on
+// and, except for kShuttingDown, the pushback is that caller's turn in the
+// queue's RetryPushback book (retry_pushback.h): turned-away callers are given
+// return times one 1 / drain rate apart (the drain prior while the breaker is
+// open, so the herd returns after the probe at the pace the rate will serve),
+// never beyond max_retry_pushback (the turns that pile up there are jittered).
+// Jobs shed from the queue (Sweep(), Pop()) get their pushback from the same
+// book (ShedPushback()).
 //
 // Pop() returns the next runnable job. Jobs whose deadline passed (now +
 // deadline_margin >= deadline) or that were cancelled are removed on the way
@@ -55,6 +61,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "flow/drain_rate.h"
+#include "flow/retry_pushback.h"
 
 namespace bg::flow {
 
@@ -90,9 +97,13 @@ struct AdmissionOptions {
   double initial_drain_per_s = 5.0;
   DrainRate::Options drain;
   // Bounds of every retry pushback: not so short that callers hammer, not so
-  // long that they give up on a gateway that has recovered.
+  // long that they give up on a gateway that has recovered. The maximum is
+  // also the furthest the RetryPushback book reaches: callers turned away while
+  // more are booked than the rate serves in this time all return within it
+  // (jittered over its last 20 %), so it should cover the turns a storm needs
+  // (1,000 callers at ~25 registrations/s: 40 s).
   Clock::Duration min_retry_pushback = std::chrono::milliseconds(100);
-  Clock::Duration max_retry_pushback = std::chrono::seconds(30);
+  Clock::Duration max_retry_pushback = std::chrono::seconds(60);
 };
 
 struct Admission {
@@ -114,13 +125,17 @@ struct JobTraits {
 // (admission_queue.cc).
 class AdmissionPolicy {
  public:
-  AdmissionPolicy(Clock* clock, const AdmissionOptions& options);
+  // `pushback_seed`: the RetryPushback jitter's seed (0: a random one).
+  AdmissionPolicy(Clock* clock, const AdmissionOptions& options,
+                  uint64_t pushback_seed = 0);
 
   // Decision for a job with `deadline` and `ahead` jobs in front of it.
   Admission Decide(Clock::TimePoint now, Clock::TimePoint deadline,
                    size_t ahead, bool shutting_down);
   Clock::Duration PredictedWait(size_t ahead);
-  Clock::Duration Clamp(Clock::Duration d) const;
+  // The caller's turn in the book, `earliest` at the soonest (see the file
+  // comment).
+  Clock::Duration Pushback(Clock::Duration earliest);
 
   void SetBreakerOpen(bool open, Clock::TimePoint next_probe_at, size_t queued);
   bool breaker_open() const { return breaker_open_; }
@@ -136,6 +151,7 @@ class AdmissionPolicy {
   double latency_s_;
   bool breaker_open_ = false;
   Clock::TimePoint next_probe_at_;
+  RetryPushback pushback_;
 };
 
 template <typename T, typename Traits = JobTraits<T>>
@@ -150,8 +166,12 @@ class AdmissionQueue {
     Dropped dropped;       // removed without running; answer them
   };
 
-  AdmissionQueue(Clock* clock, AdmissionOptions options)
-      : clock_(clock), policy_(clock, options), capacity_(options.capacity) {}
+  // `pushback_seed`: the jitter's seed (0: a random one; tests pass theirs).
+  AdmissionQueue(Clock* clock, AdmissionOptions options,
+                 uint64_t pushback_seed = 0)
+      : clock_(clock),
+        policy_(clock, options, pushback_seed),
+        capacity_(options.capacity) {}
   AdmissionQueue(const AdmissionQueue&) = delete;
   AdmissionQueue& operator=(const AdmissionQueue&) = delete;
 
@@ -166,8 +186,8 @@ class AdmissionQueue {
       a.reason = RejectReason::kQueueFull;
       const size_t half = policy_.options().capacity / 2;
       a.retry_after =
-          policy_.Clamp(policy_.PredictedWait(queue_.size() - half) -
-                        policy_.expected_latency());
+          policy_.Pushback(policy_.PredictedWait(queue_.size() - half) -
+                           policy_.expected_latency());
       return a;
     }
     a = policy_.Decide(now, Traits::Deadline(job), queue_.size(),
@@ -298,6 +318,12 @@ class AdmissionQueue {
   Clock::Duration ExpectedLatency() const {
     absl::MutexLock lock(&mu_);
     return policy_.expected_latency();
+  }
+  // The pushback for a job shed from the queue (it can no longer finish in
+  // time): its caller's turn in the book, from the minimum on.
+  Clock::Duration ShedPushback() {
+    absl::MutexLock lock(&mu_);
+    return policy_.Pushback(Clock::Duration::zero());
   }
   // Predicted queue wait + latency for a job admitted now (for metrics/tests).
   Clock::Duration PredictedWait() {

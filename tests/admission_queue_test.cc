@@ -1,6 +1,9 @@
 #include "flow/admission_queue.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,7 +41,7 @@ AdmissionOptions TestOptions() {
 
 class AdmissionQueueTest : public ::testing::Test {
  protected:
-  AdmissionQueueTest() : queue_(&clock_, TestOptions()) {}
+  AdmissionQueueTest() : queue_(&clock_, TestOptions(), /*pushback_seed=*/1) {}
   TestJob Job(int id, Clock::Duration budget) {
     TestJob j;
     j.id = id;
@@ -128,12 +131,168 @@ TEST_F(AdmissionQueueTest, BreakerOpenPushbackIsTimeToNextProbeClamped) {
   Admission a = queue_.Admit(std::move(j));
   EXPECT_EQ(a.reason, RejectReason::kBreakerOpen);
   EXPECT_EQ(a.retry_after, seconds(3));
-  queue_.SetBreakerOpen(true, clock_.Now() + milliseconds(10));
-  EXPECT_EQ(queue_.Admit(std::move(j)).retry_after, milliseconds(100));
-  queue_.SetBreakerOpen(true, clock_.Now() + seconds(100));
-  EXPECT_EQ(queue_.Admit(std::move(j)).retry_after, seconds(30));
+  // Probe in 10 ms: the minimum pushback, were the book empty.
+  AdmissionQueue<TestJob> q(&clock_, TestOptions(), 1);
+  q.SetBreakerOpen(true, clock_.Now() + milliseconds(10));
+  EXPECT_EQ(q.Admit(std::move(j)).retry_after, milliseconds(100));
+  // Probe in 100 s: the maximum.
+  AdmissionQueue<TestJob> far(&clock_, TestOptions(), 1);
+  far.SetBreakerOpen(true, clock_.Now() + seconds(100));
+  EXPECT_EQ(far.Admit(std::move(j)).retry_after, seconds(30));
   queue_.SetBreakerOpen(false);
   EXPECT_TRUE(queue_.Admit(std::move(j)).admitted);
+}
+
+TEST_F(AdmissionQueueTest, BreakerOpenSpreadsTheHerdAfterTheProbe) {
+  // 40 callers refused while the probe is 3 s away: none is sent back before
+  // the probe, and they return spread over the turns the drain prior (10/s)
+  // will serve once it succeeds, not all at the probe.
+  queue_.SetBreakerOpen(true, clock_.Now() + seconds(3));
+  for (int i = 0; i < 40; ++i) {
+    TestJob j = Job(i, seconds(60));
+    Admission a = queue_.Admit(std::move(j));
+    ASSERT_EQ(a.reason, RejectReason::kBreakerOpen);
+    EXPECT_EQ(a.retry_after, seconds(3) + milliseconds(100) * i) << i;
+  }
+}
+
+TEST_F(AdmissionQueueTest, QueueFullCallersGetTurnsNotTheSameSlot) {
+  Fill(10);
+  // Drain to half (5 at 10/s) is 500 ms for the first; each next one is a
+  // turn (100 ms) later, not the same slot.
+  TestJob first = Job(1, seconds(60));
+  EXPECT_EQ(queue_.Admit(std::move(first)).retry_after, milliseconds(500));
+  for (int i = 1; i < 20; ++i) {
+    TestJob j = Job(1 + i, seconds(60));
+    Admission a = queue_.Admit(std::move(j));
+    ASSERT_EQ(a.reason, RejectReason::kQueueFull);
+    EXPECT_GE(a.retry_after, milliseconds(500)) << i;
+    EXPECT_LE(a.retry_after, milliseconds(500) + milliseconds(100) * i) << i;
+    EXPECT_GE(a.retry_after,
+              (milliseconds(500) + milliseconds(100) * i) * 4 / 5)
+        << i;
+  }
+}
+
+// Closed loop: callers against a queue served at `serve` jobs/s with 200 ms
+// of Kill Bill time per job; each caller sends its next request as soon as
+// the last one succeeded, and after a rejection waits exactly its pushback
+// and retries. With the pushback the time until the queue is short enough
+// (the old behaviour: ~100 ms), 300 callers with 5 s deadlines came back ten
+// times a second: ~80 rejections per success. With turns each caller finds
+// room about once per turn.
+struct ClosedLoop {
+  int callers;
+  Clock::Duration deadline;
+  Clock::Duration duration;
+  double serve = 24;
+};
+struct ClosedLoopResult {
+  int64_t rejections = 0;
+  int64_t successes = 0;
+  int64_t shed = 0;
+  int64_t rejected_again = 0;  // callers turned away at their turn
+  Clock::Duration first_success_p99{0};
+  double per_success() const {
+    return static_cast<double>(rejections) / static_cast<double>(successes);
+  }
+};
+
+ClosedLoopResult RunClosedLoop(const ClosedLoop& setup) {
+  FakeClock clock;
+  AdmissionOptions o;  // the gateway's defaults
+  AdmissionQueue<TestJob> q(&clock, o, /*pushback_seed=*/42);
+  const Clock::Duration kLatency = milliseconds(200);
+  const Clock::Duration kStep = milliseconds(10);
+  q.SetDrainPrior(setup.serve);
+  const Clock::TimePoint start = clock.Now();
+  std::vector<Clock::TimePoint> next_try(setup.callers, start);
+  std::vector<Clock::TimePoint> first_ok(setup.callers,
+                                         Clock::TimePoint::max());
+  ClosedLoopResult r;
+  double serve_due = 0;
+  std::vector<bool> was_rejected(setup.callers, false);
+  auto reject = [&](int caller, Clock::Duration pushback) {
+    if (was_rejected[caller]) ++r.rejected_again;
+    was_rejected[caller] = true;
+    ++r.rejections;
+    next_try[caller] = clock.Now() + pushback;
+  };
+  for (Clock::TimePoint end = start + setup.duration; clock.Now() < end;) {
+    clock.Advance(kStep);
+    const Clock::TimePoint now = clock.Now();
+    for (int c = 0; c < setup.callers; ++c) {
+      if (next_try[c] > now) continue;
+      next_try[c] = Clock::TimePoint::max();  // in the queue
+      TestJob j;
+      j.id = c;
+      j.deadline = now + setup.deadline;
+      const Admission a = q.Admit(std::move(j));
+      if (!a.admitted) reject(c, a.retry_after);
+    }
+    for (serve_due += setup.serve * ToSeconds(kStep); serve_due >= 1;
+         --serve_due) {
+      auto popped = q.Pop();
+      for (const TestJob& dead : popped.dropped.expired) {
+        ++r.shed;
+        reject(dead.id, q.ShedPushback());
+      }
+      if (!popped.job) break;
+      q.ObserveLatency(kLatency);
+      ++r.successes;
+      const int c = popped.job->id;
+      was_rejected[c] = false;
+      next_try[c] = now + kLatency;
+      first_ok[c] = std::min(first_ok[c], now + kLatency);
+    }
+  }
+  // Nearest rank over all callers; one that never succeeded ranks last.
+  std::sort(first_ok.begin(), first_ok.end());
+  const Clock::TimePoint p99 =
+      first_ok[static_cast<size_t>(std::ceil(0.99 * setup.callers)) - 1];
+  r.first_success_p99 =
+      p99 == Clock::TimePoint::max() ? Clock::Duration::max() : p99 - start;
+  std::printf(
+      "%d callers, %.0f s deadlines, %.0f s: %lld rejections (%lld of callers "
+      "returning after a rejection), %lld successes (%.2f per success), %lld "
+      "shed, first success p99 %.1f s\n",
+      setup.callers, ToSeconds(setup.deadline), ToSeconds(setup.duration),
+      static_cast<long long>(r.rejections),
+      static_cast<long long>(r.rejected_again),
+      static_cast<long long>(r.successes), r.per_success(),
+      static_cast<long long>(r.shed), ToSeconds(r.first_success_p99));
+  return r;
+}
+
+// What every closed loop must show: at most 2 rejections per success, the
+// queue never dry while callers wait outside (>= 95 % of the rate), and 99 %
+// of the callers served within two rounds of turns for all of them (callers /
+// rate each) plus a deadline. A caller turned away at its turn (a newcomer
+// took the slot first: the gateway cannot tell them apart) goes to the back of
+// the book, which is why the bound is two rounds, not one.
+void ExpectConverges(const ClosedLoop& setup, const ClosedLoopResult& r) {
+  EXPECT_LE(r.per_success(), 2.0);
+  EXPECT_GE(static_cast<double>(r.successes),
+            0.95 * setup.serve * ToSeconds(setup.duration));
+  EXPECT_LE(r.first_success_p99,
+            FromSeconds(2 * setup.callers / setup.serve) + setup.deadline);
+}
+
+TEST(AdmissionQueueClosedLoopTest, ThreeHundredCallersWithFiveSecondDeadlines) {
+  const ClosedLoop setup{300, seconds(5), seconds(60)};
+  ExpectConverges(setup, RunClosedLoop(setup));
+}
+
+TEST(AdmissionQueueClosedLoopTest, ThousandCallersWithFiveSecondDeadlines) {
+  // 1,000 / 24 = 42 s of turns: most callers are turned away once at the
+  // start, then about once per success.
+  const ClosedLoop setup{1000, seconds(5), seconds(120)};
+  ExpectConverges(setup, RunClosedLoop(setup));
+}
+
+TEST(AdmissionQueueClosedLoopTest, ThousandCallersWithThirtySecondDeadlines) {
+  const ClosedLoop setup{1000, seconds(30), seconds(120)};
+  ExpectConverges(setup, RunClosedLoop(setup));
 }
 
 TEST_F(AdmissionQueueTest, ShutdownRejectsAndDrainAllReturnsFifo) {

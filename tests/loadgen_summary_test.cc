@@ -106,6 +106,35 @@ TEST(RunSummaryTest, JsonParsesAndNamesEveryKind) {
   EXPECT_DOUBLE_EQ(j["ok_latency"]["p95_ms"].get<double>(), 3000);
 }
 
+TEST(RunSummaryTest, RejectionsPerSuccessAndTimeToFirstSuccess) {
+  RunRecorder r;
+  RunInfo info = Info();
+  info.concurrency = 4;
+  // 4 callers: three succeed first at 2 s, 1 s and 9 s; one never does.
+  for (int i = 0; i < 8; ++i) r.RecordSent(seconds(0));
+  for (int i = 0; i < 5; ++i)
+    r.RecordResult(seconds(1), milliseconds(1),
+                   Rejected("deadline_unmeetable"));
+  for (int i = 0; i < 3; ++i) r.RecordResult(seconds(2), seconds(1), Ok());
+  r.RecordFirstSuccess(seconds(2));
+  r.RecordFirstSuccess(seconds(1));
+  r.RecordFirstSuccess(seconds(9));
+  const RunSummary s = r.Summarize(info, seconds(10));
+  EXPECT_NEAR(s.rejections_per_success(), 5.0 / 3, 1e-9);
+  EXPECT_EQ(s.callers, 4);
+  EXPECT_EQ(s.callers_without_success, 1);
+  // Nearest rank over all 4 callers: rank 2 is 2 s; rank 4 never succeeded.
+  EXPECT_DOUBLE_EQ(s.first_success_p50_s, 2);
+  EXPECT_DOUBLE_EQ(s.first_success_p99_s, -1);
+  const std::string text = FormatText(s);
+  EXPECT_THAT(text, HasSubstr("rejections per success 1.67"));
+  EXPECT_THAT(text, HasSubstr("first success of each of 4 callers: p50 2.0 s "
+                              "  p99 never   never 1"));
+  // Open loop: no callers to speak of.
+  info.mode = "open";
+  EXPECT_EQ(r.Summarize(info, seconds(10)).callers, 0);
+}
+
 TEST(RunSummaryTest, CsvRowMatchesHeader) {
   RunRecorder r;
   r.RecordSent(seconds(0));

@@ -149,50 +149,67 @@ void LoadRunner::RunClosed() {
   {
     absl::MutexLock lock(&mu_);
     active_vus_ = vus;
+    vu_succeeded_.assign(static_cast<size_t>(vus), false);
   }
-  for (int64_t i = 0; i < vus; ++i) VuNext();
+  for (int64_t i = 0; i < vus; ++i) VuNext(i);
 }
 
-void LoadRunner::VuNext() {
+void LoadRunner::VuNext(int64_t vu, std::optional<CallSpec> retry) {
   const Clock::time_point t0 = Clock::now();
   if (t0 >= issue_end_) {
     VuFinished();
     return;
   }
-  const int64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
-  if (seq >= options_.count) {
-    VuFinished();
-    return;
+  CallSpec call;
+  if (retry) {
+    call = *retry;
+  } else {
+    const int64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    if (seq >= options_.count) {
+      VuFinished();
+      return;
+    }
+    call = Plan(seq);
   }
-  const CallSpec call = Plan(seq);
   recorder_->RecordSent(Since(t0), call.op);
   {
     absl::MutexLock lock(&mu_);
     ++outstanding_;
   }
-  target_->Start(call, [this, call, t0](const CallResult& r) {
+  target_->Start(call, [this, vu, call, t0](const CallResult& r) {
     const Clock::time_point t1 = Clock::now();
     Finish(call, t0, t1, r);
+    bool first_success = false;
     {
       absl::MutexLock lock(&mu_);
       --outstanding_;
+      if (r.kind == OutcomeKind::kOk && !vu_succeeded_[vu]) {
+        vu_succeeded_[vu] = true;
+        first_success = true;
+      }
     }
+    if (first_success) recorder_->RecordFirstSuccess(Since(t1));
+    const bool rejected = r.kind == OutcomeKind::kRejected;
     Clock::duration wait = Clock::duration::zero();
-    if (options_.honor_pushback) wait = r.pushback;
-    if (r.kind == OutcomeKind::kRejected || r.kind == OutcomeKind::kError) {
-      wait = std::max<Clock::duration>(wait, options_.failure_wait);
+    if (rejected && r.pushback > Clock::duration::zero()) {
+      if (options_.honor_pushback) wait = r.pushback;
+    } else if (rejected || r.kind == OutcomeKind::kError) {
+      wait = options_.failure_wait;
     }
+    std::optional<CallSpec> again;
+    if (rejected) again = call;
     if (wait > Clock::duration::zero()) {
       // Never wait past the end of the run: the user would simply not come
       // back.
       timer_->Schedule(std::min<Clock::time_point>(t1 + wait, issue_end_),
-                       [this] { VuNext(); });
-    } else if (r.kind == OutcomeKind::kError) {
-      // Local failures may be reported fast, even inline: go through the timer
-      // thread so a dead target cannot recurse down this stack.
-      timer_->Schedule(t1, [this] { VuNext(); });
+                       [this, vu, again] { VuNext(vu, again); });
+    } else if (r.kind != OutcomeKind::kOk) {
+      // Local failures (and bare rejections) may be reported fast, even
+      // inline: go through the timer thread so a dead target cannot recurse
+      // down this stack.
+      timer_->Schedule(t1, [this, vu, again] { VuNext(vu, again); });
     } else {
-      VuNext();
+      VuNext(vu);
     }
   });
 }

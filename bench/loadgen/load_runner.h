@@ -1,10 +1,15 @@
 // LoadRunner: drives a Target in closed or open loop and records every outcome.
 //
 // Closed loop (`concurrency` virtual users, `count` calls in total, bounded by
-// `max_duration`): each virtual user makes one call at a time. After a
-// rejection that carries a pushback (gRPC `grpc-retry-pushback-ms`, HTTP
-// `Retry-After`) the user waits that long before its next call, as a
-// well-mannered client would (`honor_pushback`).
+// `max_duration`): each virtual user makes one call at a time. A rejection
+// means the request was not done: the user retries the same request (same
+// sequence number, so the same idempotency key) until it succeeds or the run
+// ends. Before the retry it waits exactly the pushback the answer carried
+// (gRPC `grpc-retry-pushback-ms`, HTTP `Retry-After`), as the gateway's
+// contract asks (`honor_pushback`; the server already jitters it), or
+// `failure_wait` when the answer carried none. After a success or an error the
+// user makes its next call (after an error, `failure_wait` later). Each user's
+// first success is recorded (time to first success).
 //
 // Open loop (an ArrivalSchedule): each arrival is sent when due, whatever
 // earlier calls are doing. At most `max_outstanding` calls are in flight; an
@@ -33,6 +38,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -56,9 +62,10 @@ struct RunnerOptions {
   int64_t max_outstanding = 1000;
   // Both.
   bool honor_pushback = true;
-  // Closed loop: after a rejection or an error, the virtual user waits at least
-  // this long (the client's own backoff when the server gives no pushback, e.g.
-  // nginx's bare 429).
+  // Closed loop: after a rejection without a pushback (e.g. nginx's bare 429)
+  // or an error, the virtual user waits this long (the client's own backoff).
+  // A rejection with a pushback is retried after exactly the pushback (or at
+  // once with honor_pushback off).
   std::chrono::nanoseconds failure_wait{0};
   std::chrono::nanoseconds deadline = std::chrono::seconds(30);
   ProgressMode progress = ProgressMode::kPlain;
@@ -93,7 +100,8 @@ class LoadRunner {
               const CallResult& r);
   void RunClosed();
   void RunOpen();
-  void VuNext();
+  // Virtual user `vu`'s next call: `retry` again if given, else a new one.
+  void VuNext(int64_t vu, std::optional<CallSpec> retry = std::nullopt);
   void VuFinished();
   void ProgressLoop();
   void PollLoop();
@@ -114,6 +122,8 @@ class LoadRunner {
   int64_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t active_vus_ ABSL_GUARDED_BY(mu_) = 0;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;  // side threads stop
+  // Closed loop: whether each virtual user has had a success yet.
+  std::vector<bool> vu_succeeded_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace bg::loadgen

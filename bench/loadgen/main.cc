@@ -73,13 +73,13 @@ ABSL_FLAG(uint64_t, mix_seed, 1,
           "seed of the --mix draw and of the account picks: the same seed "
           "gives every sequence number the same operation");
 ABSL_FLAG(bool, honor_pushback, true,
-          "closed loop: after a rejection with grpc-retry-pushback-ms / "
-          "Retry-After, the "
-          "virtual user waits that long (--no-honor-pushback to disable)");
+          "closed loop: a rejected request is retried (the same request); "
+          "when the rejection carries grpc-retry-pushback-ms / Retry-After, "
+          "the virtual user waits exactly that long first "
+          "(--no-honor-pushback: retries at once)");
 ABSL_FLAG(std::string, failure_wait, "0",
-          "closed loop: after a rejection or error a virtual user waits at "
-          "least this long "
-          "(its own backoff when no pushback is given; 0 = next call at once)");
+          "closed loop: after an error, or a rejection without a pushback, a "
+          "virtual user waits this long (its own backoff; 0 = at once)");
 ABSL_FLAG(int, channels, 4, "gRPC: number of channels (TCP connections)");
 ABSL_FLAG(bool, http_keepalive, true,
           "HTTP: keep connections alive between calls");

@@ -1,6 +1,7 @@
 #include "bench/loadgen/run_recorder.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -57,6 +58,19 @@ double RunSummary::goodput_per_s() const {
   return elapsed_s > 0 ? static_cast<double>(succeeded()) / elapsed_s : 0.0;
 }
 
+double RunSummary::rejections_per_success() const {
+  const double rejected = static_cast<double>(count(OutcomeKind::kRejected));
+  return succeeded() > 0 ? rejected / static_cast<double>(succeeded())
+                         : rejected;
+}
+
+namespace {
+// "12.3 s", or "never" for -1.
+std::string FirstSuccessText(double s) {
+  return s < 0 ? "never" : absl::StrFormat("%.1f s", s);
+}
+}  // namespace
+
 std::string FormatText(const RunSummary& s) {
   std::string out;
   absl::StrAppendFormat(&out, "run       %s%s (%s loop",
@@ -85,6 +99,15 @@ std::string FormatText(const RunSummary& s) {
   absl::StrAppendFormat(
       &out, "success   %.1f %%   rate %.1f/s (%.0f/min)   elapsed %.1f s\n",
       s.success_pct(), s.goodput_per_s(), s.goodput_per_s() * 60, s.elapsed_s);
+  absl::StrAppendFormat(&out, "rejections per success %.2f\n",
+                        s.rejections_per_success());
+  if (s.callers > 0) {
+    absl::StrAppendFormat(
+        &out,
+        "first success of each of %d callers: p50 %s   p99 %s   never %d\n",
+        s.callers, FirstSuccessText(s.first_success_p50_s),
+        FirstSuccessText(s.first_success_p99_s), s.callers_without_success);
+  }
   const auto& ok = s.ok_latency;
   if (s.operations_used() > 1 || s.fallback_registrations > 0) {
     absl::StrAppendFormat(&out, "mix       %s   fallback registrations %d\n",
@@ -160,6 +183,11 @@ std::string FormatJson(const RunSummary& s) {
   j["pushback_avg_ms"] = s.pushback_avg_ms;
   j["mix"] = s.info.mix;
   j["fallback_registrations"] = s.fallback_registrations;
+  j["rejections_per_success"] = s.rejections_per_success();
+  j["callers"] = s.callers;
+  j["callers_without_success"] = s.callers_without_success;
+  j["first_success_p50_s"] = s.first_success_p50_s;
+  j["first_success_p99_s"] = s.first_success_p99_s;
   nlohmann::json ops = nlohmann::json::object();
   for (int i = 0; i < kOperationCount; ++i) {
     const OperationSummary& o = s.operations[i];
@@ -200,7 +228,9 @@ std::string FormatCsvHeader() {
          "rej_max_ms,"
          "reject_reasons,error_codes,pushback_count,pushback_avg_ms,mix,"
          "fallback_registrations" +
-         per_op + "\n";
+         per_op +
+         ",rejections_per_success,callers,callers_without_success,"
+         "first_success_p50_s,first_success_p99_s\n";
 }
 
 std::string FormatCsvRow(const RunSummary& s) {
@@ -228,7 +258,7 @@ std::string FormatCsvRow(const RunSummary& s) {
   return absl::StrFormat(
       "%s,%s,%s,%d,%.2f,%d,%d,%d,%d,%d,%d,%d,%d,%.2f,%.2f,%.1f,%.2f,%.1f,%.1f,%"
       ".1f,%.1f,%.1f,"
-      "%d,%.2f,%.2f,%.2f,%s,%s,%d,%.1f,%s,%d%s\n",
+      "%d,%.2f,%.2f,%.2f,%s,%s,%d,%.1f,%s,%d%s%s\n",
       clean(s.info.label), clean(s.info.target), s.info.mode,
       s.info.concurrency, s.info.rate, s.info.planned, s.attempted,
       s.succeeded(), s.failed(), s.count(OutcomeKind::kRejected),
@@ -238,7 +268,10 @@ std::string FormatCsvRow(const RunSummary& s) {
       ok.p99_ms, ok.max_ms, rj.count, rj.p50_ms, rj.p99_ms, rj.max_ms,
       clean(JoinCounts(s.reject_reasons)), clean(JoinCounts(s.error_codes)),
       s.pushback_count, s.pushback_avg_ms, mix, s.fallback_registrations,
-      per_op);
+      per_op,
+      absl::StrFormat(",%.3f,%d,%d,%.2f,%.2f", s.rejections_per_success(),
+                      s.callers, s.callers_without_success,
+                      s.first_success_p50_s, s.first_success_p99_s));
 }
 
 SecondRow& RunRecorder::RowAt(Offset at) {
@@ -309,6 +342,11 @@ void RunRecorder::RecordBacklog(Offset at, double backlog) {
   last_backlog_ = backlog;
 }
 
+void RunRecorder::RecordFirstSuccess(Offset at) {
+  absl::MutexLock lock(&mu_);
+  first_success_.push_back(at);
+}
+
 void RunRecorder::RecordOutstanding(Offset at, int64_t outstanding) {
   absl::MutexLock lock(&mu_);
   RowAt(at).outstanding = outstanding;
@@ -330,6 +368,24 @@ RunSummary RunRecorder::Summarize(const RunInfo& info, Offset elapsed) const {
   s.elapsed_s = std::chrono::duration<double>(elapsed).count();
   s.ok_latency = bg::loadgen::Summarize(ok_latency_);
   s.rejected_latency = bg::loadgen::Summarize(rejected_latency_);
+  if (info.mode == "closed") {
+    s.callers = info.concurrency;
+    std::vector<Offset> firsts = first_success_;
+    std::sort(firsts.begin(), firsts.end());
+    const int64_t with = static_cast<int64_t>(firsts.size());
+    s.callers_without_success = std::max<int64_t>(0, s.callers - with);
+    // Nearest rank over all callers; the ones that never succeeded rank last.
+    auto rank = [&](double p) {
+      const int64_t r = static_cast<int64_t>(
+          std::ceil(p / 100 * static_cast<double>(s.callers)));
+      const int64_t i = std::max<int64_t>(r, 1) - 1;
+      return i < with ? std::chrono::duration<double>(firsts[i]).count() : -1.0;
+    };
+    if (s.callers > 0) {
+      s.first_success_p50_s = rank(50);
+      s.first_success_p99_s = rank(99);
+    }
+  }
   s.pushback_count = pushback_count_;
   s.pushback_avg_ms = pushback_count_ > 0
                           ? static_cast<double>(pushback_sum_ms_) /

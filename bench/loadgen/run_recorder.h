@@ -100,6 +100,17 @@ struct RunSummary {
   double success_pct() const;
   // Successful creations per second of the run (goodput).
   double goodput_per_s() const;
+  // Rejected answers per successful one (0 when nothing succeeded and nothing
+  // was rejected; the rejection count when nothing succeeded).
+  double rejections_per_success() const;
+
+  // Closed loop: the virtual users, and how long each took from the start of
+  // the run to its first success (nearest rank over all callers, seconds;
+  // -1 when that rank is a caller that never succeeded).
+  int64_t callers = 0;
+  int64_t callers_without_success = 0;
+  double first_success_p50_s = -1;
+  double first_success_p99_s = -1;
 };
 
 std::string FormatText(const RunSummary& s);
@@ -132,6 +143,9 @@ class RunRecorder {
   void RecordFallback();
   void RecordBacklog(Offset at, double backlog);
   void RecordOutstanding(Offset at, int64_t outstanding);
+  // The first success of one caller (call once per caller), `at` from the
+  // start of the run; the callers are RunInfo::concurrency in closed loop.
+  void RecordFirstSuccess(Offset at);
 
   struct Progress {
     int64_t sent = 0;
@@ -173,6 +187,7 @@ class RunRecorder {
   };
   std::array<PerOperation, kOperationCount> ops_ ABSL_GUARDED_BY(mu_);
   int64_t fallbacks_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Offset> first_success_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace bg::loadgen
