@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "bench/killbill_sim/killbill_sim.h"
 #include "bench/killbill_sim/probe_model.h"
@@ -324,6 +325,35 @@ TEST_F(SimProbeServerTest, NoBusDrainWhileDown) {
   const SimStats c = sim_->Stats();
   EXPECT_GT(c.bus_drained_total, a.bus_drained_total) << "drains when up";
   EXPECT_GT(c.bus_backlog, 0) << "the backlog survived the restart";
+}
+
+// A saturated Kill Bill: every request thread is busy, so the probes' calls
+// wait for one and time out (timeoutSeconds), which fails them without any
+// healthcheck sample and restarts Kill Bill as failed answers would.
+TEST_F(SimProbeServerTest, ProbesThatGetNoRequestThreadTimeOut) {
+  ASSERT_TRUE(sim_->Configure([](SimOptions* o) {
+                    o->max_threads = 1;
+                    o->model.capacity = 1e-3;  // a creation takes 1,000 s
+                    o->probes.timeout = std::chrono::milliseconds(50);
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  // One creation holds the only request thread until the restart aborts it.
+  std::thread holder([this] {
+    auto c = Client(sim_->port());
+    c->Post("/1.0/kb/accounts", Auth(), R"({"externalKey":"slow"})",
+            "application/json");
+  });
+  ASSERT_TRUE(sim_->WaitForProbes(1, Phase::kDown, absl::Seconds(20)));
+  holder.join();
+  const SimStats s = sim_->Stats();
+  EXPECT_GE(s.probe_timeouts, 3u);
+  EXPECT_GE(s.probe_failures, 6u);
+  EXPECT_EQ(s.probe_restarts, 1u);
+  // Every probe that got an answer got a healthy one: the timeouts alone
+  // restarted it.
+  EXPECT_EQ(s.healthcheck_unhealthy_total, 0u);
+  EXPECT_GE(s.aborted_calls, 1u) << "the creation died with the process";
 }
 
 TEST_F(SimProbeServerTest, ConfigTurnsTheProbesOffAndBadValuesAreRefused) {

@@ -212,12 +212,17 @@ void KillBillSim::ProbeLoop() {
         bool readiness_ok = false;
         bool liveness_ok = false;
         if (probes_.ProcessUp()) {
-          // Two calls, two samples: the readiness probe, then the liveness.
-          readiness_ok = HealthcheckLocked().healthy();
-          liveness_ok = HealthcheckLocked().healthy();
+          if (WaitForRequestThreadLocked(probes_.options().timeout)) {
+            // Two calls, two samples: the readiness probe, the liveness.
+            readiness_ok = HealthcheckLocked().healthy();
+            liveness_ok = HealthcheckLocked().healthy();
+          } else {
+            ++probe_timeouts_;
+          }
         }
+        // Answered (or timed out) now, not when the round began.
         ApplyProbeTransitionLocked(
-            probes_.RecordProbe(now, readiness_ok, liveness_ok),
+            probes_.RecordProbe(clock_->Now(), readiness_ok, liveness_ok),
             &close_listener);
       }
       if (!close_listener) {
@@ -272,6 +277,23 @@ CapacityModelOptions KillBillSim::EffectiveModelLocked(
   CapacityModelOptions effective = model;
   if (!probes_.ProcessUp()) effective.bus_drain = 0;
   return effective;
+}
+
+bool KillBillSim::WaitForRequestThreadLocked(Clock::Duration timeout) {
+  const absl::Time deadline = absl::Now() + absl::FromChrono(timeout);
+  const uint64_t epoch = abort_epoch_;
+  bool woken = false;
+  while (busy_threads_ >= options_.max_threads && !stopping_ &&
+         abort_epoch_ == epoch) {
+    woken = true;
+    if (slot_cv_.WaitWithDeadline(&mu_, deadline)) break;
+  }
+  const bool got = busy_threads_ < options_.max_threads && !stopping_ &&
+                   abort_epoch_ == epoch;
+  // A Finish() may have woken this thread rather than a call waiting in
+  // Admit(): pass the free thread on.
+  if (woken) slot_cv_.Signal();
+  return got;
 }
 
 bool KillBillSim::WaitForProbes(uint64_t restarts, ProbeModel::Phase phase,
@@ -606,6 +628,7 @@ SimStats KillBillSim::Stats() {
   s.probe_phase = ProbeModel::PhaseName(probes_.phase());
   s.probe_calls = probes_.probe_calls();
   s.probe_failures = probes_.probe_failures();
+  s.probe_timeouts = probe_timeouts_;
   s.probe_unready_periods = probes_.unready_periods();
   s.probe_unready_seconds = ToSeconds(probes_.UnreadyTime(now));
   s.probe_restarts = probes_.restarts();

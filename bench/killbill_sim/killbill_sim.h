@@ -66,7 +66,10 @@
 // probe_model.h says what happens when): a thread of this class makes the
 // kubelet's readiness and liveness calls of GET /1.0/healthcheck on the probe
 // schedule, in-process (no HTTP), each one a sample in the same growth window
-// as every HTTP caller's. After the failure threshold the pod leaves the
+// as every HTTP caller's. Like an HTTP call, a probe round first waits for one
+// of the max_threads request threads: one it does not get within
+// probe_timeout_s fails both probes (no sample), as a kubelet's probe times
+// out on a saturated Kill Bill. After the failure threshold the pod leaves the
 // Service: the listener is closed (connections refused, kept-alive ones
 // closed) until a readiness probe succeeds. A restart also aborts the calls
 // in flight (the process died), stops the bus drain for probe_restart_s, puts
@@ -353,6 +356,11 @@ class KillBillSim {
   // Kill Bill's process is down.
   CapacityModelOptions EffectiveModelLocked(const CapacityModelOptions& model)
       const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits (releasing mu_) until a request thread is free, at most `timeout`
+  // of real time; false on timeout, a restart or Stop(). Takes no thread: a
+  // probe's call is short, but it queues like any other.
+  bool WaitForRequestThreadLocked(Clock::Duration timeout)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Kill Bill's listener may be open: in the Service and no refuse outage.
   bool ServingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits out a stall; false if the call must be abandoned meanwhile.
@@ -399,6 +407,7 @@ class KillBillSim {
   // GET /1.0/metrics: main-bus events posted and dispatched.
   BusMeters bus_meters_ ABSL_GUARDED_BY(mu_);
   ProbeModel probes_ ABSL_GUARDED_BY(mu_);
+  uint64_t probe_timeouts_ ABSL_GUARDED_BY(mu_) = 0;
   bool in_rotation_ ABSL_GUARDED_BY(mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

@@ -104,6 +104,9 @@ ABSL_FLAG(double, probe_initial_delay_s,
           bg::ToSeconds(kDefaults.probes.initial_delay),
           "seconds after a restart before probes resume "
           "(initialDelaySeconds)");
+ABSL_FLAG(double, probe_timeout_s, bg::ToSeconds(kDefaults.probes.timeout),
+          "seconds a probe waits for its answer (a request thread) before it "
+          "fails (timeoutSeconds)");
 ABSL_FLAG(double, probe_restart_s, bg::ToSeconds(kDefaults.probes.restart_time),
           "seconds Kill Bill is down after a restart (no API, no bus drain)");
 ABSL_FLAG(int, control_port, kDefaults.control_port,
@@ -145,6 +148,7 @@ nlohmann::json ChangedFlags() {
                            "probe_period_s",
                            "probe_failure_threshold",
                            "probe_initial_delay_s",
+                           "probe_timeout_s",
                            "probe_restart_s",
                            "control_port"}) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);

@@ -27,8 +27,10 @@
 // container's start). Enabling the probes on a running pod starts them one
 // period later with the pod ready (a pod that has been up a while), not with
 // an initial delay. Disabling them makes the pod ready at once.
-// Simplifications: the kubelet's restart back-off (CrashLoopBackOff) and the
-// probes' timeoutSeconds are not modelled (a probe's answer is immediate).
+// A probe that gets no answer within `timeout` fails (KillBillSim: the
+// healthcheck, like any call, waits for one of Kill Bill's request threads).
+// Simplification: the kubelet's restart back-off (CrashLoopBackOff) is not
+// modelled.
 //
 // Thread-safety: thread-compatible; KillBillSim holds its mutex around every
 // call.
@@ -51,6 +53,8 @@ struct ProbeOptions {
   Clock::Duration period = std::chrono::seconds(30);
   int failure_threshold = 10;
   Clock::Duration initial_delay = std::chrono::seconds(120);
+  // timeoutSeconds: a probe not answered within it fails.
+  Clock::Duration timeout = std::chrono::seconds(10);
   // How long Kill Bill is down after the kubelet kills it (termination and the
   // JVM's start until the API answers): an assumption, not from the manifest.
   Clock::Duration restart_time = std::chrono::seconds(60);

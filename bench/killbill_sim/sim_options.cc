@@ -106,6 +106,8 @@ absl::Status Validate(const SimOptions& o) {
     return absl::InvalidArgumentError("probe_failure_threshold must be >= 1");
   if (o.probes.initial_delay < Clock::Duration::zero())
     return absl::InvalidArgumentError("probe_initial_delay_s must be >= 0");
+  if (o.probes.timeout <= Clock::Duration::zero())
+    return absl::InvalidArgumentError("probe_timeout_s must be > 0");
   if (o.probes.restart_time < Clock::Duration::zero())
     return absl::InvalidArgumentError("probe_restart_s must be >= 0");
   if (o.control_port < -1 || o.control_port > 65535)

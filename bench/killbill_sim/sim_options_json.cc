@@ -133,6 +133,8 @@ const std::map<std::string, Setter>& Setters() {
        [](const Json& v, SimOptions* o) {
          o->probes.initial_delay = Seconds(v);
        }},
+      {"probe_timeout_s",
+       [](const Json& v, SimOptions* o) { o->probes.timeout = Seconds(v); }},
       {"probe_restart_s",
        [](const Json& v, SimOptions* o) {
          o->probes.restart_time = Seconds(v);
@@ -219,6 +221,7 @@ nlohmann::ordered_json SimOptionsToJson(const SimOptions& o) {
   j["probe_period_s"] = ToSeconds(o.probes.period);
   j["probe_failure_threshold"] = o.probes.failure_threshold;
   j["probe_initial_delay_s"] = ToSeconds(o.probes.initial_delay);
+  j["probe_timeout_s"] = ToSeconds(o.probes.timeout);
   j["probe_restart_s"] = ToSeconds(o.probes.restart_time);
   j["control_port"] = o.control_port;
   return j;

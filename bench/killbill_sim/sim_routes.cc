@@ -545,6 +545,7 @@ OJson StatsToJson(const SimStats& stats) {
   s["probe_phase"] = stats.probe_phase;
   s["probe_calls"] = stats.probe_calls;
   s["probe_failures"] = stats.probe_failures;
+  s["probe_timeouts"] = stats.probe_timeouts;
   s["probe_unready_periods"] = stats.probe_unready_periods;
   s["probe_unready_seconds"] = stats.probe_unready_seconds;
   s["probe_restarts"] = stats.probe_restarts;

@@ -71,6 +71,9 @@ struct SimStats {
   std::string probe_phase = "ready";
   uint64_t probe_calls = 0;
   uint64_t probe_failures = 0;
+  // Probe rounds that got no request thread within probe_timeout_s (both
+  // probes failed without a healthcheck sample).
+  uint64_t probe_timeouts = 0;
   uint64_t probe_unready_periods = 0;
   double probe_unready_seconds = 0;
   uint64_t probe_restarts = 0;
