@@ -7,8 +7,9 @@
 # threshold of 10 and initialDelaySeconds 120; the healthcheck answers 500 while the bus grows,
 # so ~5 minutes of overfeeding makes the pod unready (callers are refused) and restarts it
 # (docs/killbill.md). killbill-sim models this (--probes, bench/killbill_sim/probe_model.h):
-# its probe calls are samples in the healthcheck's shared 60-sample window; after the
-# threshold the sim refuses connections and restarts: down for S6_PROBE_RESTART s (no API, no
+# its probe calls are samples in the healthcheck's shared 60-sample window, and a probe round
+# that gets none of Kill Bill's request threads within S6_PROBE_TIMEOUT s (timeoutSeconds 10)
+# fails; after the threshold the sim refuses connections and restarts: down for S6_PROBE_RESTART s (no API, no
 # bus drain; an assumption: the manifest does not say how long Kill Bill takes to stop and
 # start), probes again S6_PROBE_DELAY s after the restart, back in the Service at the first
 # successful readiness probe. The bus backlog and the accounts survive a restart; the
@@ -34,13 +35,13 @@
 #                                          (30 s / 10 / 120 s delay, 60 s restart): ~17 min
 #   bench/scenarios/s6_probes.sh --quick   the demo's variant: probe schedule scaled down
 #                                          x1/6 (period 5 s, threshold 10, delay 20 s, restart
-#                                          10 s), 180 s of load, 60 warm-up polls at 0.5 s:
+#                                          10 s, timeout 2 s), 180 s of load, 60 warm-up polls at 0.5 s:
 #                                          ~4 minutes. NOT the platform's schedule; stated in
 #                                          its output.
 # Environment: S6_RATE (30), S6_DURATION (900; --quick 180), S6_PROBE_PERIOD (30; --quick 5),
 # S6_PROBE_THRESHOLD (10), S6_PROBE_DELAY (120; --quick 20), S6_PROBE_RESTART (60; --quick
-# 10), S6_MAX_OUTSTANDING (1000), SIM_WARM_POLLS (60), SIM_WARM_INTERVAL (1; --quick 0.5),
-# GW_STATIC_EVENTS (24), S6_OUT (results folder name: s6, --quick s6-quick), plus lib.sh's
+# 10), S6_PROBE_TIMEOUT (10; --quick 2), S6_MAX_OUTSTANDING (1000), SIM_WARM_POLLS (60),
+# SIM_WARM_INTERVAL (1; --quick 0.5), GW_STATIC_EVENTS (24), S6_OUT (results folder name: s6, --quick s6-quick), plus lib.sh's
 # (CONTENDERS, BUILD, DEADLINE_S, NGINX_RATE, HAPROXY_MAXCONN, ...). GW_GENERATION, TAGS and
 # TAG_EVENTS are fixed (new, 1, 1).
 # Output: $RESULTS/$S6_OUT/ (replaced): per contender <c>.csv (billing-loadgen's summary),
@@ -64,6 +65,7 @@ if ((QUICK)); then
   S6_PROBE_PERIOD="${S6_PROBE_PERIOD:-5}"
   S6_PROBE_DELAY="${S6_PROBE_DELAY:-20}"
   S6_PROBE_RESTART="${S6_PROBE_RESTART:-10}"
+  S6_PROBE_TIMEOUT="${S6_PROBE_TIMEOUT:-2}"
   SIM_WARM_INTERVAL="${SIM_WARM_INTERVAL:-0.5}"
   S6_OUT="${S6_OUT:-s6-quick}"
 fi
@@ -73,17 +75,18 @@ S6_PROBE_PERIOD="${S6_PROBE_PERIOD:-30}"
 S6_PROBE_THRESHOLD="${S6_PROBE_THRESHOLD:-10}"
 S6_PROBE_DELAY="${S6_PROBE_DELAY:-120}"
 S6_PROBE_RESTART="${S6_PROBE_RESTART:-60}"
+S6_PROBE_TIMEOUT="${S6_PROBE_TIMEOUT:-10}"
 S6_MAX_OUTSTANDING="${S6_MAX_OUTSTANDING:-1000}"
 S6_OUT="${S6_OUT:-s6}"
 SIM_WARM_POLLS="${SIM_WARM_POLLS:-60}"
 SIM_WARM_INTERVAL="${SIM_WARM_INTERVAL:-1}"
 use_product_model
 GW_STATIC_EVENTS="${GW_STATIC_EVENTS:-24}"
-SIM_ARGS="${SIM_ARGS:+$SIM_ARGS }--control_port 0 --probes --probe_period_s $S6_PROBE_PERIOD --probe_failure_threshold $S6_PROBE_THRESHOLD --probe_initial_delay_s $S6_PROBE_DELAY --probe_restart_s $S6_PROBE_RESTART"
+SIM_ARGS="${SIM_ARGS:+$SIM_ARGS }--control_port 0 --probes --probe_period_s $S6_PROBE_PERIOD --probe_failure_threshold $S6_PROBE_THRESHOLD --probe_initial_delay_s $S6_PROBE_DELAY --probe_restart_s $S6_PROBE_RESTART --probe_timeout_s $S6_PROBE_TIMEOUT"
 if ((QUICK)); then
-  SCHEDULE="--quick: probe schedule scaled down x1/6 (period ${S6_PROBE_PERIOD} s, threshold ${S6_PROBE_THRESHOLD}, initial delay ${S6_PROBE_DELAY} s, restart ${S6_PROBE_RESTART} s), NOT the platform schedule (30 s / 10 / 120 s)"
+  SCHEDULE="--quick: probe schedule scaled down x1/6 (period ${S6_PROBE_PERIOD} s, threshold ${S6_PROBE_THRESHOLD}, initial delay ${S6_PROBE_DELAY} s, restart ${S6_PROBE_RESTART} s, timeout ${S6_PROBE_TIMEOUT} s), NOT the platform schedule (30 s / 10 / 120 s / 10 s)"
 else
-  SCHEDULE="probes every ${S6_PROBE_PERIOD} s, failure threshold ${S6_PROBE_THRESHOLD}, initial delay ${S6_PROBE_DELAY} s, restart ${S6_PROBE_RESTART} s"
+  SCHEDULE="probes every ${S6_PROBE_PERIOD} s, failure threshold ${S6_PROBE_THRESHOLD}, initial delay ${S6_PROBE_DELAY} s, timeout ${S6_PROBE_TIMEOUT} s, restart ${S6_PROBE_RESTART} s"
 fi
 
 require_tools
@@ -161,18 +164,19 @@ done
 
 # extra.csv: per contender, from the end-of-run /sim/stats and the per-second series:
 # restarts, seconds out of the Service (unready, down or starting), unready periods, probe
-# failures, when the restarts happened (s after the load started), the largest and the last
+# failures and timed-out probe rounds (no request thread within the timeout: 2 failures
+# each), when the restarts happened (s after the load started), the largest and the last
 # bus backlog.
-echo "contender,restarts,unready_s,unready_periods,probe_failures,restart_at_s,backlog_max,backlog_end" >"$EXTRA"
+echo "contender,restarts,unready_s,unready_periods,probe_failures,probe_timeouts,restart_at_s,backlog_max,backlog_end" >"$EXTRA"
 for c in $CONTENDERS; do
   j="$OUT/$c.sim-stats.json" s="$OUT/$c.probe-series.csv"
   [[ -s "$j" && -s "$s" ]] || continue
-  read -r restarts unready periods failures <<<"$(jq -r '[.probe_restarts, .probe_unready_seconds, .probe_unready_periods, .probe_failures] | map(tostring) | join(" ")' "$j")"
+  read -r restarts unready periods failures timeouts <<<"$(jq -r '[.probe_restarts, .probe_unready_seconds, .probe_unready_periods, .probe_failures, (.probe_timeouts // 0)] | map(tostring) | join(" ")' "$j")"
   read -r at bmax bend <<<"$(awk -F, 'NR > 1 && $2 != "" {
       if (pr != "" && $5 > pr) at = at (at == "" ? "" : ";") sprintf("%.0f", $1)
       pr = $5; if ($2 > max) max = $2; last = $2 }
     END { print (at == "" ? "-" : at), max + 0, last + 0 }' "$s")"
-  printf '%s,%s,%.1f,%s,%s,%s,%s,%s\n' "$c" "$restarts" "$unready" "$periods" "$failures" "$at" "$bmax" "$bend" >>"$EXTRA"
+  printf '%s,%s,%.1f,%s,%s,%s,%s,%s,%s\n' "$c" "$restarts" "$unready" "$periods" "$failures" "$timeouts" "$at" "$bmax" "$bend" >>"$EXTRA"
 done
 
 if command -v gnuplot >/dev/null; then
@@ -187,7 +191,7 @@ fi
   echo
   echo "Restarts and seconds out of the Service (unready, down or starting) from the sim's /sim/stats at the end of the run; restart times in seconds after the load started. Registrations: ok / attempted over the whole run; goodput = ok / elapsed. Errors include refused connections while Kill Bill was out of the Service."
   echo
-  echo "| contender | Kill Bill restarts | seconds unready | unready periods | probe failures | restarts at (s) | successful registrations | attempted | goodput /s | timeouts | errors | rejected | not_sent | bus backlog max / end |"
+  echo "| contender | Kill Bill restarts | seconds unready | unready periods | probe failures (timed-out rounds) | restarts at (s) | successful registrations | attempted | goodput /s | timeouts | errors | rejected | not_sent | bus backlog max / end |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   awk -F, '
     FNR == 1 { delete col; for (i = 1; i <= NF; i++) col[$i] = i; file++; next }
@@ -195,7 +199,7 @@ fi
     {
       c = $col["contender"]
       printf "| %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %s | %s | %s | %s | %s |\n", c,
-        x[c, "restarts"], x[c, "unready_s"], x[c, "unready_periods"], x[c, "probe_failures"],
+        x[c, "restarts"], x[c, "unready_s"], x[c, "unready_periods"], x[c, "probe_failures"] " (" x[c, "probe_timeouts"] ")",
         x[c, "restart_at_s"], $col["succeeded"], $col["attempted"], $col["goodput_per_s"],
         $col["timeout"], $col["error"], $col["rejected"], $col["not_sent"],
         x[c, "backlog_max"] " / " x[c, "backlog_end"]
