@@ -356,6 +356,18 @@ TEST_F(SimProbeServerTest, ProbesThatGetNoRequestThreadTimeOut) {
   EXPECT_GE(s.aborted_calls, 1u) << "the creation died with the process";
 }
 
+// An injected outage fails the probes too (the healthcheck answers 503 to
+// everyone): no sample is taken, and the kubelet restarts Kill Bill.
+TEST_F(SimProbeServerTest, ProbesFailDuringA503Outage) {
+  ASSERT_TRUE(sim_->InjectFaults(FaultRequest::Outage503(60)).ok());
+  const uint64_t calls_before = sim_->Stats().healthcheck_calls;
+  ASSERT_TRUE(sim_->WaitForProbes(1, Phase::kDown, absl::Seconds(20)));
+  const SimStats s = sim_->Stats();
+  EXPECT_GE(s.probe_failures, 6u);
+  EXPECT_EQ(s.probe_timeouts, 0u);
+  EXPECT_EQ(s.healthcheck_calls, calls_before) << "no probe took a sample";
+}
+
 TEST_F(SimProbeServerTest, ConfigTurnsTheProbesOffAndBadValuesAreRefused) {
   auto control = Client(sim_->control_port());
   auto bad = control->Post("/sim/config", R"({"probe_period_s": 0})",

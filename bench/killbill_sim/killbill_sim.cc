@@ -211,7 +211,11 @@ void KillBillSim::ProbeLoop() {
       if (probes_.ProbeDue(now)) {
         bool readiness_ok = false;
         bool liveness_ok = false;
-        if (probes_.ProcessUp()) {
+        // An injected outage is Kill Bill unreachable (refuse) or answering
+        // 503 to everyone: the kubelet's probes fail like any caller's.
+        const bool outage =
+            faults_.RefuseOutageActive(now) || faults_.Outage503Active(now);
+        if (probes_.ProcessUp() && !outage) {
           if (WaitForRequestThreadLocked(probes_.options().timeout)) {
             // Two calls, two samples: the readiness probe, the liveness.
             readiness_ok = HealthcheckLocked().healthy();

@@ -69,13 +69,13 @@
 // as every HTTP caller's. Like an HTTP call, a probe round first waits for one
 // of the max_threads request threads: one it does not get within
 // probe_timeout_s fails both probes (no sample), as a kubelet's probe times
-// out on a saturated Kill Bill. After the failure threshold the pod leaves the
-// Service: the listener is closed (connections refused, kept-alive ones
-// closed) until a readiness probe succeeds. A restart also aborts the calls
-// in flight (the process died), stops the bus drain for probe_restart_s, puts
-// the sim back in rotation and starts the healthcheck's sample window empty;
-// the bus backlog, the accounts and the subscriptions survive (they are in
-// Kill Bill's database).
+// out on a saturated Kill Bill; so does an injected refuse or 503 outage. After
+// the failure threshold the pod leaves the Service: the listener is closed
+// (connections refused, kept-alive ones closed) until a readiness probe
+// succeeds. A restart also aborts the calls in flight (the process died), stops
+// the bus drain for probe_restart_s, puts the sim back in rotation and starts
+// the healthcheck's sample window empty; the bus backlog, the accounts and the
+// subscriptions survive (they are in Kill Bill's database).
 //
 // GET /1.0/metrics is the registry of Kill Bill's metrics servlet,
 // {"version":"4.0.0","gauges":{},"counters":{...},"histograms":{},"meters":{},
