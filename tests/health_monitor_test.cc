@@ -2,11 +2,15 @@
 // and what one poll feeds (breaker, rate controller, metrics).
 #include "dispatch/health_monitor.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "killbill_client/parse.h"
+#include "killbill_client/queue_growth.h"
 #include "prometheus/text_serializer.h"
 
 namespace bg::dispatch {
@@ -252,6 +256,199 @@ TEST(HealthMonitorSignal, HealthcheckOnlyAndStaticNeverReadTheCounters) {
       monitor.PollOnce();
     }
     EXPECT_EQ(reads, 0) << (adaptive ? "healthcheck only" : "static");
+  }
+}
+
+// Kill Bill's bus and its queue healthcheck, shared by every caller: a backlog
+// that drains `drain` events/s on the fake clock, and Kill Bill's growth
+// computation (killbill_client/queue_growth.h, as killbill-sim serves it),
+// sampled by whoever calls GET /1.0/healthcheck.
+class SharedHealthcheck {
+ public:
+  explicit SharedHealthcheck(const Clock* clock)
+      : clock_(clock), t0_(clock->Now()), last_(t0_) {}
+  void SetDrain(double drain) {
+    Advance();
+    drain_ = drain;
+  }
+  void Post(double events) {
+    Advance();
+    backlog_ += events;
+  }
+  // One call, from the gateway or anyone else: one sample in the window.
+  killbill::HealthReport Call() {
+    Advance();
+    const int64_t t_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             clock_->Now() - t0_)
+                             .count();
+    const auto r = detector_.Sample(t_ms, std::ceil(backlog_ - 1e-9));
+    return Report(true, r.growing ? r.slope : 0);
+  }
+  double backlog() {
+    Advance();
+    return backlog_;
+  }
+
+ private:
+  void Advance() {
+    const double dt = ToSeconds(clock_->Now() - last_);
+    last_ = clock_->Now();
+    backlog_ = std::max(0.0, backlog_ - drain_ * dt);
+  }
+
+  const Clock* const clock_;
+  const Clock::TimePoint t0_;
+  Clock::TimePoint last_;
+  double drain_ = 25;
+  double backlog_ = 0;
+  killbill::QueueGrowthDetector detector_;
+};
+
+// What a closed loop of the gateway's healthcheck-driven control did.
+struct LoopResult {
+  double max_backlog_after_drop = 0;  // from the drop on
+  double mean_rate_end = 0;           // events/s, the last 100 s
+  double drain_estimate_end = 0;
+  double max_backlog_at = 0;
+  double backlog_end = 0;
+  double breaker_open_s = 0;  // seconds the breaker was not closed
+  uint64_t growth_cuts = 0;
+  // The gateway's polls that Kill Bill answered "growing" (unhealthy): the
+  // longest unbroken run (s) and how many in all.
+  double longest_unhealthy_s = 0;
+  int unhealthy_polls = 0;
+};
+
+// The gateway's health monitor (rate.signal healthcheck: only the queue
+// growth number), its breaker and adaptive controller, with demand always
+// waiting, against a Kill Bill whose drain falls from 25 to 12 events/s at
+// 300 s; run for 600 s. `foreign_period` > 0: another poller calls the
+// healthcheck `foreign_calls` times every `foreign_period`, phase-shifted
+// from the gateway's polls; its answers go nowhere, its samples land in the
+// same window.
+LoopResult RunSharedWindow(Clock::Duration foreign_period, int foreign_calls) {
+  FakeClock clock;
+  metrics::GatewayMetrics metrics;
+  flow::CircuitBreaker breaker(&clock, flow::CircuitBreaker::Options{});
+  flow::RateController::Options o;
+  o.signal = flow::RateController::Signal::kHealthcheck;
+  flow::RateController controller(&clock, o);
+  SharedHealthcheck kb(&clock);
+  HealthMonitor monitor(
+      &clock, &metrics, HealthMonitor::Options{},
+      [&kb] { return absl::StatusOr<killbill::HealthReport>(kb.Call()); },
+      [] {
+        return absl::StatusOr<killbill::BusCounters>(
+            absl::UnavailableError("not read"));
+      },
+      &breaker, &controller);
+  // Kill Bill has been polled for a minute: its window is full.
+  for (int i = 0; i < 60; ++i) {
+    clock.Advance(seconds(1));
+    kb.Call();
+  }
+  const auto step = std::chrono::milliseconds(100);
+  const int steps_per_s = 10;
+  const int foreign_every = foreign_period > Clock::Duration::zero()
+                                ? static_cast<int>(foreign_period / step)
+                                : 0;
+  LoopResult result;
+  double rate_sum = 0;
+  int rate_n = 0;
+  double unhealthy_since = -1;
+  for (int k = 0; k < 600 * steps_per_s; ++k) {
+    const double t = k / static_cast<double>(steps_per_s);
+    if (k == 300 * steps_per_s) kb.SetDrain(12);
+    clock.Advance(step);
+    const double rate = controller.Tick(/*demand_waiting=*/true);
+    // The gateway sends at its rate when the breaker lets it.
+    if (breaker.state() == flow::CircuitBreaker::State::kClosed) {
+      const double events = rate * ToSeconds(step);
+      kb.Post(events);
+      controller.RecordBusEvents(events);
+    } else {
+      result.breaker_open_s += ToSeconds(step);
+    }
+    if (k % steps_per_s == 0) {
+      if (monitor.PollOnce().queues_growing) {
+        ++result.unhealthy_polls;
+        if (unhealthy_since < 0) unhealthy_since = t;
+        result.longest_unhealthy_s =
+            std::max(result.longest_unhealthy_s, t - unhealthy_since);
+      } else {
+        unhealthy_since = -1;
+      }
+    }
+    // Foreign callers half a poll off the gateway's.
+    if (foreign_every > 0 && k % foreign_every == steps_per_s / 2) {
+      for (int i = 0; i < foreign_calls; ++i) kb.Call();
+    }
+    if (t >= 300) {
+      if (kb.backlog() > result.max_backlog_after_drop) {
+        result.max_backlog_after_drop = kb.backlog();
+        result.max_backlog_at = t;
+      }
+    }
+    if (t >= 500) {
+      rate_sum += rate;
+      ++rate_n;
+    }
+  }
+  const flow::RateController::Snapshot snap = controller.snapshot();
+  result.mean_rate_end = rate_sum / rate_n;
+  result.drain_estimate_end = snap.drain_estimate;
+  result.growth_cuts = snap.growth_cuts;
+  result.backlog_end = kb.backlog();
+  return result;
+}
+
+// Issue 15, item 3: Kubernetes probes (two calls every 30 s, the seed
+// platform's liveness and readiness) and an operator's poller share Kill
+// Bill's healthcheck window with the gateway. Their samples shorten the
+// window's time span and move its points; the gateway's model replays only
+// its own polls. It must still follow a drain drop, keep the bus from
+// growing, and not open the breaker.
+TEST(HealthMonitorForeignSamples, ControlStaysCorrectWithInterleavedSamples) {
+  struct Scenario {
+    const char* name;
+    Clock::Duration period;
+    int calls;
+  };
+  const Scenario scenarios[] = {
+      {"alone", Clock::Duration::zero(), 0},
+      {"kubelet probes: 2 calls / 30 s", seconds(30), 2},
+      {"probes + a poller every 5 s", seconds(5), 1},
+      {"a second poller every second", seconds(1), 1},
+  };
+  double alone_max_backlog = 0;  // scenarios[0]'s
+  for (const Scenario& s : scenarios) {
+    const LoopResult r = RunSharedWindow(s.period, s.calls);
+    std::printf(
+        "%-32s max backlog after drop %.1f at %.0f s, end %.1f, mean rate "
+        "(500-600 s) %.2f, drain estimate %.2f, growth cuts %llu, breaker "
+        "open %.1f s, unhealthy polls %d, longest %.0f s\n",
+        s.name, r.max_backlog_after_drop, r.max_backlog_at, r.backlog_end,
+        r.mean_rate_end, r.drain_estimate_end,
+        static_cast<unsigned long long>(r.growth_cuts), r.breaker_open_s,
+        r.unhealthy_polls, r.longest_unhealthy_s);
+    // It found the drop (it cut on growth) and settled below the new drain
+    // without starving: within [70 %, 100 %] of 12 events/s.
+    EXPECT_GT(r.growth_cuts, 0u) << s.name;
+    EXPECT_LE(r.mean_rate_end, 12.0) << s.name;
+    EXPECT_GE(r.mean_rate_end, 0.7 * 12.0) << s.name;
+    EXPECT_NEAR(r.drain_estimate_end, 12.0, 2.5) << s.name;
+    // Kill Bill never stays unhealthy for long: the kubelet would need ten
+    // failed rounds 30 s apart (270 s) to restart it; the gateway keeps every
+    // unhealthy stretch under two minutes, and pays the backlog down.
+    EXPECT_LT(r.longest_unhealthy_s, 120.0) << s.name;
+    EXPECT_LT(r.backlog_end, 10.0) << s.name;
+    // The drop costs about what it costs without foreign samples.
+    if (alone_max_backlog > 0) {
+      EXPECT_LE(r.max_backlog_after_drop, 2 * alone_max_backlog) << s.name;
+    } else {
+      alone_max_backlog = r.max_backlog_after_drop;
+    }
+    EXPECT_EQ(r.breaker_open_s, 0.0) << s.name;
   }
 }
 

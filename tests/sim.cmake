@@ -19,6 +19,11 @@ bg_test(sim_metrics_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_metrics_test.cc
   LIBS bg_sim
   LABELS unit)
+# The kubelet's probes: ProbeModel on FakeClock, KillBillSim on a millisecond schedule.
+bg_test(sim_probe_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_probe_test.cc
+  LIBS bg_sim PkgConfig::HTTPLIB nlohmann_json::nlohmann_json
+  LABELS integration)
 bg_test(sim_subscriptions_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/sim_subscriptions_test.cc
   LIBS bg_sim PkgConfig::HTTPLIB nlohmann_json::nlohmann_json absl::strings absl::time

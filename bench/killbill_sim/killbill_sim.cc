@@ -39,7 +39,8 @@ KillBillSim::KillBillSim(const SimOptions& options, const Clock* clock)
       accounts_(std::make_unique<AccountStore>(std::random_device{}())),
       subscriptions_(std::random_device{}()),
       faults_(options.seed),
-      bus_meters_(clock, model_) {
+      bus_meters_(clock, model_),
+      probes_(options.probes, clock->Now()) {
   SimHttpServer::Limits limits;
   limits.max_connections =
       static_cast<size_t>(std::max(1, options.max_connections));
@@ -77,13 +78,33 @@ absl::Status KillBillSim::Start() {
         absl::StrCat("cannot bind ", options.host, ":", options.port));
   }
   server_->SetListenBacklog(ListenBacklog(options));
+  if (options.control_port >= 0) {
+    control_server_ = std::make_unique<httplib::Server>();
+    routes_->RegisterControl(*control_server_);
+    control_port_ =
+        options.control_port == 0
+            ? control_server_->bind_to_any_port(options.host)
+            : (control_server_->bind_to_port(options.host, options.control_port)
+                   ? options.control_port
+                   : -1);
+    if (control_port_ <= 0) {
+      server_->CloseListener();
+      return absl::UnavailableError(
+          absl::StrCat("cannot bind the control port ", options.host, ":",
+                       options.control_port));
+    }
+    control_thread_ =
+        std::thread([this] { control_server_->listen_after_bind(); });
+  }
   {
     absl::MutexLock lock(&mu_);
     started_ = true;
     listening_ = true;
     options_.port = port_;
+    options_.control_port = control_port_;
   }
   listener_ = std::thread([this] { ListenLoop(); });
+  prober_ = std::thread([this] { ProbeLoop(); });
   return absl::OkStatus();
 }
 
@@ -91,12 +112,16 @@ void KillBillSim::ListenLoop() {
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
-      // A refuse outage keeps the listener closed until it ends or is cleared.
-      while (!stopping_ && faults_.RefuseOutageActive(clock_->Now())) {
-        listener_cv_.WaitWithTimeout(&mu_,
-                                     absl::FromChrono(std::min<Clock::Duration>(
-                                         faults_.outage_until() - clock_->Now(),
-                                         std::chrono::milliseconds(100))));
+      // A refuse outage keeps the listener closed until it ends or is
+      // cleared; the probes, while the pod is out of the Service.
+      while (!stopping_ && !ServingLocked()) {
+        Clock::Duration wait = std::chrono::milliseconds(100);
+        if (faults_.RefuseOutageActive(clock_->Now())) {
+          wait = std::clamp<Clock::Duration>(
+              faults_.outage_until() - clock_->Now(), Clock::Duration::zero(),
+              wait);
+        }
+        listener_cv_.WaitWithTimeout(&mu_, absl::FromChrono(wait));
       }
       if (stopping_) break;
       faults_.EndRefuseOutage();  // it has ended
@@ -121,7 +146,8 @@ void KillBillSim::ListenLoop() {
     {
       // A fault or Stop() may have come between the check above and the bind.
       absl::MutexLock lock(&mu_);
-      if (stopping_ || faults_.RefuseOutageSet() || !server_->IsBound()) {
+      if (stopping_ || faults_.RefuseOutageSet() || !probes_.InService() ||
+          !server_->IsBound()) {
         server_->CloseListener();
         listening_ = false;
         continue;
@@ -152,9 +178,141 @@ void KillBillSim::Stop() {
     model_cv_.SignalAll();
     slot_cv_.SignalAll();
     listener_cv_.SignalAll();
+    probe_cv_.SignalAll();
+    probe_state_cv_.SignalAll();
   }
   server_->CloseListener();
   if (listener_.joinable()) listener_.join();
+  if (prober_.joinable()) prober_.join();
+  if (control_server_ != nullptr) {
+    control_server_->stop();
+    if (control_thread_.joinable()) control_thread_.join();
+  }
+}
+
+bool KillBillSim::ServingLocked() const {
+  return !faults_.RefuseOutageActive(clock_->Now()) && probes_.InService();
+}
+
+// ---------------------------------------------------------------------------------------
+// The kubelet's probes.
+
+void KillBillSim::ProbeLoop() {
+  // Longest wait between looks at the schedule: settings changes also wake
+  // the loop (probe_cv_), this only bounds a missed wake-up.
+  constexpr Clock::Duration kMaxProbeWait = std::chrono::seconds(1);
+  for (;;) {
+    bool close_listener = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      const Clock::TimePoint now = clock_->Now();
+      ApplyProbeTransitionLocked(probes_.Advance(now), &close_listener);
+      if (probes_.ProbeDue(now)) {
+        bool readiness_ok = false;
+        bool liveness_ok = false;
+        // An injected outage is Kill Bill unreachable (refuse) or answering
+        // 503 to everyone: the kubelet's probes fail like any caller's.
+        const bool outage =
+            faults_.RefuseOutageActive(now) || faults_.Outage503Active(now);
+        if (probes_.ProcessUp() && !outage) {
+          if (WaitForRequestThreadLocked(probes_.options().timeout)) {
+            // Two calls, two samples: the readiness probe, the liveness.
+            readiness_ok = HealthcheckLocked().healthy();
+            liveness_ok = HealthcheckLocked().healthy();
+          } else {
+            ++probe_timeouts_;
+          }
+        }
+        // Answered (or timed out) now, not when the round began.
+        ApplyProbeTransitionLocked(
+            probes_.RecordProbe(clock_->Now(), readiness_ok, liveness_ok),
+            &close_listener);
+      }
+      if (!close_listener) {
+        const Clock::TimePoint next = probes_.NextEvent();
+        const Clock::Duration wait =
+            next == Clock::TimePoint::max()
+                ? kMaxProbeWait
+                : std::clamp<Clock::Duration>(next - clock_->Now(),
+                                              Clock::Duration::zero(),
+                                              kMaxProbeWait);
+        if (wait > Clock::Duration::zero()) {
+          probe_cv_.WaitWithTimeout(&mu_, absl::FromChrono(wait));
+        }
+        continue;
+      }
+    }
+    // Out of the Service: as in a refuse outage, the listener closes (the
+    // listener loop keeps it closed until the pod is ready again).
+    server_->CloseListener();
+    absl::MutexLock lock(&mu_);
+    listening_ = false;
+    probe_state_cv_.SignalAll();
+  }
+}
+
+void KillBillSim::ApplyProbeTransitionLocked(const ProbeModel::Transition& t,
+                                             bool* close_listener) {
+  if (t.restarted) {
+    // The process dies: calls in flight die with it; what was in memory
+    // (the healthcheck's samples, the rotation flag) is gone.
+    ++abort_epoch_;
+    in_rotation_ = true;
+    bus_detector_ = killbill::QueueGrowthDetector(options_.growth);
+    external_bus_detector_ = killbill::QueueGrowthDetector(options_.growth);
+    model_cv_.SignalAll();
+    slot_cv_.SignalAll();
+  }
+  if (t.restarted || t.process_up) {
+    AdvanceModelLocked();  // the past at the drain in force until now
+    model_.set_options(EffectiveModelLocked(options_.model));
+    bus_meters_.Observe(model_);
+  }
+  if (t.left_service || t.restarted) *close_listener = true;
+  if (t.ready) listener_cv_.SignalAll();
+  if (t.left_service || t.restarted || t.process_up || t.ready) {
+    probe_state_cv_.SignalAll();
+  }
+}
+
+CapacityModelOptions KillBillSim::EffectiveModelLocked(
+    const CapacityModelOptions& model) const {
+  CapacityModelOptions effective = model;
+  if (!probes_.ProcessUp()) effective.bus_drain = 0;
+  return effective;
+}
+
+bool KillBillSim::WaitForRequestThreadLocked(Clock::Duration timeout) {
+  const absl::Time deadline = absl::Now() + absl::FromChrono(timeout);
+  const uint64_t epoch = abort_epoch_;
+  bool woken = false;
+  while (busy_threads_ >= options_.max_threads && !stopping_ &&
+         abort_epoch_ == epoch) {
+    woken = true;
+    if (slot_cv_.WaitWithDeadline(&mu_, deadline)) break;
+  }
+  const bool got = busy_threads_ < options_.max_threads && !stopping_ &&
+                   abort_epoch_ == epoch;
+  // A Finish() may have woken this thread rather than a call waiting in
+  // Admit(): pass the free thread on.
+  if (woken) slot_cv_.Signal();
+  return got;
+}
+
+bool KillBillSim::WaitForProbes(uint64_t restarts, ProbeModel::Phase phase,
+                                absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&mu_);
+  // Out of the Service also means the listener is closed already.
+  const auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return probes_.restarts() >= restarts && probes_.phase() == phase &&
+           (phase == ProbeModel::Phase::kReady || !listening_);
+  };
+  while (!stopping_ && !reached()) {
+    if (probe_state_cv_.WaitWithDeadline(&mu_, deadline)) break;
+  }
+  return !stopping_ && reached();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -386,6 +544,10 @@ std::vector<SimInvoice> KillBillSim::AccountInvoices(
 
 KillBillSim::HealthcheckAnswer KillBillSim::Healthcheck() {
   absl::MutexLock lock(&mu_);
+  return HealthcheckLocked();
+}
+
+KillBillSim::HealthcheckAnswer KillBillSim::HealthcheckLocked() {
   AdvanceModelLocked();
   const int64_t t_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            clock_->Now() - start_time_)
@@ -463,6 +625,24 @@ SimStats KillBillSim::Stats() {
       connections_rejected_.load(std::memory_order_relaxed);
   s.settings = options_;
   s.faults = faults_.State(clock_->Now());
+  const Clock::TimePoint now = clock_->Now();
+  const auto uptime = [this](Clock::TimePoint t) {
+    return ToSeconds(t - start_time_);
+  };
+  s.probe_phase = ProbeModel::PhaseName(probes_.phase());
+  s.probe_calls = probes_.probe_calls();
+  s.probe_failures = probes_.probe_failures();
+  s.probe_timeouts = probe_timeouts_;
+  s.probe_unready_periods = probes_.unready_periods();
+  s.probe_unready_seconds = ToSeconds(probes_.UnreadyTime(now));
+  s.probe_restarts = probes_.restarts();
+  for (const Clock::TimePoint t : probes_.restart_times()) {
+    s.probe_restart_at_s.push_back(uptime(t));
+  }
+  for (const auto& [start, end] : probes_.unready_intervals()) {
+    s.probe_unready_intervals_s.emplace_back(
+        uptime(start), end == Clock::TimePoint::max() ? -1.0 : uptime(end));
+  }
   return s;
 }
 
@@ -492,7 +672,8 @@ absl::Status KillBillSim::ConfigureLocked(const SimOptions& candidate) {
       candidate.max_connections != options_.max_connections ||
       candidate.accept_count != options_.accept_count ||
       candidate.keep_alive_max_requests != options_.keep_alive_max_requests ||
-      candidate.keep_alive_timeout != options_.keep_alive_timeout) {
+      candidate.keep_alive_timeout != options_.keep_alive_timeout ||
+      candidate.control_port != options_.control_port) {
     return absl::InvalidArgumentError(
         "host, port and connection limits cannot change while running");
   }
@@ -505,9 +686,14 @@ absl::Status KillBillSim::ConfigureLocked(const SimOptions& candidate) {
     external_bus_detector_ = killbill::QueueGrowthDetector(g1);
   }
   if (candidate.seed != options_.seed) faults_.Reseed(candidate.seed);
-  AdvanceModelLocked();  // the past at the old drain rate
-  model_.set_options(candidate.model);
+  AdvanceModelLocked();         // the past at the old drain rate
+  bool close_listener = false;  // turning the probes off never closes it
+  const ProbeModel::Transition probe_change =
+      probes_.Configure(candidate.probes, clock_->Now());
   options_ = candidate;
+  ApplyProbeTransitionLocked(probe_change, &close_listener);
+  model_.set_options(EffectiveModelLocked(candidate.model));
+  probe_cv_.SignalAll();
   bus_meters_.Observe(model_);  // the drain rate from now
   model_cv_.SignalAll();        // completion estimates changed
   slot_cv_.SignalAll();         // max_threads may have grown

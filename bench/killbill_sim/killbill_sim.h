@@ -46,7 +46,11 @@
 //   DELETE  /1.0/kb/admin/healthcheck         204, out of rotation
 //   PUT     /1.0/kb/admin/healthcheck         204, back in rotation
 //   GET     /sim/stats                        SimStats as JSON; takes no
-//                                             healthcheck sample
+//                                             healthcheck sample (the /sim/
+//                                             routes are also served on the
+//                                             control listener when
+//                                             control_port is set: reachable
+//                                             while Kill Bill refuses)
 //   POST    /sim/config                       a JSON object of settings (the
 //                                             keys of SimOptionsToJson), live
 //   POST    /sim/faults                       {"outage": "refuse" | "503",
@@ -57,6 +61,21 @@
 //                                              "reset_rate": p,
 //                                              "clear": true}
 // clang-format on
+//
+// Kubernetes probes (SimOptions::probes, off by default; ProbeModel in
+// probe_model.h says what happens when): a thread of this class makes the
+// kubelet's readiness and liveness calls of GET /1.0/healthcheck on the probe
+// schedule, in-process (no HTTP), each one a sample in the same growth window
+// as every HTTP caller's. Like an HTTP call, a probe round first waits for one
+// of the max_threads request threads: one it does not get within
+// probe_timeout_s fails both probes (no sample), as a kubelet's probe times
+// out on a saturated Kill Bill; so does an injected refuse or 503 outage. After
+// the failure threshold the pod leaves the Service: the listener is closed
+// (connections refused, kept-alive ones closed) until a readiness probe
+// succeeds. A restart also aborts the calls in flight (the process died), stops
+// the bus drain for probe_restart_s, puts the sim back in rotation and starts
+// the healthcheck's sample window empty; the bus backlog, the accounts and the
+// subscriptions survive (they are in Kill Bill's database).
 //
 // GET /1.0/metrics is the registry of Kill Bill's metrics servlet,
 // {"version":"4.0.0","gauges":{},"counters":{...},"histograms":{},"meters":{},
@@ -112,14 +131,16 @@
 //     +- SubscriptionStore    bundles, subscriptions,   subscription_store.h
 //     |                       custom fields, invoices
 //     |                       (plans from SimCatalog,   sim_catalog.h)
+//     +- ProbeModel           the kubelet's probes:     probe_model.h
+//     |                       ready, unready, restarts
 //     +- SimCounters          counters behind SimStats  sim_stats.h
 // clang-format on
 //
 // Thread-safety: all public methods are safe from any thread. One absl::Mutex
 // guards the model, the accounts, the detectors, the faults and the counters;
 // it is never held while doing I/O. The Clock must advance in real time (waits
-// are real): FakeClock is for CapacityModel and QueueGrowthDetector tests, not
-// for this class.
+// are real): FakeClock is for CapacityModel, QueueGrowthDetector and
+// ProbeModel tests, not for this class.
 #pragma once
 
 #include <atomic>
@@ -138,12 +159,17 @@
 #include "bench/killbill_sim/bus_meters.h"
 #include "bench/killbill_sim/capacity_model.h"
 #include "bench/killbill_sim/ewma_meter.h"
+#include "bench/killbill_sim/probe_model.h"
 #include "bench/killbill_sim/sim_faults.h"
 #include "bench/killbill_sim/sim_options.h"
 #include "bench/killbill_sim/sim_stats.h"
 #include "bench/killbill_sim/subscription_store.h"
 #include "common/clock.h"
 #include "killbill_client/queue_growth.h"
+
+namespace httplib {
+class Server;
+}  // namespace httplib
 
 namespace bg::sim {
 
@@ -184,6 +210,14 @@ class KillBillSim {
   bool WaitForListener(absl::Duration timeout);
   // The bound port (valid after Start()).
   int port() const { return port_; }
+  // The control listener's bound port (after Start()); -1 without one.
+  int control_port() const { return control_port_; }
+  // Blocks until the kubelet's probes have restarted Kill Bill at least
+  // `restarts` times and the pod is in `phase`, its listener already closed
+  // when that phase is out of the Service (false on timeout or Stop()). After
+  // kReady the listener reopens a little later: WaitForListener().
+  bool WaitForProbes(uint64_t restarts, ProbeModel::Phase phase,
+                     absl::Duration timeout);
 
   // The same operations as the /sim/ endpoints, for tests and embedding.
   SimStats Stats();
@@ -295,6 +329,7 @@ class KillBillSim {
 
   // Samples both queues' detectors and counts the answer.
   HealthcheckAnswer Healthcheck() ABSL_LOCKS_EXCLUDED(mu_);
+  HealthcheckAnswer HealthcheckLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the metrics registry (mode `on`): brings the model to now, takes no
   // healthcheck sample and submits no work.
   MetricsAnswer Metrics() ABSL_LOCKS_EXCLUDED(mu_);
@@ -309,6 +344,25 @@ class KillBillSim {
   void PostBusEventsLocked(int64_t count) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void ListenLoop();
+  // The kubelet: runs probes_ on the real clock until Stop().
+  void ProbeLoop();
+  // Acts on what probes_ decided (restart, process up, back in the Service).
+  // Sets *close_listener when the pod left the Service: the caller closes
+  // the listener without holding mu_.
+  void ApplyProbeTransitionLocked(const ProbeModel::Transition& t,
+                                  bool* close_listener)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The capacity model's settings in force: `model`, with no bus drain while
+  // Kill Bill's process is down.
+  CapacityModelOptions EffectiveModelLocked(const CapacityModelOptions& model)
+      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits (releasing mu_) until a request thread is free, at most `timeout`
+  // of real time; false on timeout, a restart or Stop(). Takes no thread: a
+  // probe's call is short, but it queues like any other.
+  bool WaitForRequestThreadLocked(Clock::Duration timeout)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Kill Bill's listener may be open: in the Service and no refuse outage.
+  bool ServingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits out a stall; false if the call must be abandoned meanwhile.
   bool StallOrAbort(uint64_t epoch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ConfigureLocked(const SimOptions& candidate)
@@ -320,6 +374,11 @@ class KillBillSim {
   std::unique_ptr<SimRoutes> routes_;
   std::thread listener_;
   int port_ = 0;
+  // The control listener (/sim/ only) and its thread; null without one.
+  std::unique_ptr<httplib::Server> control_server_;
+  std::thread control_thread_;
+  int control_port_ = -1;
+  std::thread prober_;
   // Connections closed at once because max_connections + accept_count were
   // exceeded; atomic because it is bumped on the accept thread, which must not
   // take mu_.
@@ -330,8 +389,12 @@ class KillBillSim {
   absl::CondVar model_cv_;
   // Signalled when a request thread (max_threads) frees up.
   absl::CondVar slot_cv_;
-  // Wakes the listener loop (outage end, clear, stop).
+  // Wakes the listener loop (outage end, clear, back in the Service, stop).
   absl::CondVar listener_cv_;
+  // Wakes the probe loop (settings changed, stop); signalled with
+  // probe_state_cv_'s waiters on every probe transition.
+  absl::CondVar probe_cv_;
+  absl::CondVar probe_state_cv_;
 
   SimOptions options_ ABSL_GUARDED_BY(mu_);
   CapacityModel model_ ABSL_GUARDED_BY(mu_);
@@ -343,6 +406,8 @@ class KillBillSim {
   SimCounters counters_ ABSL_GUARDED_BY(mu_);
   // GET /1.0/metrics: main-bus events posted and dispatched.
   BusMeters bus_meters_ ABSL_GUARDED_BY(mu_);
+  ProbeModel probes_ ABSL_GUARDED_BY(mu_);
+  uint64_t probe_timeouts_ ABSL_GUARDED_BY(mu_) = 0;
   bool in_rotation_ ABSL_GUARDED_BY(mu_) = true;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

@@ -91,6 +91,27 @@ ABSL_FLAG(int, keep_alive_timeout_s,
           static_cast<int>(kDefaults.keep_alive_timeout.count()),
           "keep-alive idle timeout");
 ABSL_FLAG(uint64_t, seed, kDefaults.seed, "seed of fault-injection draws");
+ABSL_FLAG(bool, probes, kDefaults.probes.enabled,
+          "the kubelet's liveness and readiness probes on GET "
+          "/1.0/healthcheck: unready (connections refused) and restarted "
+          "after probe_failure_threshold failures in a row");
+ABSL_FLAG(double, probe_period_s, bg::ToSeconds(kDefaults.probes.period),
+          "seconds between probe rounds (periodSeconds)");
+ABSL_FLAG(int, probe_failure_threshold, kDefaults.probes.failure_threshold,
+          "failed probes in a row before unready / restart "
+          "(failureThreshold)");
+ABSL_FLAG(double, probe_initial_delay_s,
+          bg::ToSeconds(kDefaults.probes.initial_delay),
+          "seconds after a restart before probes resume "
+          "(initialDelaySeconds)");
+ABSL_FLAG(double, probe_timeout_s, bg::ToSeconds(kDefaults.probes.timeout),
+          "seconds a probe waits for its answer (a request thread) before it "
+          "fails (timeoutSeconds)");
+ABSL_FLAG(double, probe_restart_s, bg::ToSeconds(kDefaults.probes.restart_time),
+          "seconds Kill Bill is down after a restart (no API, no bus drain)");
+ABSL_FLAG(int, control_port, kDefaults.control_port,
+          "port of a listener serving only /sim/** (reachable while Kill Bill "
+          "refuses connections); -1 none, 0 any free port");
 
 namespace {
 
@@ -122,7 +143,14 @@ nlohmann::json ChangedFlags() {
                            "accept_count",
                            "keep_alive_max_requests",
                            "keep_alive_timeout_s",
-                           "seed"}) {
+                           "seed",
+                           "probes",
+                           "probe_period_s",
+                           "probe_failure_threshold",
+                           "probe_initial_delay_s",
+                           "probe_timeout_s",
+                           "probe_restart_s",
+                           "control_port"}) {
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     if (flag == nullptr || flag->CurrentValue() == flag->DefaultValue())
       continue;
@@ -198,6 +226,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("listening on %s:%d\n", options.host.c_str(), sim.port());
+  if (sim.control_port() > 0) {
+    std::printf("control on %s:%d\n", options.host.c_str(), sim.control_port());
+  }
   std::fflush(stdout);
 
   int received = 0;

@@ -100,6 +100,18 @@ absl::Status Validate(const SimOptions& o) {
   if (!(o.growth.alpha > 0 && o.growth.alpha <= 1)) {
     return absl::InvalidArgumentError("smoothing_alpha must be in (0, 1]");
   }
+  if (o.probes.period <= Clock::Duration::zero())
+    return absl::InvalidArgumentError("probe_period_s must be > 0");
+  if (o.probes.failure_threshold < 1)
+    return absl::InvalidArgumentError("probe_failure_threshold must be >= 1");
+  if (o.probes.initial_delay < Clock::Duration::zero())
+    return absl::InvalidArgumentError("probe_initial_delay_s must be >= 0");
+  if (o.probes.timeout <= Clock::Duration::zero())
+    return absl::InvalidArgumentError("probe_timeout_s must be > 0");
+  if (o.probes.restart_time < Clock::Duration::zero())
+    return absl::InvalidArgumentError("probe_restart_s must be >= 0");
+  if (o.control_port < -1 || o.control_port > 65535)
+    return absl::InvalidArgumentError("control_port must be -1 or 0-65535");
   if (o.max_threads < 1 || o.max_connections < 1 || o.accept_count < 0 ||
       o.keep_alive_max_requests < 1 || o.keep_alive_timeout.count() < 0) {
     return absl::InvalidArgumentError("thread/connection limits out of range");

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "bench/killbill_sim/capacity_model.h"
+#include "bench/killbill_sim/probe_model.h"
 #include "killbill_client/queue_growth.h"
 
 namespace bg::sim {
@@ -79,6 +80,17 @@ struct SimOptions {
   // 20 s).
   int keep_alive_max_requests = 100;
   std::chrono::seconds keep_alive_timeout{20};
+
+  // The kubelet's liveness and readiness probes on GET /1.0/healthcheck
+  // (probe_model.h): off by default. When on, the sim goes unready (refuses
+  // connections) and restarts as the seed platform's Kubernetes would.
+  ProbeOptions probes;
+
+  // Port of a second listener (on `host`) that serves only /sim/**, so the
+  // control API stays reachable while Kill Bill refuses connections (unready,
+  // restarting, refuse outage). -1 = none (the default); 0 = any free port
+  // (KillBillSim::control_port()). Cannot change while running.
+  int control_port = -1;
 
   // Seed of the fault-injection random draws (error_rate, garbage_rate,
   // reset_rate).

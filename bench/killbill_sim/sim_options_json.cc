@@ -15,6 +15,18 @@ namespace {
 using Json = nlohmann::json;
 using Setter = std::function<void(const Json&, SimOptions*)>;
 
+// A duration setting in seconds: finite, 0 to 10^7 (the conversion to a
+// Clock::Duration of anything larger would overflow). Range rules beyond that
+// (e.g. a period > 0) are Validate()'s.
+Clock::Duration Seconds(const Json& v) {
+  const double s = v.get<double>();
+  if (!(s >= 0 && s <= 1e7)) {
+    throw std::invalid_argument(
+        absl::StrCat("must be a number of seconds from 0 to 1e7, got ", s));
+  }
+  return FromSeconds(s);
+}
+
 // One row per setting: the JSON/YAML key and how it lands in SimOptions.
 // nlohmann's get<T>() throws type_error on a wrong type, a setter
 // std::invalid_argument on a value outside its set; ApplyJson catches both.
@@ -109,6 +121,26 @@ const std::map<std::string, Setter>& Setters() {
        }},
       {"seed",
        [](const Json& v, SimOptions* o) { o->seed = v.get<uint64_t>(); }},
+      {"probes",
+       [](const Json& v, SimOptions* o) { o->probes.enabled = v.get<bool>(); }},
+      {"probe_period_s",
+       [](const Json& v, SimOptions* o) { o->probes.period = Seconds(v); }},
+      {"probe_failure_threshold",
+       [](const Json& v, SimOptions* o) {
+         o->probes.failure_threshold = v.get<int>();
+       }},
+      {"probe_initial_delay_s",
+       [](const Json& v, SimOptions* o) {
+         o->probes.initial_delay = Seconds(v);
+       }},
+      {"probe_timeout_s",
+       [](const Json& v, SimOptions* o) { o->probes.timeout = Seconds(v); }},
+      {"probe_restart_s",
+       [](const Json& v, SimOptions* o) {
+         o->probes.restart_time = Seconds(v);
+       }},
+      {"control_port",
+       [](const Json& v, SimOptions* o) { o->control_port = v.get<int>(); }},
   };
   return *setters;
 }
@@ -185,6 +217,13 @@ nlohmann::ordered_json SimOptionsToJson(const SimOptions& o) {
   j["keep_alive_max_requests"] = o.keep_alive_max_requests;
   j["keep_alive_timeout_s"] = o.keep_alive_timeout.count();
   j["seed"] = o.seed;
+  j["probes"] = o.probes.enabled;
+  j["probe_period_s"] = ToSeconds(o.probes.period);
+  j["probe_failure_threshold"] = o.probes.failure_threshold;
+  j["probe_initial_delay_s"] = ToSeconds(o.probes.initial_delay);
+  j["probe_timeout_s"] = ToSeconds(o.probes.timeout);
+  j["probe_restart_s"] = ToSeconds(o.probes.restart_time);
+  j["control_port"] = o.control_port;
   return j;
 }
 

@@ -542,6 +542,19 @@ OJson StatsToJson(const SimStats& stats) {
   s["in_rotation"] = stats.in_rotation;
   s["connections_rejected"] = stats.connections_rejected;
   s["aborted_calls"] = stats.aborted_calls;
+  s["probe_phase"] = stats.probe_phase;
+  s["probe_calls"] = stats.probe_calls;
+  s["probe_failures"] = stats.probe_failures;
+  s["probe_timeouts"] = stats.probe_timeouts;
+  s["probe_unready_periods"] = stats.probe_unready_periods;
+  s["probe_unready_seconds"] = stats.probe_unready_seconds;
+  s["probe_restarts"] = stats.probe_restarts;
+  s["probe_restart_at_s"] = stats.probe_restart_at_s;
+  OJson intervals = OJson::array();
+  for (const auto& [start, end] : stats.probe_unready_intervals_s) {
+    intervals.push_back(OJson::array({start, end}));
+  }
+  s["probe_unready_intervals_s"] = intervals;
   OJson requests = OJson::object();
   for (const auto& [label, outcomes] : stats.requests) {
     OJson by_outcome = OJson::object();
@@ -700,6 +713,17 @@ void SimRoutes::Register(httplib::Server& s) {
     Serve("GET /1.0/metrics", req, res, true, [&] { Metrics(req, res); });
   });
 
+  RegisterControl(s);
+
+  s.Get(".*", not_found);
+  s.Post(".*", not_found);
+  s.Put(".*", not_found);
+  s.Delete(".*", not_found);
+}
+
+void SimRoutes::RegisterControl(httplib::Server& s) {
+  using httplib::Request;
+  using httplib::Response;
   s.Get("/sim/stats",
         [this](const Request&, Response& res) { SimStatsRoute(res); });
   s.Post("/sim/config", [this](const Request& req, Response& res) {
@@ -708,11 +732,6 @@ void SimRoutes::Register(httplib::Server& s) {
   s.Post("/sim/faults", [this](const Request& req, Response& res) {
     SimFaultsRoute(req, res);
   });
-
-  s.Get(".*", not_found);
-  s.Post(".*", not_found);
-  s.Put(".*", not_found);
-  s.Delete(".*", not_found);
 }
 
 bool SimRoutes::CheckAuth(const httplib::Request& req, httplib::Response& res,

@@ -36,6 +36,9 @@ class SimRoutes {
 
   // Registers every route on `server`. Call once, before it listens.
   void Register(httplib::Server& server);
+  // Registers the /sim/ routes only (Register() includes them): for the
+  // control listener (SimOptions::control_port).
+  void RegisterControl(httplib::Server& server);
 
  private:
   // The envelope of a /1.0/ call (see the file comment).

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "bench/killbill_sim/sim_faults.h"
 #include "bench/killbill_sim/sim_options.h"
@@ -59,6 +61,24 @@ struct SimStats {
   // calls abandoned by a refuse outage or Stop().
   uint64_t connections_rejected = 0;
   uint64_t aborted_calls = 0;
+  // The kubelet's probes (probe_model.h; "ready" and zeros while they are
+  // off): the pod's phase (ready, unready, down, starting), probe calls made
+  // and failed (two per round: readiness and liveness; a round while down
+  // fails both without calling), periods out of the Service and their total
+  // seconds (the current one included), restarts, and the uptime_s of the
+  // last restarts and of the last unready intervals ([start, end], end -1
+  // while it lasts).
+  std::string probe_phase = "ready";
+  uint64_t probe_calls = 0;
+  uint64_t probe_failures = 0;
+  // Probe rounds that got no request thread within probe_timeout_s (both
+  // probes failed without a healthcheck sample).
+  uint64_t probe_timeouts = 0;
+  uint64_t probe_unready_periods = 0;
+  double probe_unready_seconds = 0;
+  uint64_t probe_restarts = 0;
+  std::vector<double> probe_restart_at_s;
+  std::vector<std::pair<double, double>> probe_unready_intervals_s;
   // Route label ("POST /1.0/kb/accounts", ..., "other") -> outcome (HTTP
   // status, "reset", "garbage" or "aborted") -> calls.
   std::map<std::string, std::map<std::string, uint64_t>> requests;
