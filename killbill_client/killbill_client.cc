@@ -390,7 +390,15 @@ absl::StatusOr<Account> KillBillClient::GetAccountByKey(
   if (!res.ok()) return res.status();
   if (res->status != 200)
     return StatusFromResponse(res->status, res->body, "get account");
-  return ParseAccount(res->body);
+  absl::StatusOr<Account> account = ParseAccount(res->body);
+  // Never hand out another key's account (a proxy or Kill Bill dropping or
+  // mangling the query would answer with some other account).
+  if (account.ok() && account->external_key != external_key) {
+    return absl::InternalError(
+        "Kill Bill answered the lookup by externalKey with an account under "
+        "another externalKey");
+  }
+  return account;
 }
 
 absl::StatusOr<Account> KillBillClient::GetAccountById(

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "durable/durable_queue.h"
@@ -426,7 +427,10 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetOperation(
     return call;
   }
   int64_t id = 0;
+  // Digits only: SimpleAtoi alone also takes "+5" and " 5" for operation 5.
   if (request->operation_id().empty() ||
+      !std::all_of(request->operation_id().begin(),
+                   request->operation_id().end(), absl::ascii_isdigit) ||
       !absl::SimpleAtoi(absl::string_view(request->operation_id()), &id) ||
       id <= 0) {
     call->Answer(absl::InvalidArgumentError(

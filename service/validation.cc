@@ -41,9 +41,25 @@ absl::Status CheckText(absl::string_view field, absl::string_view value,
     return FieldError(
         field, absl::StrCat("is longer than ", max_chars, " characters"));
   }
-  for (unsigned char c : value) {
-    if (c < 0x20 && c != '\n' && c != '\t')
+  // Control characters: C0 but newline and tab, DEL, C1 (U+0080..U+009F,
+  // UTF-8 C2 80..C2 9F, among them U+0085 NEL, a line break to some
+  // readers); and the bidirectional controls (U+202A..U+202E, U+2066..U+2069,
+  // UTF-8 E2 80 AA..AE and E2 81 A6..A9) that make text display other than it
+  // reads.
+  for (size_t i = 0; i < value.size(); ++i) {
+    const unsigned char c = value[i];
+    const unsigned char next =
+        i + 1 < value.size() ? static_cast<unsigned char>(value[i + 1]) : 0;
+    const unsigned char third =
+        i + 2 < value.size() ? static_cast<unsigned char>(value[i + 2]) : 0;
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ||
+        (c == 0xc2 && next >= 0x80 && next <= 0x9f)) {
       return FieldError(field, "contains control characters");
+    }
+    if (c == 0xe2 && ((next == 0x80 && third >= 0xaa && third <= 0xae) ||
+                      (next == 0x81 && third >= 0xa6 && third <= 0xa9))) {
+      return FieldError(field, "contains bidirectional control characters");
+    }
   }
   return absl::OkStatus();
 }

@@ -7,6 +7,12 @@
 // for a transport failure or a timeout), in bounded time, without a crash, and
 // the client must keep working afterwards.
 //
+// Then the same impostor behind billing-gateway (a real process), for answers
+// whose handling spans several Kill Bill calls: a 409 without code 3000 and no
+// account on lookup, a lookup answering another key's account, tags refused
+// (400, 404) right after the create, a queue growing at 1e308, thousands of
+// queue names.
+//
 // Impostors pace their drips with condition-variable or poll() waits that
 // Stop() cuts short; the test itself never sleeps.
 #include <arpa/inet.h>
@@ -19,7 +25,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +35,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "killbill_client/killbill_client.h"
+#include "tests/gateway_process.h"
 
 namespace bg::killbill {
 namespace {
@@ -624,6 +633,282 @@ TEST(BadKillBillAnswer, ConcurrentDripsAllEndOnTime) {
     EXPECT_GE(took[i], Ms(300 + 50 * i - 50));
     EXPECT_LT(took[i], Ms(300 + 50 * i + 300)) << i;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Through the gateway: one fake Kill Bill (the impostor) behind
+// billing-gateway.
+
+constexpr char kHealthy[] =
+    R"({"org.killbill.billing.server.healthchecks.KillbillHealthcheck":)"
+    R"({"healthy":true,"message":"OK"},)"
+    R"("org.killbill.billing.server.healthchecks.KillbillQueuesHealthcheck":)"
+    R"({"healthy":true}})";
+
+// A 500 healthcheck whose queue check lists `queues` (name, growth) as
+// growing, in its message and as {"growing":true} details, as Kill Bill does.
+std::string GrowingQueues(
+    const std::vector<std::pair<std::string, std::string>>& queues) {
+  std::string message = "Growing queues: ";
+  std::string details;
+  for (size_t i = 0; i < queues.size(); ++i) {
+    if (i > 0) message += ", ";
+    message += queues[i].first + " (" + queues[i].second + ")";
+    details += ",\"" + queues[i].first + "\":{\"growing\":true}";
+  }
+  return std::string(
+             R"({"org.killbill.billing.server.healthchecks.KillbillHealthcheck":)"
+             R"({"healthy":true,"message":"OK"},)"
+             R"("org.killbill.billing.server.healthchecks.)"
+             R"(KillbillQueuesHealthcheck":{"healthy":false,"message":")") +
+         message + "\"" + details + "}}";
+}
+
+// What the fake Kill Bill answers, per call; unset parts answer 404.
+struct FakeKillBill {
+  int health_status = 200;
+  std::string health_body = kHealthy;
+  int create_status = 201;
+  std::string create_body;
+  int lookup_status = 404;
+  std::string lookup_body = R"({"code":3003,"message":"no account"})";
+  int tags_status = 201;
+  std::string tags_body;
+};
+
+class ThroughGateway : public ::testing::Test {
+ protected:
+  void Start(const FakeKillBill& fake, const std::string& rate = "static") {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fake_ = fake;
+    }
+    impostor_.Set([this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++calls_[req.method + " " + req.path];
+      if (req.path == "/1.0/healthcheck") {
+        res.status = fake_.health_status;
+        res.set_content(fake_.health_body, "application/json");
+      } else if (req.method == "POST" && req.path == "/1.0/kb/accounts") {
+        res.status = fake_.create_status;
+        if (res.status == 201) {
+          res.set_header("Location", std::string("/1.0/kb/accounts/") + kUuid);
+        }
+        res.set_content(fake_.create_body, "application/json");
+      } else if (req.method == "GET" && req.path == "/1.0/kb/accounts") {
+        res.status = fake_.lookup_status;
+        res.set_content(fake_.lookup_body, "application/json");
+      } else if (req.method == "POST" &&
+                 req.path ==
+                     std::string("/1.0/kb/accounts/") + kUuid + "/tags") {
+        res.status = fake_.tags_status;
+        res.set_content(fake_.tags_body, "application/json");
+      } else {
+        res.status = 404;
+      }
+    });
+    const std::string config = bg::testing::TestFile("gateway.yaml");
+    gateway_ =
+        bg::testing::Gateway::Start(config,
+                                    "server:\n  listen: 127.0.0.1:0\n"
+                                    "metrics:\n  listen: 127.0.0.1:0\n"
+                                    "logging:\n  level: warn\n"
+                                    "killbill:\n  url: " +
+                                        impostor_.url() +
+                                        "\n  request_timeout: 2s\n"
+                                        "health:\n  poll_interval: 50ms\n"
+                                        "rate:\n  mode: " +
+                                        rate + "\n");
+    ASSERT_TRUE(gateway_.ok()) << gateway_.process->output();
+  }
+  void TearDown() override {
+    if (gateway_.process) {
+      EXPECT_EQ(gateway_.process->Terminate(10s), std::optional<int>(0))
+          << gateway_.process->output();
+    }
+  }
+  int Calls(const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_[what];
+  }
+  grpc::Status Create(billing::v1::CreateAccountResponse* out,
+                      bool with_tag = false, Ms deadline = 5000ms) {
+    billing::v1::CreateAccountRequest req;
+    req.set_external_key("k");
+    req.set_name("Jane");
+    if (with_tag) req.add_tags(billing::v1::ACCOUNT_TAG_AUTO_PAY_OFF);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+    return gateway_.stub->CreateAccount(&ctx, req, out);
+  }
+  // Waits until the gateway has polled the healthcheck `n` more times.
+  bool WaitForPolls(int n) {
+    const int target = Calls("GET /1.0/healthcheck") + n;
+    return bg::testing::WaitUntil(
+        [&] { return Calls("GET /1.0/healthcheck") >= target; }, 10s, 20ms);
+  }
+
+  HttpImpostor impostor_;
+  bg::testing::Gateway gateway_;
+  std::mutex mu_;
+  FakeKillBill fake_;
+  std::map<std::string, int> calls_;
+};
+
+// A lookup by key that answers another key's account: never handed out as the
+// caller's account (neither by CreateAccount after a 409 nor by GetAccount).
+TEST_F(ThroughGateway, ALookupAnsweringAnotherKeysAccountIsRefused) {
+  FakeKillBill fake;
+  fake.create_status = 409;
+  fake.create_body = R"({"code":3000,"message":"Account already exists"})";
+  fake.lookup_status = 200;
+  fake.lookup_body = AccountJson();
+  const std::string key_k = R"("externalKey":"k")";
+  fake.lookup_body.replace(fake.lookup_body.find(key_k), key_k.size(),
+                           R"("externalKey":"someone-else")");
+  Start(fake);
+  billing::v1::CreateAccountResponse created;
+  grpc::Status s = Create(&created);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL) << s.error_message();
+  EXPECT_NE(s.error_message().find("another externalKey"), std::string::npos)
+      << s.error_message();
+  billing::v1::GetAccountRequest get;
+  get.set_external_key("k");
+  billing::v1::Account account;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  s = gateway_.stub->GetAccount(&ctx, get, &account);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL) << s.error_message();
+  EXPECT_EQ(Calls("GET /1.0/kb/accounts"), 2);
+}
+
+// Kill Bill answers 409 without code 3000 (a conflict that is not "the key is
+// taken"), and the lookup by key finds nothing. A create must not answer
+// NOT_FOUND (nor OK): it answers ABORTED with Kill Bill's 409 in the message.
+// DISABLED: account_operations.cc treats every 409 as "the key is taken" and
+// returns the lookup's NOT_FOUND; that code is being reworked for issue 13
+// defect 11 (the 409/lookup/created path) by the integrating session.
+TEST_F(ThroughGateway, DISABLED_A409WithoutCode3000AndNoAccountIsNotNotFound) {
+  FakeKillBill fake;
+  fake.create_status = 409;
+  fake.create_body = R"({"code":7,"message":"Conflict"})";
+  Start(fake);
+  billing::v1::CreateAccountResponse created;
+  grpc::Status s = Create(&created);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("409"), std::string::npos)
+      << s.error_message();
+}
+
+// Tags refused right after the create: the account exists, so neither answer
+// may blame the caller's request (INVALID_ARGUMENT) or say the account is not
+// found (NOT_FOUND). 400: INTERNAL naming the created account; 404 (Kill Bill
+// does not see the account yet): UNAVAILABLE, so the caller retries, meets the
+// 409, finds the account and tags it.
+// DISABLED: account_operations.cc returns the tag call's status as is
+// (INVALID_ARGUMENT, NOT_FOUND); the create/409/created path is being reworked
+// for issue 13 defect 11 by the integrating session.
+TEST_F(ThroughGateway, DISABLED_TagsRefusedAfterTheCreateDoNotBlameTheCaller) {
+  for (int tags_status : {400, 404}) {
+    SCOPED_TRACE(tags_status);
+    FakeKillBill fake;
+    fake.tags_status = tags_status;
+    fake.tags_body = R"({"code":1,"message":"refused"})";
+    Start(fake);
+    billing::v1::CreateAccountResponse created;
+    grpc::Status s = Create(&created, /*with_tag=*/true);
+    EXPECT_EQ(s.error_code(), tags_status == 400
+                                  ? grpc::StatusCode::INTERNAL
+                                  : grpc::StatusCode::UNAVAILABLE)
+        << s.error_message();
+    EXPECT_NE(s.error_message().find(kUuid), std::string::npos)
+        << s.error_message();
+  }
+}
+
+// A queue "growing" at 1e308 entries/s (finite, but any arithmetic on it
+// overflows): the gateway keeps answering every call within its deadline,
+// exports only finite numbers, and works normally once Kill Bill is healthy
+// again.
+TEST_F(ThroughGateway, AQueueGrowingAt1e308IsSurvived) {
+  FakeKillBill fake;
+  fake.health_status = 500;
+  fake.health_body = GrowingQueues(
+      {{"bus", "1e308"}, {"externalBus", "1.7976931348623157e308"}});
+  Start(fake, "adaptive");
+  ASSERT_TRUE(WaitForPolls(3));
+  for (int i = 0; i < 5; ++i) {
+    billing::v1::CreateAccountResponse created;
+    const auto start = Clock::now();
+    grpc::Status s = Create(&created, false, 1000ms);
+    EXPECT_LT(Since(start), 1500ms);
+    EXPECT_TRUE(s.ok() || s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << s.error_code() << " " << s.error_message();
+  }
+  const std::string page = gateway_.Metrics();
+  ASSERT_FALSE(page.empty());
+  std::istringstream lines(page);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("billing_gateway_", 0) != 0) continue;
+    const std::string value = line.substr(line.rfind(' ') + 1);
+    EXPECT_EQ(value.find("nan"), std::string::npos) << line;
+    if (line.find("queue_growth") == std::string::npos &&
+        line.find("le=\"+Inf\"") == std::string::npos) {
+      EXPECT_EQ(value.find("inf"), std::string::npos) << line;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fake_.health_status = 200;
+    fake_.health_body = kHealthy;
+  }
+  billing::v1::CreateAccountResponse created;
+  EXPECT_TRUE(bg::testing::WaitUntil(
+      [&] { return Create(&created, false, 1000ms).ok(); }, 20s, 100ms))
+      << "never recovered";
+  EXPECT_EQ(created.account_id(), kUuid);
+}
+
+// A healthcheck listing 3,000 growing queues on every poll, new names each
+// time (a 120 KB body, under the client's 1 MiB cap): the metrics page keeps
+// a bounded number of queue series, and grows by a few lines only.
+TEST_F(ThroughGateway, ThousandsOfQueueNamesKeepTheMetricsBounded) {
+  Start(FakeKillBill());
+  ASSERT_TRUE(WaitForPolls(2));
+  const size_t baseline = gateway_.Metrics().size();
+  auto names = [](int round) {
+    std::vector<std::pair<std::string, std::string>> queues;
+    for (int q = 0; q < 3000; ++q) {
+      queues.emplace_back("q" + std::to_string(round) + "_" + std::to_string(q),
+                          "0.5");
+    }
+    return queues;
+  };
+  for (int round = 0; round < 4; ++round) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fake_.health_status = 500;
+      fake_.health_body = GrowingQueues(names(round));
+    }
+    ASSERT_TRUE(WaitForPolls(2));
+  }
+  const std::string page = gateway_.Metrics();
+  size_t series = 0;
+  for (size_t at = 0;
+       (at = page.find("\nbilling_gateway_killbill_queue_growth{", at)) !=
+       std::string::npos;
+       ++at) {
+    ++series;
+  }
+  EXPECT_GE(series, 2u) << "the growing queues never reached the metrics";
+  EXPECT_LE(series, 9u) << "queue_growth series grew with the queue names";
+  EXPECT_LT(page.size(), baseline + 8 * 1024)
+      << "metrics page grew from " << baseline << " to " << page.size();
+  billing::v1::CreateAccountResponse created;
+  grpc::Status s = Create(&created, false, 2000ms);
+  EXPECT_NE(s.error_code(), grpc::StatusCode::INTERNAL) << s.error_message();
 }
 
 }  // namespace

@@ -142,6 +142,44 @@ std::vector<BadCall> BadCalls() {
           "notes_control_char", [](C* r) { r->set_notes("line\x1b[31m"); },
           "notes"),
       create(
+          "name_del", [](C* r) { r->set_name("Jane\x7f"); }, "name"),
+      create(
+          "notes_del", [](C* r) { r->set_notes("a\x7f b"); }, "notes"),
+      // U+0085 NEL (C1 control), UTF-8 C2 85.
+      create(
+          "name_nel",
+          [](C* r) {
+            r->set_name(
+                "Jane\xc2\x85"
+                "Doe");
+          },
+          "name"),
+      create(
+          "notes_nel",
+          [](C* r) {
+            r->set_notes(
+                "a\xc2\x85"
+                "b");
+          },
+          "notes"),
+      // U+202E RIGHT-TO-LEFT OVERRIDE, UTF-8 E2 80 AE.
+      create(
+          "name_rlo",
+          [](C* r) {
+            r->set_name(
+                "Jane\xe2\x80\xae"
+                "eoD");
+          },
+          "name"),
+      create(
+          "notes_rlo",
+          [](C* r) {
+            r->set_notes(
+                "\xe2\x80\xae"
+                "txt.exe");
+          },
+          "notes"),
+      create(
           "tag_unspecified",
           [](C* r) {
             r->clear_tags();

@@ -76,6 +76,28 @@ struct Sim {
     return nlohmann::json::parse(r->body);
   }
 
+  // POST /sim/faults with `faults`; true when the sim accepted it.
+  bool Faults(const nlohmann::json& faults) const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(5, 0);
+    auto r = c.Post("/sim/faults", faults.dump(), "application/json");
+    return r && r->status == 200;
+  }
+
+  // The id of the account the sim holds under `external_key`, asked through
+  // its Kill Bill API (not through the gateway); "" when it has none.
+  std::string AccountIdByKey(const std::string& external_key) const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(5, 0);
+    c.set_basic_auth("admin", "password");
+    httplib::Headers headers = {{"X-Killbill-ApiKey", "fresh-tenant"},
+                                {"X-Killbill-ApiSecret", "fresh-secret"}};
+    auto r =
+        c.Get("/1.0/kb/accounts", {{"externalKey", external_key}}, headers);
+    if (!r || r->status != 200) return "";
+    return nlohmann::json::parse(r->body).value("accountId", "");
+  }
+
   // Kill Bill account calls so far (creates, lookups, tags; not healthchecks).
   static uint64_t AccountCalls(const nlohmann::json& stats) {
     uint64_t n = 0;

@@ -9,8 +9,13 @@
 //     to R/2 within heartbeat_timeout (rate_share gauge 0.5) and take over its
 //     leased operations when the lease expires; every operation SUCCEEDS with
 //     exactly one account.
+// AStoppedReplicasStaleOutcomeIsFenced: one operation, replica A SIGSTOPped
+// (past its lease) with Kill Bill's 201 on its way; replica B takes the
+// operation over; A resumed: one account, A's stale outcome fenced.
 // Needs Dispatcher::SetRateShare (the gateway's hook for the share): skipped,
 // saying so, until the dispatcher has it.
+#include <signal.h>
+
 #include <iostream>
 #include <mutex>
 #include <set>
@@ -24,7 +29,7 @@ namespace {
 constexpr double kRate = 30;  // R, Kill Bill calls/s for all replicas together.
 
 TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
-  if (auto missing = PgFixture::MissingBinaries()) GTEST_SKIP() << *missing;
+  if (auto skip = PgFixture::SkipReason()) GTEST_SKIP() << *skip;
   PgFixture pg;
   ASSERT_EQ(pg.Start(), "");
   Sim sim = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1",
@@ -144,6 +149,93 @@ TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
   if (after_kill_best > 0) {
     EXPECT_GE(after_kill_best, kRate * 0.8);
   }
+}
+
+// Two replicas racing for one operation. Replica A claims it and POSTs; the
+// sim creates the account and holds the 201 (hold_created). A is SIGSTOPped
+// past its lease; B claims the operation, meets the 409 and finishes it with
+// the account A's attempt made. A is resumed and gets its 201: its outcome is
+// stale (B took the operation over) and must be fenced: the operation keeps
+// B's result, the sim holds one account, and nothing is POSTed again.
+TEST(DurableReplicas, AStoppedReplicasStaleOutcomeIsFenced) {
+  if (auto skip = PgFixture::SkipReason()) GTEST_SKIP() << *skip;
+  PgFixture pg;
+  ASSERT_EQ(pg.Start(), "");
+  Sim sim = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1",
+                        "--bus_drain", "5000", "--queue_healthcheck=false"});
+  ASSERT_NE(sim.port, 0);
+  const std::string yaml =
+      "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
+      "metrics:\n  listen: 127.0.0.1:0\n"
+      "logging:\n  level: warn\n"
+      "killbill:\n  url: http://127.0.0.1:" +
+      std::to_string(sim.port) +
+      "\n"
+      "rate:\n  mode: static\n  initial: 50\n  max: 50\n  burst: 5\n"
+      "database:\n  url: \"" +
+      pg.Url() +
+      "\"\n  lease: 2s\n  poll_interval: 50ms\n"
+      "  claim_batch: 16\n  max_outstanding: 32\n  heartbeat_interval: 200ms\n"
+      "  heartbeat_timeout: 1s\n  retry_initial_backoff: 100ms\n"
+      "  retry_max_backoff: 1s\n";
+  Gateway a = Gateway::Start(TestFile("race-a.yaml"), yaml);
+  ASSERT_TRUE(a.ok()) << a.process->output();
+
+  ASSERT_TRUE(sim.Faults({{"hold_created_seconds", 120}}));
+  v1::Operation op;
+  ASSERT_TRUE(
+      a.stub->SubmitCreateAccount(Context().get(), CreateRequest("race-1"), &op)
+          .ok());
+  const std::string id = op.operation_id();
+  ASSERT_TRUE(WaitUntil(
+      [&] { return sim.Stats()["faults"]["holding_now"].get<int>() == 1; }, 20s,
+      10ms))
+      << "replica A's POST never reached the sim";
+  const std::string account = sim.AccountIdByKey("race-1");
+  ASSERT_EQ(account.size(), 36u);
+
+  ASSERT_EQ(kill(a.process->pid(), SIGSTOP), 0);
+  Gateway b = Gateway::Start(TestFile("race-b.yaml"), yaml);
+  ASSERT_TRUE(b.ok()) << b.process->output();
+  // B takes the operation over once A's lease (2 s) has run out.
+  ASSERT_TRUE(WaitFinished(b.stub.get(), id, 30s, &op));
+  EXPECT_EQ(op.state(), v1::OPERATION_STATE_SUCCEEDED) << op.DebugString();
+  EXPECT_EQ(op.account_id(), account);
+  const nlohmann::json before = sim.Stats();
+  EXPECT_EQ(before["conflicts_409"].get<int>(), 1) << before.dump();
+  EXPECT_GE(b.Metric("billing_gateway_durable_claims_total"), 1);
+
+  // A gets its 201 now, and records a stale outcome.
+  ASSERT_TRUE(sim.Faults({{"clear", true}}));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return sim.Stats()["faults"]["holding_now"].get<int>() == 0; }, 10s,
+      10ms));
+  ASSERT_EQ(kill(a.process->pid(), SIGCONT), 0);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return a.Metric(
+                   "billing_gateway_durable_completions_total{outcome=\"lease_"
+                   "lost\"}") >= 1;
+      },
+      20s, 50ms))
+      << "replica A never tried to record its stale outcome";
+
+  v1::Operation after;
+  v1::GetOperationRequest get;
+  get.set_operation_id(id);
+  for (Gateway* g : {&a, &b}) {
+    ASSERT_TRUE(g->stub->GetOperation(Context().get(), get, &after).ok());
+    EXPECT_EQ(after.state(), v1::OPERATION_STATE_SUCCEEDED);
+    EXPECT_EQ(after.account_id(), account);
+    EXPECT_EQ(after.created(), op.created());
+    EXPECT_EQ(after.update_time_ms(), op.update_time_ms())
+        << "the stale outcome was written over B's";
+  }
+  const nlohmann::json stats = sim.Stats();
+  EXPECT_EQ(stats["accounts_created"].get<int>(), 1);
+  EXPECT_EQ(stats["accounts_total"].get<int>(), 1);
+  EXPECT_EQ(stats["conflicts_409"].get<int>(), 1)
+      << "the operation was POSTed again after A resumed";
 }
 
 }  // namespace

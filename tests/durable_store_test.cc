@@ -26,7 +26,7 @@ using namespace std::chrono_literals;
 class DurableStoreTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (auto missing = testing::PgFixture::MissingBinaries()) {
+    if (auto missing = testing::PgFixture::SkipReason()) {
       skip_reason_ = new std::string(*missing);
       return;
     }
@@ -373,6 +373,22 @@ TEST_F(DurableStoreTest, DatabaseDownIsUnavailableAndTheSessionReconnects) {
   }
   ASSERT_TRUE(up.ok()) << up.status();
   EXPECT_EQ((*up)[0].external_key, "x");
+}
+
+// Under CI the PostgreSQL tests never skip: a missing server must fail them.
+TEST(PgFixtureTest, UnderCiAMissingServerIsNotASkipReason) {
+  const char* saved = std::getenv("CI");
+  const std::string restore = saved == nullptr ? "" : saved;
+  setenv("CI", "true", 1);
+  EXPECT_TRUE(testing::PgFixture::Required());
+  EXPECT_EQ(testing::PgFixture::SkipReason(), std::nullopt);
+  setenv("CI", "false", 1);
+  EXPECT_FALSE(testing::PgFixture::Required());
+  EXPECT_EQ(testing::PgFixture::SkipReason(),
+            testing::PgFixture::MissingBinaries());
+  unsetenv("CI");
+  EXPECT_FALSE(testing::PgFixture::Required());
+  if (saved != nullptr) setenv("CI", restore.c_str(), 1);
 }
 
 }  // namespace

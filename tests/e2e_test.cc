@@ -53,6 +53,18 @@ class EndToEnd : public ::testing::Test {
     return ctx;
   }
 
+  // The account the sim holds under `key`, asked of its Kill Bill API with
+  // the key as one query parameter (httplib encodes it); null when none.
+  nlohmann::json SimAccountByKey(const std::string& key) {
+    httplib::Client sim("127.0.0.1", sim_port_);
+    sim.set_basic_auth("admin", "password");
+    auto res = sim.Get("/1.0/kb/accounts", {{"externalKey", key}},
+                       {{"X-Killbill-ApiKey", "fresh-tenant"},
+                        {"X-Killbill-ApiSecret", "fresh-secret"}});
+    if (!res || res->status != 200) return nullptr;
+    return nlohmann::json::parse(res->body);
+  }
+
   std::unique_ptr<testing::Subprocess> sim_;
   std::unique_ptr<testing::Subprocess> gateway_;
   std::string config_path_;
@@ -137,6 +149,81 @@ TEST_F(EndToEnd, InvalidRequestNamesTheFieldAndNeverReachesKillBill) {
   ASSERT_TRUE(stats);
   EXPECT_EQ(
       nlohmann::json::parse(stats->body).at("accounts_created").get<int>(), 0);
+}
+
+// External keys that mean something in a URL: each is stored under exactly
+// that key (not "a", not "b"), a second create finds it (409, then the lookup
+// by key, whose query must be encoded), and GetAccount by key reads it back.
+TEST_F(EndToEnd, KeysWithUrlSpecialCharactersRoundTrip) {
+  for (const std::string key : {"a&externalKey=b", "a+b", "a%2F", "a#b"}) {
+    SCOPED_TRACE(key);
+    v1::CreateAccountRequest create;
+    create.set_external_key(key);
+    create.set_name("Url Key");
+    v1::CreateAccountResponse first, again;
+    grpc::Status s = stub_->CreateAccount(Context().get(), create, &first);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_TRUE(first.created());
+    EXPECT_EQ(first.external_key(), key);
+    const nlohmann::json stored = SimAccountByKey(key);
+    ASSERT_TRUE(stored.is_object()) << "the sim has no account under " << key;
+    EXPECT_EQ(stored.value("accountId", ""), first.account_id());
+    EXPECT_EQ(stored.value("externalKey", ""), key);
+
+    s = stub_->CreateAccount(Context().get(), create, &again);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_FALSE(again.created());
+    EXPECT_EQ(again.account_id(), first.account_id());
+
+    v1::GetAccountRequest by_key;
+    by_key.set_external_key(key);
+    v1::Account account;
+    s = stub_->GetAccount(Context().get(), by_key, &account);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(account.account_id(), first.account_id());
+    EXPECT_EQ(account.external_key(), key);
+  }
+  for (const char* other : {"a", "b", "a b", "a/"}) {
+    EXPECT_TRUE(SimAccountByKey(other).is_null()) << other;
+  }
+  httplib::Client sim("127.0.0.1", sim_port_);
+  auto stats = sim.Get("/sim/stats");
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(nlohmann::json::parse(stats->body).at("accounts_total").get<int>(),
+            4);
+}
+
+// The longest valid notes (4096 characters, two bytes each, with newline and
+// tab) and email (254 bytes) reach Kill Bill and come back byte for byte.
+TEST_F(EndToEnd, BoundaryValidTextArrivesIntact) {
+  std::string notes = "\n\t";
+  for (int i = 0; i < 4094; ++i) notes += "\xc3\xa9";
+  const std::string email = std::string(242, 'j') + "@example.com";
+  ASSERT_EQ(email.size(), 254u);
+  const std::string name = std::string(99, 'n') + "\xc3\xa9";  // 100 chars
+  v1::CreateAccountRequest create;
+  create.set_external_key("e2e-boundary");
+  create.set_name(name);
+  create.set_email(email);
+  create.set_notes(notes);
+  v1::CreateAccountResponse created;
+  grpc::Status s = stub_->CreateAccount(Context().get(), create, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  const nlohmann::json stored = SimAccountByKey("e2e-boundary");
+  ASSERT_TRUE(stored.is_object());
+  EXPECT_EQ(stored.value("notes", ""), notes);
+  EXPECT_EQ(stored.value("email", ""), email);
+  EXPECT_EQ(stored.value("name", ""), name);
+
+  v1::GetAccountRequest by_id;
+  by_id.set_account_id(created.account_id());
+  v1::Account account;
+  s = stub_->GetAccount(Context().get(), by_id, &account);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(account.notes(), notes);
+  EXPECT_EQ(account.email(), email);
+  EXPECT_EQ(account.name(), name);
 }
 
 TEST_F(EndToEnd, HealthAndReflectionServices) {

@@ -45,6 +45,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "nlohmann/json.hpp"
 #include "tests/gateway_process.h"
 #include "tests/metrics_page.h"
 #include "tests/subprocess.h"
@@ -102,6 +103,7 @@ struct Outcome {
   Ms elapsed;
   std::string key;
   bool created = false;
+  std::string account_id;
 };
 
 // One registration as user-service makes it (create + AUTO_PAY_OFF), with
@@ -118,7 +120,7 @@ Outcome CreateOnce(v1::BillingGateway::Stub* stub, const std::string& key) {
   ctx.set_deadline(std::chrono::system_clock::now() + kDeadline);
   grpc::Status s = stub->CreateAccount(&ctx, req, &resp);
   Outcome o{s.error_code(), s.error_message(), "", start, Since(start), key,
-            resp.created()};
+            resp.created(), resp.account_id()};
   const auto& trailers = ctx.GetServerTrailingMetadata();
   if (auto it = trailers.find("billing-gateway-reject-reason");
       it != trailers.end()) {
@@ -409,6 +411,18 @@ class FaultTest : public ::testing::Test {
   }
   void Clear() { sim_->ClearFaults(); }
 
+  // The id of the account the sim holds under `key` (asked through its Kill
+  // Bill API), "" when none.
+  std::string SimAccountId(const std::string& key) {
+    httplib::Client kb("127.0.0.1", sim_->port());
+    kb.set_basic_auth("admin", "password");
+    auto res = kb.Get("/1.0/kb/accounts", {{"externalKey", key}},
+                      {{"X-Killbill-ApiKey", "fresh-tenant"},
+                       {"X-Killbill-ApiSecret", "fresh-secret"}});
+    if (!res || res->status != 200) return "";
+    return nlohmann::json::parse(res->body).value("accountId", "");
+  }
+
   std::unique_ptr<sim::KillBillSim> sim_;
   std::unique_ptr<testing::Subprocess> gateway_;
   int metrics_port_ = 0;
@@ -461,14 +475,33 @@ TEST_F(FaultTest, ConnectionResets) {
   ASSERT_FALSE(unsure.empty()) << "no call reached Kill Bill during the resets";
   if (unsure.size() > 10) unsure.resize(10);
   const int accounts_before = static_cast<int>(sim_->Stats().accounts_total);
-  int found = 0;
+  const uint64_t conflicts_before = sim_->Stats().conflicts_409;
+  int found = 0, had = 0;
   for (const std::string& key : unsure) {
+    SCOPED_TRACE(key);
+    // Whether the reset call had created the account: the sim knows.
+    const std::string before = SimAccountId(key);
+    const bool existed = !before.empty();
+    had += existed ? 1 : 0;
     Outcome again = CreateOnce(stub_.get(), key);
     EXPECT_EQ(again.code, grpc::StatusCode::OK) << again.message;
     if (!again.created) ++found;
+    // created is false exactly when the account was there already, and the
+    // answer names the account the sim holds under the key.
+    EXPECT_EQ(again.created, !existed);
+    const std::string after = SimAccountId(key);
+    EXPECT_EQ(again.account_id, after);
+    if (existed) {
+      EXPECT_EQ(after, before);
+    }
   }
+  EXPECT_EQ(found, had);
   EXPECT_EQ(static_cast<int>(sim_->Stats().accounts_total),
             accounts_before + static_cast<int>(unsure.size()) - found);
+  // Each retry POSTed once: a 409 exactly for the keys that existed (a retry
+  // that POSTed twice, or a lookup skipped, shows here).
+  EXPECT_EQ(sim_->Stats().conflicts_409 - conflicts_before,
+            static_cast<uint64_t>(had));
   std::printf(
       "[ fault    ] resets: %zu unsure callers retried, %d found their "
       "account\n",

@@ -8,8 +8,11 @@
 // run as the `postgres` user (runuser -u postgres --) on a directory chowned to
 // it.
 //
-// Start() fails (and tests GTEST_SKIP with the reason) only when the server
-// binaries are missing; anything else that goes wrong is a test failure.
+// When the server binaries are missing, SkipReason() gives the reason to
+// GTEST_SKIP with, except under CI (the environment variable CI set, as CI
+// services do, and not "false"/"0"): there the test command installs
+// PostgreSQL, so its absence is a failure (RequiredButMissing()), never a
+// quiet skip. Anything else that goes wrong is a test failure everywhere.
 //
 // Not thread-safe; one test thread owns a fixture.
 #pragma once
@@ -57,6 +60,19 @@ class PgFixture {
              "server as";
     }
     return std::nullopt;
+  }
+
+  // Under CI, PostgreSQL must be there: a missing server fails the test.
+  static bool Required() {
+    const char* ci = std::getenv("CI");
+    if (ci == nullptr) return false;
+    const std::string value = ci;
+    return !value.empty() && value != "false" && value != "0";
+  }
+  // Why a test may skip here (nullopt: it must run; under CI it always must).
+  static std::optional<std::string> SkipReason() {
+    if (Required()) return std::nullopt;
+    return MissingBinaries();
   }
 
   // initdb + start. Returns "" on success, else what went wrong.

@@ -5,8 +5,12 @@
 # Single labels: bg_test passes LABELS unquoted.
 bg_test(bad_killbill_answer_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/bad_killbill_answer_test.cc
-  LIBS bg_killbill_client PkgConfig::HTTPLIB Threads::Threads
+  LIBS bg_killbill_client bg_proto PkgConfig::HTTPLIB Threads::Threads
   LABELS integration)
+# Its ThroughGateway tests put billing-gateway in front of the impostor.
+target_compile_definitions(bad_killbill_answer_test PRIVATE
+  BG_GATEWAY_BINARY="$<TARGET_FILE:billing-gateway>")
+add_dependencies(bad_killbill_answer_test billing-gateway)
 
 foreach(test fault_test shutdown_test bad_request_test subscription_e2e_test)
   bg_test(${test}

@@ -3,6 +3,7 @@
 // the /sim/ control surface and each fault mode as a client observes it.
 // Capacity is set high and latency to zero so calls are fast; nothing sleeps.
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -11,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/subprocess.h"
 
 namespace bg::sim {
 namespace {
@@ -806,6 +808,66 @@ TEST_F(SimServerTest, CapacityModelPacesCalls) {
   const auto elapsed = std::chrono::steady_clock::now() - start;
   EXPECT_GE(elapsed, std::chrono::milliseconds(195));  // 4 x 1/20 s
   EXPECT_EQ(sim_->Stats().accounts_created, 4u);
+}
+
+// hold_created: the account is committed (a lookup finds it, a second create
+// is 409) while its 201 is held back; clearing the fault lets the 201 go.
+// /sim/stats reports the held keys with the 409s answered for them since.
+TEST_F(SimServerTest, HoldCreatedHoldsThe201AfterTheCommit) {
+  using namespace std::chrono_literals;
+  auto bad = client_->Post("/sim/faults", R"({"hold_created_seconds":-1})",
+                           "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  auto set = client_->Post("/sim/faults", R"({"hold_created_seconds":60})",
+                           "application/json");
+  ASSERT_TRUE(set);
+  ASSERT_EQ(set->status, 200) << set->body;
+
+  auto held_client = NewClient();
+  int held_status = 0;
+  std::string held_location;
+  std::thread creator([&] {
+    auto res = Create(R"({"externalKey":"held-1"})", held_client.get());
+    if (res) {
+      held_status = res->status;
+      held_location = res->get_header_value("Location");
+    }
+  });
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return sim_->Stats().faults.holding_now == 1; }, 10s, 5ms));
+  auto found = Get("/1.0/kb/accounts?externalKey=held-1");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->status, 200) << "the account is not committed yet";
+  auto again = Create(R"({"externalKey":"held-1"})");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 409);
+  const FaultState during = sim_->Stats().faults;
+  EXPECT_GT(during.hold_created_remaining_s, 50);
+  ASSERT_EQ(during.held_keys.count("held-1"), 1u);
+  EXPECT_EQ(during.held_keys.at("held-1").conflicts_after, 1);
+  auto stats = client_->Get("/sim/stats");
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(
+      json::parse(
+          stats->body)["faults"]["held_keys"]["held-1"]["conflicts_after"],
+      1);
+
+  sim_->ClearFaults();
+  creator.join();
+  EXPECT_EQ(held_status, 201);
+  EXPECT_THAT(
+      held_location,
+      HasSubstr(json::parse(found->body)["accountId"].get<std::string>()));
+  const FaultState after = sim_->Stats().faults;
+  EXPECT_EQ(after.holding_now, 0);
+  EXPECT_EQ(after.held_total, 1u);
+  EXPECT_EQ(sim_->Stats().accounts_created, 1u);
+  // Without the fault nothing is held.
+  auto free = Create(R"({"externalKey":"free-1"})");
+  ASSERT_TRUE(free);
+  EXPECT_EQ(free->status, 201);
+  EXPECT_EQ(sim_->Stats().faults.held_total, 1u);
 }
 
 }  // namespace

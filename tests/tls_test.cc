@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -29,8 +30,9 @@ std::string ReadFile(const std::string& path) {
 }
 
 // A CA, a server certificate for 127.0.0.1/localhost and a client certificate,
-// both signed by the CA, plus an unrelated CA. Made once for the whole test
-// binary.
+// both signed by the CA, plus an unrelated CA; a server certificate of the CA
+// for another name (wrongname: other.example only) and a client certificate
+// of the unrelated CA (stranger). Made once for the whole test binary.
 class Pki : public ::testing::Environment {
  public:
   static std::string dir;
@@ -58,7 +60,18 @@ class Pki : public ::testing::Environment {
         "-out client.csr"
         "; openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
         "-CAcreateserial -days 2 "
-        "-out client.crt";
+        "-out client.crt"
+        // A server certificate from the right CA for another name only.
+        "; printf 'subjectAltName=DNS:other.example\\n' > other-san.ext"
+        "; openssl req -newkey rsa:2048 -nodes -subj /CN=other.example "
+        "-keyout wrongname.key -out wrongname.csr"
+        "; openssl x509 -req -in wrongname.csr -CA ca.crt -CAkey ca.key "
+        "-CAcreateserial -days 2 -extfile other-san.ext -out wrongname.crt"
+        // A client certificate signed by the unrelated CA.
+        "; openssl req -newkey rsa:2048 -nodes -subj /CN=user-service "
+        "-keyout stranger.key -out stranger.csr"
+        "; openssl x509 -req -in stranger.csr -CA other.crt -CAkey other.key "
+        "-CAcreateserial -days 2 -out stranger.crt";
     ASSERT_EQ(std::system(("bash -c \"" + script + "\"").c_str()), 0)
         << "openssl failed";
   }
@@ -86,9 +99,14 @@ class GatewayTls : public ::testing::Test {
     target_ = "localhost:" + *port;
   }
 
-  grpc::Status Check(std::shared_ptr<grpc::ChannelCredentials> creds) {
-    auto stub =
-        grpc::health::v1::Health::NewStub(grpc::CreateChannel(target_, creds));
+  // The health service's Check over `creds`; `name` overrides the host name
+  // the client expects in the server's certificate ("" = the target's).
+  grpc::Status Check(std::shared_ptr<grpc::ChannelCredentials> creds,
+                     const std::string& name = "") {
+    grpc::ChannelArguments args;
+    if (!name.empty()) args.SetSslTargetNameOverride(name);
+    auto stub = grpc::health::v1::Health::NewStub(
+        grpc::CreateCustomChannel(target_, creds, args));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 5s);
     grpc::health::v1::HealthCheckRequest req;
@@ -97,12 +115,13 @@ class GatewayTls : public ::testing::Test {
   }
 
   grpc::SslCredentialsOptions Options(bool with_client_cert,
-                                      const char* ca = "ca.crt") {
+                                      const char* ca = "ca.crt",
+                                      const std::string& client = "client") {
     grpc::SslCredentialsOptions o;
     o.pem_root_certs = ReadFile(Pki::dir + "/" + ca);
     if (with_client_cert) {
-      o.pem_private_key = ReadFile(Pki::dir + "/client.key");
-      o.pem_cert_chain = ReadFile(Pki::dir + "/client.crt");
+      o.pem_private_key = ReadFile(Pki::dir + "/" + client + ".key");
+      o.pem_cert_chain = ReadFile(Pki::dir + "/" + client + ".crt");
     }
     return o;
   }
@@ -128,6 +147,24 @@ TEST_F(GatewayTls, MutualTlsNeedsAClientCertificateFromTheCa) {
             grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST_F(GatewayTls, AServerCertificateForAnotherNameIsRefused) {
+  Start(/*mutual=*/false);
+  // The client expects other.example; the server's certificate (same CA) is
+  // for localhost and 127.0.0.1 only.
+  EXPECT_TRUE(Check(grpc::SslCredentials(Options(false)), "localhost").ok());
+  EXPECT_EQ(
+      Check(grpc::SslCredentials(Options(false)), "other.example").error_code(),
+      grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(GatewayTls, AClientCertificateFromAnotherCaIsRefused) {
+  Start(/*mutual=*/true);
+  EXPECT_TRUE(Check(grpc::SslCredentials(Options(true))).ok());
+  EXPECT_EQ(Check(grpc::SslCredentials(Options(true, "ca.crt", "stranger")))
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
 TEST(GatewayTlsConfig, UnreadableCertificateIsRefusedAtStart) {
   const std::string config = testing::TestFile("missing.yaml");
   std::ofstream(config) << "server:\n  listen: 127.0.0.1:0\n"
@@ -142,17 +179,33 @@ TEST(GatewayTlsConfig, UnreadableCertificateIsRefusedAtStart) {
 // The Kill Bill client over HTTPS verifies the server against killbill.ca_file.
 class KillBillHttps : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Serve("server"); }
+  // Serves Kill Bill's healthcheck and account creation over HTTPS with the
+  // certificate `cert` (.crt/.key in Pki::dir).
+  void Serve(const std::string& cert) {
+    if (server_) TearDown();
     server_ = std::make_unique<httplib::SSLServer>(
-        (Pki::dir + "/server.crt").c_str(), (Pki::dir + "/server.key").c_str());
+        (Pki::dir + "/" + cert + ".crt").c_str(),
+        (Pki::dir + "/" + cert + ".key").c_str());
     server_->Get("/1.0/healthcheck", [](const httplib::Request&,
                                         httplib::Response& res) {
       res.set_content(
           R"({"KillbillHealthcheck":{"healthy":true,"message":"OK"}})",
           "application/json");
     });
+    server_->Post("/1.0/kb/accounts", [this](const httplib::Request& req,
+                                             httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu_);
+      created_body_ = req.body;
+      res.status = 201;
+      res.set_header("Location",
+                     "/1.0/kb/accounts/0f5e1f8e-2f7b-4c39-9a6e-5b8f2f1d7c11");
+    });
     port_ = server_->bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_->listen_after_bind(); });
+    // stop() before the loop runs would be lost (and join() would hang).
+    ASSERT_TRUE(
+        testing::WaitUntil([this] { return server_->is_running(); }, 10s, 1ms));
   }
   void TearDown() override {
     server_->stop();
@@ -169,6 +222,8 @@ class KillBillHttps : public ::testing::Test {
   std::unique_ptr<httplib::SSLServer> server_;
   int port_ = 0;
   std::thread thread_;
+  std::mutex mu_;
+  std::string created_body_;  // guarded by mu_: the last POST's body
 };
 
 TEST_F(KillBillHttps, TrustedCaVerifies) {
@@ -179,6 +234,49 @@ TEST_F(KillBillHttps, TrustedCaVerifies) {
 
 TEST_F(KillBillHttps, UnknownCaIsRefused) {
   EXPECT_EQ(Poll("other.crt").status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(KillBillHttps, AServerCertificateForAnotherNameIsRefused) {
+  Serve("wrongname");  // right CA, but for other.example, not localhost
+  EXPECT_EQ(Poll("ca.crt").status().code(), absl::StatusCode::kUnavailable);
+}
+
+// A whole create over HTTPS: a caller over mutual TLS, the gateway (a real
+// process) to Kill Bill over HTTPS verified against killbill.ca_file.
+TEST_F(KillBillHttps, CreateAccountEndToEndOverTls) {
+  const std::string config = testing::TestFile("gateway.yaml");
+  std::ofstream(config) << "server:\n  listen: 127.0.0.1:0\n"
+                        << "  tls_cert_file: " << Pki::dir << "/server.crt\n"
+                        << "  tls_key_file: " << Pki::dir << "/server.key\n"
+                        << "  tls_client_ca_file: " << Pki::dir << "/ca.crt\n"
+                        << "metrics:\n  listen: 127.0.0.1:0\n"
+                        << "killbill:\n  url: https://localhost:" << port_
+                        << "\n  ca_file: " << Pki::dir << "/ca.crt\n"
+                        << "rate:\n  mode: static\n";
+  testing::Subprocess gateway({BG_GATEWAY_BINARY, "--config", config});
+  auto port = gateway.WaitForLine(R"(grpc listening on port (\d+))", 20s);
+  ASSERT_TRUE(port.has_value()) << gateway.output();
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = ReadFile(Pki::dir + "/ca.crt");
+  o.pem_private_key = ReadFile(Pki::dir + "/client.key");
+  o.pem_cert_chain = ReadFile(Pki::dir + "/client.crt");
+  auto stub = billing::v1::BillingGateway::NewStub(
+      grpc::CreateChannel("localhost:" + *port, grpc::SslCredentials(o)));
+  billing::v1::CreateAccountRequest req;
+  req.set_external_key("tls-1");
+  req.set_name("Over TLS");
+  req.set_email("tls@example.com");
+  billing::v1::CreateAccountResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  grpc::Status s = stub->CreateAccount(&ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << gateway.output();
+  EXPECT_TRUE(resp.created());
+  EXPECT_EQ(resp.account_id(), "0f5e1f8e-2f7b-4c39-9a6e-5b8f2f1d7c11");
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_NE(created_body_.find("\"externalKey\":\"tls-1\""), std::string::npos)
+      << created_body_;
+  EXPECT_EQ(gateway.Terminate(10s), std::optional<int>(0));
 }
 
 }  // namespace

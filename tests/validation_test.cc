@@ -35,6 +35,15 @@ TEST(ValidateCreateAccount, AcceptsValidAndMinimal) {
   longest.set_external_key(std::string(255, 'k'));
   longest.set_name(std::string(100, 'n'));
   EXPECT_TRUE(ValidateCreateAccount(longest).ok());
+  // Neighbours of the refused controls: NBSP (C2 A0), an em dash (E2 80 94),
+  // U+206A (E2 81 AA), and 4096 two-byte characters with newlines and tabs.
+  v1::CreateAccountRequest text = Valid();
+  text.set_name("Zo\xc3\xab\xc2\xa0Ng \xe2\x80\x94 \xe2\x81\xaa");
+  std::string notes = "\n\t";
+  while (notes.size() < 2 * 4096) notes += "\xc3\xa9";
+  notes.resize(2 + 2 * 4094);  // 4096 characters
+  text.set_notes(notes);
+  EXPECT_TRUE(ValidateCreateAccount(text).ok()) << ValidateCreateAccount(text);
 }
 
 TEST(ValidateCreateAccount, RefusesEachBadFieldByName) {
@@ -71,6 +80,13 @@ TEST(ValidateCreateAccount, RefusesEachBadFieldByName) {
        "name"},
       {"name bad utf8", [](auto& r) { r.set_name("\xff\xfe"); }, "name"},
       {"name control", [](auto& r) { r.set_name("a\x01"); }, "name"},
+      {"name DEL", [](auto& r) { r.set_name("a\x7f"); }, "name"},
+      {"name U+0085", [](auto& r) { r.set_name("a\xc2\x85"); }, "name"},
+      {"name U+009F", [](auto& r) { r.set_name("a\xc2\x9f"); }, "name"},
+      {"name U+202E", [](auto& r) { r.set_name("a\xe2\x80\xae"); }, "name"},
+      {"name U+2066", [](auto& r) { r.set_name("a\xe2\x81\xa6"); }, "name"},
+      {"notes U+202A", [](auto& r) { r.set_notes("\xe2\x80\xaa"); }, "notes"},
+      {"company U+0085", [](auto& r) { r.set_company("\xc2\x85"); }, "company"},
       {"company too long",
        [](auto& r) { r.set_company(std::string(101, 'c')); }, "company"},
       {"notes too long", [](auto& r) { r.set_notes(std::string(4097, 'x')); },

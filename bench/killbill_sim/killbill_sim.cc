@@ -431,15 +431,33 @@ void KillBillSim::CountRequest(const std::string& label,
 
 absl::StatusOr<std::string> KillBillSim::CreateAccount(SimAccount account) {
   absl::MutexLock lock(&mu_);
+  const std::string key = account.external_key;
   absl::StatusOr<const SimAccount*> stored =
       accounts_->Create(std::move(account));
   if (!stored.ok()) {
     counters_.Conflict();
+    faults_.Conflict(key);
     return stored.status();
   }
   counters_.AccountCreated();
   PostBusEventsLocked(1);  // AccountCreationInternalEvent, same transaction
   return (*stored)->id;
+}
+
+bool KillBillSim::HoldCreated(const std::string& external_key) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t epoch = abort_epoch_;
+  if (!faults_.HoldsCreated(clock_->Now())) return true;
+  faults_.Held(external_key);
+  while (!stopping_ && abort_epoch_ == epoch &&
+         faults_.HoldsCreated(clock_->Now())) {
+    model_cv_.WaitWithTimeout(&mu_,
+                              absl::FromChrono(std::min<Clock::Duration>(
+                                  faults_.hold_created_until() - clock_->Now(),
+                                  std::chrono::milliseconds(100))));
+  }
+  faults_.Released();
+  return !stopping_ && abort_epoch_ == epoch;
 }
 
 bool KillBillSim::FindAccount(const std::string& id, SimAccount* out) {

@@ -59,6 +59,7 @@
 //                                              "error_rate": p,
 //                                              "garbage_rate": p,
 //                                              "reset_rate": p,
+//                                              "hold_created_seconds": S,
 //                                              "clear": true}
 // clang-format on
 //
@@ -287,6 +288,10 @@ class KillBillSim {
   // Stores a new account and posts its creation event on the bus, in one
   // transaction. AlreadyExists (message: the key) when its external key is
   // taken. Returns its id.
+  // The hold_created fault (sim_faults.h): holds the 201 of the account just
+  // created under `external_key` while the fault lasts. False: the call was
+  // abandoned meanwhile (Stop(), a refuse outage): reset its connection.
+  bool HoldCreated(const std::string& external_key) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::string> CreateAccount(SimAccount account)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Copies the account into *out; false when unknown.

@@ -61,6 +61,12 @@ FaultRequest FaultRequest::ResetRate(double p) {
   return r;
 }
 
+FaultRequest FaultRequest::HoldCreated(double seconds) {
+  FaultRequest r;
+  r.hold_created_seconds = seconds;
+  return r;
+}
+
 absl::Status SimFaults::Apply(const FaultRequest& request,
                               Clock::TimePoint now) {
   if (request.outage == OutageMode::kRefuse && !(request.outage_seconds > 0)) {
@@ -68,7 +74,8 @@ absl::Status SimFaults::Apply(const FaultRequest& request,
         "outage \"refuse\" needs outage_seconds > 0 (/sim/ is unreachable "
         "meanwhile)");
   }
-  if (request.outage_seconds < 0 || request.stall_seconds < 0) {
+  if (request.outage_seconds < 0 || request.stall_seconds < 0 ||
+      !(request.hold_created_seconds >= 0)) {
     return absl::InvalidArgumentError("durations must be >= 0");
   }
   auto out_of_range = [](const std::optional<double>& rate) {
@@ -87,6 +94,7 @@ absl::Status SimFaults::Apply(const FaultRequest& request,
   if (request.clear) {
     outage_ = OutageMode::kNone;
     stall_until_ = Clock::TimePoint();
+    hold_created_until_ = Clock::TimePoint();
     error_rate_ = garbage_rate_ = reset_rate_ = 0;
   }
   error_rate_ = request.error_rate.value_or(error_rate_);
@@ -94,6 +102,9 @@ absl::Status SimFaults::Apply(const FaultRequest& request,
   reset_rate_ = request.reset_rate.value_or(reset_rate_);
   if (request.stall_seconds > 0) {
     stall_until_ = now + FromSeconds(request.stall_seconds);
+  }
+  if (request.hold_created_seconds > 0) {
+    hold_created_until_ = now + FromSeconds(request.hold_created_seconds);
   }
   if (request.outage != OutageMode::kNone) {
     outage_ = request.outage;
@@ -114,6 +125,17 @@ void SimFaults::EndRefuseOutage() {
 
 bool SimFaults::Outage503Active(Clock::TimePoint now) const {
   return outage_ == OutageMode::k503 && now < outage_until_;
+}
+
+void SimFaults::Held(const std::string& key) {
+  ++holding_now_;
+  ++held_total_;
+  if (held_keys_.size() < kMaxHeldKeys) held_keys_.emplace(key, HeldKey{});
+}
+
+void SimFaults::Conflict(const std::string& key) {
+  auto it = held_keys_.find(key);
+  if (it != held_keys_.end()) ++it->second.conflicts_after;
 }
 
 SimFaults::Draw SimFaults::DrawForCall() {
@@ -138,6 +160,11 @@ FaultState SimFaults::State(Clock::TimePoint now) const {
   state.error_rate = error_rate_;
   state.garbage_rate = garbage_rate_;
   state.reset_rate = reset_rate_;
+  state.hold_created_remaining_s =
+      now < hold_created_until_ ? remaining(hold_created_until_) : 0.0;
+  state.holding_now = holding_now_;
+  state.held_total = held_total_;
+  state.held_keys = held_keys_;
   return state;
 }
 

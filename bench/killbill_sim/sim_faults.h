@@ -21,6 +21,11 @@
 //   reset_rate p   With probability p: the call is fully processed (an account
 //                  IS created), then the connection is reset (RST) before any
 //                  response byte: the client cannot tell whether it happened.
+//   hold_created   Until hold_created_seconds have passed (or the fault is
+//                  cleared), an account creation commits the account, then
+//                  holds its 201 back: a client killed meanwhile never learns
+//                  that Kill Bill created it. The keys held are remembered with
+//                  the 409s later answered for them (at most kMaxHeldKeys).
 // clang-format on
 //
 // This class keeps the state and makes the draws; KillBillSim acts on them
@@ -30,8 +35,10 @@
 // call.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <random>
+#include <string>
 
 #include "absl/status/status.h"
 #include "common/clock.h"
@@ -60,6 +67,8 @@ struct FaultRequest {
   std::optional<double> error_rate;
   std::optional<double> garbage_rate;
   std::optional<double> reset_rate;
+  // Start holding created accounts' 201s for this long (0: no new hold).
+  double hold_created_seconds = 0;
 
   static FaultRequest Clear();
   static FaultRequest RefuseOutage(double seconds);
@@ -68,6 +77,13 @@ struct FaultRequest {
   static FaultRequest ErrorRate(double p);
   static FaultRequest GarbageRate(double p);
   static FaultRequest ResetRate(double p);
+  static FaultRequest HoldCreated(double seconds);
+};
+
+// One key whose 201 the hold_created fault held back.
+struct HeldKey {
+  // 409s (key taken) answered for this key after its 201 was held.
+  int conflicts_after = 0;
 };
 
 // The faults in force at one moment (GET /sim/stats "faults").
@@ -79,6 +95,12 @@ struct FaultState {
   double error_rate = 0;
   double garbage_rate = 0;
   double reset_rate = 0;
+  double hold_created_remaining_s = 0;
+  // 201s held back now, and since start.
+  int holding_now = 0;
+  uint64_t held_total = 0;
+  // The keys held so far (the first kMaxHeldKeys), by key.
+  std::map<std::string, HeldKey> held_keys;
 };
 
 class SimFaults {
@@ -102,6 +124,19 @@ class SimFaults {
   bool Outage503Active(Clock::TimePoint now) const;
   Clock::TimePoint outage_until() const { return outage_until_; }
   Clock::TimePoint stall_until() const { return stall_until_; }
+  Clock::TimePoint hold_created_until() const { return hold_created_until_; }
+
+  // hold_created: whether a creation committed at `now` holds its 201 back.
+  bool HoldsCreated(Clock::TimePoint now) const {
+    return now < hold_created_until_;
+  }
+  // A 201 for `key` starts being held; one held 201 is let go.
+  void Held(const std::string& key);
+  void Released() { --holding_now_; }
+  // A creation for `key` was answered 409.
+  void Conflict(const std::string& key);
+
+  static constexpr size_t kMaxHeldKeys = 10000;
 
   // Draws for one call that passed the outage and stall checks: an injected
   // error, garbage, a reset after processing, or nothing. Draws only for the
@@ -117,6 +152,10 @@ class SimFaults {
   double error_rate_ = 0;
   double garbage_rate_ = 0;
   double reset_rate_ = 0;
+  Clock::TimePoint hold_created_until_;
+  int holding_now_ = 0;
+  uint64_t held_total_ = 0;
+  std::map<std::string, HeldKey> held_keys_;
   std::mt19937_64 rng_;
 };
 

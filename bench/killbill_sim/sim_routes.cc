@@ -513,6 +513,14 @@ OJson FaultStateToJson(const FaultState& f) {
   j["error_rate"] = f.error_rate;
   j["garbage_rate"] = f.garbage_rate;
   j["reset_rate"] = f.reset_rate;
+  j["hold_created_remaining_s"] = f.hold_created_remaining_s;
+  j["holding_now"] = f.holding_now;
+  j["held_total"] = f.held_total;
+  OJson held = OJson::object();
+  for (const auto& [key, h] : f.held_keys) {
+    held[key] = OJson{{"conflicts_after", h.conflicts_after}};
+  }
+  j["held_keys"] = held;
   return j;
 }
 
@@ -598,6 +606,8 @@ absl::StatusOr<FaultRequest> ParseFaultRequest(const Json& faults) {
         request.garbage_rate = value.get<double>();
       } else if (key == "reset_rate") {
         request.reset_rate = value.get<double>();
+      } else if (key == "hold_created_seconds") {
+        request.hold_created_seconds = value.get<double>();
       } else {
         return absl::InvalidArgumentError("unknown fault '" + key + "'");
       }
@@ -872,11 +882,18 @@ void SimRoutes::CreateAccount(const httplib::Request& req,
 
   account.id = text_field("accountId");
   account.fields = AccountFields(body);
+  const std::string key = account.external_key;
   absl::StatusOr<std::string> id = sim_.CreateAccount(std::move(account));
   if (!id.ok()) {  // AlreadyExists: the message is the key
     SendError(
         res, 409, kAccountApiException, 3000,
         "Account already exists for key " + std::string(id.status().message()));
+    return;
+  }
+  if (!sim_.HoldCreated(key)) {
+    if (ConnectionContext* connection = CurrentConnection()) {
+      connection->reset = true;
+    }
     return;
   }
   res.status = 201;
