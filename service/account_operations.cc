@@ -101,6 +101,17 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
         }
         return created;
       });
+  // Kill Bill says "the key is taken" with 409 and code 3000; a 409 with
+  // another code is some other conflict, not a reason to look the key up.
+  constexpr int kAccountExists = 3000;
+  const int conflict_code = KillBillCode(id.status());
+  if (absl::IsAlreadyExists(id.status()) && conflict_code != 0 &&
+      conflict_code != kAccountExists) {
+    return absl::AbortedError(
+        absl::StrCat("Kill Bill answered 409 with code ", conflict_code,
+                     ", a conflict other than the external key being taken: ",
+                     id.status().message()));
+  }
   if (id.ok()) {
     response.set_account_id(*id);
     response.set_created(true);
@@ -139,7 +150,21 @@ absl::StatusOr<v1::CreateAccountResponse> AccountOperations::CreateAccount(
                                   UntilDeadline(calls));
         });
     // Tags already on the account (a repeated registration) are the state asked
-    // for.
+    // for. Other refusals come after the account exists, so they never blame
+    // the caller's request: a 400 is the gateway's or Kill Bill's fault
+    // (INTERNAL); a 404 means Kill Bill does not see the account yet
+    // (UNAVAILABLE: a retry meets the key taken, finds the account, tags it).
+    if (absl::IsInvalidArgument(tagged)) {
+      return absl::InternalError(absl::StrCat(
+          "account ", response.account_id(),
+          " was created, but Kill Bill refused its tags: ", tagged.message()));
+    }
+    if (absl::IsNotFound(tagged)) {
+      return absl::UnavailableError(absl::StrCat(
+          "account ", response.account_id(),
+          " was created, but Kill Bill did not find it to tag it; retry: ",
+          tagged.message()));
+    }
     if (!tagged.ok() && !absl::IsAlreadyExists(tagged)) return tagged;
   }
   return response;

@@ -785,10 +785,8 @@ TEST_F(ThroughGateway, ALookupAnsweringAnotherKeysAccountIsRefused) {
 // Kill Bill answers 409 without code 3000 (a conflict that is not "the key is
 // taken"), and the lookup by key finds nothing. A create must not answer
 // NOT_FOUND (nor OK): it answers ABORTED with Kill Bill's 409 in the message.
-// DISABLED: account_operations.cc treats every 409 as "the key is taken" and
-// returns the lookup's NOT_FOUND; that code is being reworked for issue 13
-// defect 11 (the 409/lookup/created path) by the integrating session.
-TEST_F(ThroughGateway, DISABLED_A409WithoutCode3000AndNoAccountIsNotNotFound) {
+// (It answered the lookup's NOT_FOUND before, issue 13 item 11.)
+TEST_F(ThroughGateway, A409WithoutCode3000AndNoAccountIsNotNotFound) {
   FakeKillBill fake;
   fake.create_status = 409;
   fake.create_body = R"({"code":7,"message":"Conflict"})";
@@ -804,11 +802,9 @@ TEST_F(ThroughGateway, DISABLED_A409WithoutCode3000AndNoAccountIsNotNotFound) {
 // may blame the caller's request (INVALID_ARGUMENT) or say the account is not
 // found (NOT_FOUND). 400: INTERNAL naming the created account; 404 (Kill Bill
 // does not see the account yet): UNAVAILABLE, so the caller retries, meets the
-// 409, finds the account and tags it.
-// DISABLED: account_operations.cc returns the tag call's status as is
-// (INVALID_ARGUMENT, NOT_FOUND); the create/409/created path is being reworked
-// for issue 13 defect 11 by the integrating session.
-TEST_F(ThroughGateway, DISABLED_TagsRefusedAfterTheCreateDoNotBlameTheCaller) {
+// 409, finds the account and tags it. (Before: the tag call's INVALID_ARGUMENT
+// or NOT_FOUND as is, issue 13 item 11.)
+TEST_F(ThroughGateway, TagsRefusedAfterTheCreateDoNotBlameTheCaller) {
   for (int tags_status : {400, 404}) {
     SCOPED_TRACE(tags_status);
     FakeKillBill fake;
