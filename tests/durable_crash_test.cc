@@ -11,8 +11,8 @@
 //     repeated submissions return the same operations.
 //   * SigtermWithOperationsInFlightLosesNone: SIGTERM with creates held inside
 //     Kill Bill: exit 0, every operation finished or claimable, then finished
-//     by the next gateway (DISABLED_...EndsInTheGrace: and within the grace).
-//   * DISABLED_KilledAfterKillBillCommittedSaysCreated: created = true for an
+//     by the next gateway (...EndsInTheGrace: and within the grace).
+//   * KilledAfterKillBillCommittedSaysCreated: created = true for an
 //     operation whose account a killed attempt made.
 //   * OperationIdAndWaitTimeoutEdgesAreRefused, SameKeySyncAndAsyncAtOnce...:
 //     inputs at the edges of the asynchronous API.
@@ -165,9 +165,8 @@ TEST_F(DurableEndToEnd, CrashWhileDraining) {
 
   // The dangerous window: every held key's operation went through a 409 after
   // the restart, and ended SUCCEEDED with the account its killed attempt made
-  // (checked above against the sim). That `created` is true for them (this
-  // operation did create the account) is DISABLED_KilledAfterKillBillCommitted
-  // SaysCreated below (issue 13 defect 11).
+  // (checked above against the sim), and says created = true: this operation
+  // did create the account (false before issue 13 item 11's fix).
   const nlohmann::json stats = sim_.Stats();
   const nlohmann::json& held = stats["faults"]["held_keys"];
   ASSERT_GE(held.size(), 3u * 8u);
@@ -181,6 +180,7 @@ TEST_F(DurableEndToEnd, CrashWhileDraining) {
     ASSERT_NE(it, op_of_key.end());
     EXPECT_EQ(it->second.state(), v1::OPERATION_STATE_SUCCEEDED);
     EXPECT_GE(it->second.attempts(), 2) << it->second.DebugString();
+    EXPECT_TRUE(it->second.created()) << it->second.DebugString();
   }
   std::cout << "sim: accounts_created " << stats["accounts_created"]
             << ", conflicts_409 " << stats["conflicts_409"] << ", held keys "
