@@ -44,8 +44,7 @@ class DurableEndToEnd : public ::testing::Test {
     if (auto skip = PgFixture::SkipReason()) GTEST_SKIP() << *skip;
     ASSERT_EQ(pg_.Start(), "");
     // Fast sim: the test is about durability, not Kill Bill's capacity.
-    sim_ = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1",
-                       "--bus_drain", "5000", "--queue_healthcheck=false"});
+    sim_ = Sim::Ample();
     ASSERT_NE(sim_.port, 0) << "sim did not start";
     config_path_ = TestFile("gateway.yaml");
   }

@@ -68,6 +68,14 @@ struct Sim {
     return sim;
   }
 
+  // A sim that is never the bottleneck (capacity 2000/s, 1 ms latency, a bus
+  // draining 5000/s, a healthcheck that never reports growth): for tests of
+  // durability, not of flow control.
+  static Sim Ample() {
+    return Start({"--capacity", "2000", "--base_latency_ms", "1", "--bus_drain",
+                  "5000", "--queue_healthcheck=false"});
+  }
+
   nlohmann::json Stats() const {
     httplib::Client c("127.0.0.1", port);
     c.set_read_timeout(5, 0);

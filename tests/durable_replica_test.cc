@@ -32,8 +32,7 @@ TEST(DurableReplicas, GlobalRateIsSharedAndADeadReplicasShareIsTakenOver) {
   if (auto skip = PgFixture::SkipReason()) GTEST_SKIP() << *skip;
   PgFixture pg;
   ASSERT_EQ(pg.Start(), "");
-  Sim sim = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1",
-                        "--bus_drain", "5000", "--queue_healthcheck=false"});
+  Sim sim = Sim::Ample();
   ASSERT_NE(sim.port, 0);
   const std::string yaml =
       "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"
@@ -161,8 +160,7 @@ TEST(DurableReplicas, AStoppedReplicasStaleOutcomeIsFenced) {
   if (auto skip = PgFixture::SkipReason()) GTEST_SKIP() << *skip;
   PgFixture pg;
   ASSERT_EQ(pg.Start(), "");
-  Sim sim = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1",
-                        "--bus_drain", "5000", "--queue_healthcheck=false"});
+  Sim sim = Sim::Ample();
   ASSERT_NE(sim.port, 0);
   const std::string yaml =
       "server:\n  listen: 127.0.0.1:0\n  shutdown_grace: 1s\n"

@@ -20,11 +20,10 @@ namespace {
 using namespace std::chrono_literals;
 
 TEST(DurableStoredRequest, InvalidStoredRequestsEndFailedWithoutAKillBillCall) {
-  if (auto missing = PgFixture::MissingBinaries()) GTEST_SKIP() << *missing;
+  if (auto skip = PgFixture::SkipReason()) GTEST_SKIP() << *skip;
   PgFixture pg;
   ASSERT_EQ(pg.Start(), "");
-  Sim sim = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1",
-                        "--bus_drain", "5000", "--queue_healthcheck=false"});
+  Sim sim = Sim::Ample();
   ASSERT_NE(sim.port, 0);
 
   durable::PgSessionOptions options;

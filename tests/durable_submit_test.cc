@@ -34,7 +34,7 @@ using namespace std::chrono_literals;
 class DurableSubmitTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (testing::PgFixture::MissingBinaries()) return;
+    if (testing::PgFixture::SkipReason()) return;
     pg_ = new testing::PgFixture();
     start_error_ = new std::string(pg_->Start());
   }
@@ -43,8 +43,7 @@ class DurableSubmitTest : public ::testing::Test {
     pg_ = nullptr;
   }
   void SetUp() override {
-    if (auto missing = testing::PgFixture::MissingBinaries())
-      GTEST_SKIP() << *missing;
+    if (auto skip = testing::PgFixture::SkipReason()) GTEST_SKIP() << *skip;
     ASSERT_EQ(*start_error_, "");
     static int n = 0;
     options_.url = pg_->CreateDatabase("submit_" + std::to_string(++n));

@@ -53,7 +53,7 @@ std::string Query(const std::string& url, const std::string& sql) {
 }
 
 TEST(GatewayStart, AnUnreadableTlsFileFailsBeforeTheDatabaseIsTouched) {
-  if (auto missing = PgFixture::MissingBinaries()) GTEST_SKIP() << *missing;
+  if (auto skip = PgFixture::SkipReason()) GTEST_SKIP() << *skip;
   PgFixture pg;
   ASSERT_EQ(pg.Start(), "");
   const std::string url = pg.CreateDatabase("tls_first");
@@ -73,11 +73,10 @@ TEST(GatewayStart, AnUnreadableTlsFileFailsBeforeTheDatabaseIsTouched) {
 }
 
 TEST(GatewayStart, APortTakenAfterTheDurableQueueStartedLosesNothing) {
-  if (auto missing = PgFixture::MissingBinaries()) GTEST_SKIP() << *missing;
+  if (auto skip = PgFixture::SkipReason()) GTEST_SKIP() << *skip;
   PgFixture pg;
   ASSERT_EQ(pg.Start(), "");
-  Sim sim = Sim::Start({"--capacity", "2000", "--base_latency_ms", "1",
-                        "--bus_drain", "5000", "--queue_healthcheck=false"});
+  Sim sim = Sim::Ample();
   ASSERT_NE(sim.port, 0);
   auto yaml = [&](const std::string& listen, double rate) {
     return "server:\n  listen: " + listen +
