@@ -817,24 +817,7 @@ TEST(ConfigDatabaseTest, UrlErrorsNeverEchoTheUrl) {
   }
 }
 
-TEST(ConfigDatabaseTest, RedactionAndTarget) {
-  struct Case {
-    std::string url, redacted, target;
-  };
-  const Case cases[] = {
-      {"postgresql://u:S3CRET@h:5432/db", "postgresql://u:<redacted>@h:5432/db",
-       "postgresql://h:5432/db"},
-      {"postgresql://u@h/db?sslmode=require&password=S3CRET",
-       "postgresql://u:<redacted>@h/db?sslmode=require", "postgresql://h/db"},
-      {"postgres://h", "postgres://h", "postgres://h"},
-      {"postgresql://u:S3CRET@[::1]:5/d", "postgresql://u:<redacted>@[::1]:5/d",
-       "postgresql://[::1]:5/d"},
-  };
-  for (const Case& c : cases) {
-    EXPECT_EQ(RedactDatabaseUrl(c.url), c.redacted);
-    EXPECT_EQ(DatabaseTarget(c.url), c.target);
-  }
-}
+// Redaction and the target of database.url: tests/conninfo_test.cc.
 
 // --- Robustness
 // ------------------------------------------------------------------------
