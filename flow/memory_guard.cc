@@ -53,19 +53,22 @@ bool MemoryGuard::UnderBound() const {
          bound_bytes_;
 }
 
+void MemoryGuard::ReleaseIfOver(Clock::TimePoint now) {
+  if (UnderBound() || !process_.release) return;
+  if (released_once_ && now - released_at_ < options_.release_interval) return;
+  // Over the bound: what was freed may still be counted as resident.
+  process_.release();
+  released_once_ = true;
+  released_at_ = now;
+  Read(now);
+}
+
 bool MemoryGuard::Admit() {
   absl::MutexLock lock(&mu_);
   if (bound_bytes_ == 0) return true;
   const Clock::TimePoint now = clock_->Now();
   ReadIfStale(now);
-  if (!UnderBound() && process_.release &&
-      (!released_once_ || now - released_at_ >= options_.release_interval)) {
-    // Over the bound: what was freed may still be counted as resident.
-    process_.release();
-    released_once_ = true;
-    released_at_ = now;
-    Read(now);
-  }
+  ReleaseIfOver(now);
   if (!UnderBound()) return false;
   ++admitted_since_read_;
   return true;
@@ -73,7 +76,9 @@ bool MemoryGuard::Admit() {
 
 uint64_t MemoryGuard::Resident() {
   absl::MutexLock lock(&mu_);
-  ReadIfStale(clock_->Now());
+  const Clock::TimePoint now = clock_->Now();
+  ReadIfStale(now);
+  if (bound_bytes_ != 0) ReleaseIfOver(now);
   return resident_;
 }
 

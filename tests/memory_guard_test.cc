@@ -134,6 +134,33 @@ TEST(MemoryGuardTest, ReleasesFreeMemoryAtMostOncePerInterval) {
   EXPECT_EQ(guard.Resident(), 40 * kMiB);
 }
 
+TEST(MemoryGuardTest, ResidentGivesFreeMemoryBackWhenOverTheBound) {
+  // No call arrives after a burst: the periodic Resident() (FlowControl::Tick)
+  // releases what the answered calls freed.
+  FakeClock clock;
+  FakeProcess process;
+  process.resident = 150 * kMiB;
+  process.after_release = 60 * kMiB;
+  MemoryGuard guard(&clock, Bound(100), process.AsProcess());
+  EXPECT_EQ(guard.Resident(), 60 * kMiB);
+  EXPECT_EQ(process.releases, 1);
+  process.resident = 150 * kMiB;
+  clock.Advance(milliseconds(500));
+  EXPECT_EQ(guard.Resident(), 150 * kMiB) << "no release twice in a second";
+  EXPECT_EQ(process.releases, 1);
+  clock.Advance(milliseconds(500));
+  EXPECT_EQ(guard.Resident(), 60 * kMiB);
+  EXPECT_EQ(process.releases, 2);
+  // Under the bound, or with no bound, nothing is released.
+  clock.Advance(std::chrono::seconds(5));
+  EXPECT_EQ(guard.Resident(), 60 * kMiB);
+  guard.SetBound(0);
+  process.resident = 150 * kMiB;
+  clock.Advance(std::chrono::seconds(5));
+  EXPECT_EQ(guard.Resident(), 150 * kMiB);
+  EXPECT_EQ(process.releases, 2);
+}
+
 TEST(MemoryGuardTest, UnreadableMemoryAdmits) {
   FakeClock clock;
   FakeProcess process;  // resident 0: /proc unreadable
