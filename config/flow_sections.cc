@@ -28,6 +28,28 @@ namespace {
 
 constexpr double kMaxRate = 100000;
 
+// queue.max_resident_mb: 0 (off) or a bound the process's idle footprint
+// (about 25 MiB) leaves room under.
+constexpr int64_t kMinResidentMb = 64;
+constexpr int64_t kMaxResidentMb = 1 << 20;  // 1 TiB
+
+Field ResidentMbField(size_t* out) {
+  return {"max_resident_mb", "an integer",
+          [out](const std::string& text) -> std::optional<std::string> {
+            int64_t value;
+            if (std::optional<std::string> error =
+                    ParseInt(text, 0, kMaxResidentMb, value))
+              return error;
+            if (value != 0 && value < kMinResidentMb) {
+              return absl::StrCat("must be 0 (no bound) or between ",
+                                  kMinResidentMb, " and ", kMaxResidentMb,
+                                  " (MiB), got ", value);
+            }
+            *out = static_cast<size_t>(value);
+            return std::nullopt;
+          }};
+}
+
 }  // namespace
 
 std::vector<Section> FlowSections(GatewayConfig& c) {
@@ -39,7 +61,9 @@ std::vector<Section> FlowSections(GatewayConfig& c) {
   const DoubleRange kRate{0, false, kMaxRate};
   const DoubleRange kShare{0, false, 1};
   return {
-      {"queue", {IntField("capacity", &c.queue.capacity, 1, 1000000)}},
+      {"queue",
+       {IntField("capacity", &c.queue.capacity, 1, 1000000),
+        ResidentMbField(&c.memory.max_resident_mb)}},
       {"cost",
        {IntField("account_bus_events", &c.cost.per_account, 0, 1000),
         IntField("tag_bus_events", &c.cost.per_tag, 0, 1000),
@@ -140,7 +164,8 @@ absl::Status CheckFlowSections(const GatewayConfig& c,
 void DescribeFlowSections(const GatewayConfig& c, std::string& out) {
   const auto d = [](auto v) { return FormatDuration(v); };
   const auto n = FormatDouble;
-  absl::StrAppend(&out, "queue:\n", "  capacity: ", c.queue.capacity, "\n");
+  absl::StrAppend(&out, "queue:\n", "  capacity: ", c.queue.capacity, "\n",
+                  "  max_resident_mb: ", c.memory.max_resident_mb, "\n");
   absl::StrAppend(&out, "cost:\n",                                     //
                   "  account_bus_events: ", c.cost.per_account, "\n",  //
                   "  tag_bus_events: ", c.cost.per_tag, "\n",          //
@@ -216,6 +241,11 @@ auto Tie(const flow::AdmissionOptions& q) {
                q.initial_latency, q.latency_ewma_alpha, q.initial_drain_per_s),
       Tie(q.drain), std::tie(q.min_retry_pushback, q.max_retry_pushback));
 }
+auto Tie(const flow::MemoryGuard::Options& m) {
+  BG_EXPECT_SIZE(flow::MemoryGuard::Options, 32);
+  return std::tie(m.max_resident_mb, m.read_interval, m.per_call_bytes,
+                  m.release_interval);
+}
 auto Tie(const flow::CircuitBreaker::Options& b) {
   BG_EXPECT_SIZE(flow::CircuitBreaker::Options, 88);
   return std::tie(b.failure_rate_threshold, b.slow_call_threshold,
@@ -232,7 +262,7 @@ auto Tie(const flow::RetryOptions& r) {
 }  // namespace
 
 bool SameFlowSections(const GatewayConfig& a, const GatewayConfig& b) {
-  return Tie(a.queue) == Tie(b.queue) &&
+  return Tie(a.queue) == Tie(b.queue) && Tie(a.memory) == Tie(b.memory) &&
          a.cost.per_account == b.cost.per_account &&
          a.cost.per_tag == b.cost.per_tag &&
          a.cost.per_subscription == b.cost.per_subscription &&

@@ -47,6 +47,7 @@
 #include "durable/durable_queue.h"
 #include "flow/admission_queue.h"
 #include "flow/circuit_breaker.h"
+#include "flow/memory_guard.h"
 #include "flow/rate_controller.h"
 #include "flow/retry_policy.h"
 #include "killbill_client/killbill_client.h"
@@ -163,6 +164,9 @@ struct GatewayConfig {
   // What each write posts on Kill Bill's main bus (`cost.*`).
   killbill::BusEvents cost;
   flow::AdmissionOptions queue;
+  // queue.max_resident_mb (0: off, else [64, 1048576] MiB): the memory budget
+  // at admission; the other fields have no key.
+  flow::MemoryGuard::Options memory;
   ConcurrencyConfig concurrency;
   RateConfig rate;
   HealthConfig health;

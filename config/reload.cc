@@ -43,7 +43,7 @@ bool IsReloadable(std::string_view key_view) {
   for (absl::string_view section : {"logging.", "cost.", "rate.", "breaker."}) {
     if (absl::StartsWith(key, section)) return true;
   }
-  return key == "queue.capacity";
+  return key == "queue.capacity" || key == "queue.max_resident_mb";
 }
 
 ReloadPlan PlanReload(const GatewayConfig& running, const GatewayConfig& next) {

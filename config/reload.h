@@ -1,7 +1,8 @@
 // Reload planning: which keys a re-read configuration file changes, and
 // whether a running gateway can apply them without a restart (SIGHUP).
 //
-// Reloadable (the tuning keys): logging.*, queue.capacity, cost.*, rate.*
+// Reloadable (the tuning keys): logging.*, queue.capacity,
+// queue.max_resident_mb, cost.*, rate.*
 // except rate.mode, rate.signal and rate.adjust_interval, and breaker.*.
 // Every other key (listen addresses, TLS files, the Kill Bill connection and
 // its secrets, the database, the cache, concurrency, health polling, retries,

@@ -18,7 +18,8 @@ int64_t Millis(Clock::Duration d) {
 }  // namespace
 
 FlowControl::FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
-                         FlowOptions options)
+                         FlowOptions options,
+                         flow::MemoryGuard::Process process)
     : clock_(clock),
       metrics_(metrics),
       options_(std::move(options)),
@@ -28,6 +29,7 @@ FlowControl::FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
       breaker_(clock, options_.breaker),
       controller_(clock, options_.rate),
       retry_budget_(clock, options_.retry),
+      memory_(clock, options_.memory, std::move(process)),
       gate_(clock,
             CallGate::Parts{&bus_bucket_, &api_bucket_, &breaker_, &controller_,
                             &retry_budget_, metrics},
@@ -36,6 +38,8 @@ FlowControl::FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
   metrics_->queue_capacity().Set(
       static_cast<double>(2 * options_.queue.capacity));
   metrics_->rate_limit().Set(controller_.rate());
+  metrics_->resident_memory_limit().Set(
+      static_cast<double>(memory_.bound_bytes()));
   breaker_.SetTransitionCallback([this](flow::CircuitBreaker::State from,
                                         flow::CircuitBreaker::State to,
                                         flow::CircuitBreaker::Reason why) {
@@ -64,6 +68,11 @@ bool FlowControl::Submit(Job job) {
   SyncBreakerToQueues();
   const Cost cost = job.cost;
   Lane& lane = lanes_[LaneOf(cost)];
+  // Before the queue: a call the process has no memory for is not held.
+  if (!memory_.Admit()) {
+    RejectForMemory(job, lane);
+    return false;
+  }
   if (!lane.cost_measured.load(std::memory_order_acquire)) {
     lane.queue.SetDrainPrior(Pace(
         controller_.PacingRate() * rate_share_.load(std::memory_order_relaxed),
@@ -93,6 +102,16 @@ void FlowControl::Reject(Job& job, const flow::Admission& admission) {
   job.answer(overloaded ? absl::ResourceExhaustedError(message)
                         : absl::UnavailableError(message),
              reason, admission.retry_after);
+}
+
+void FlowControl::RejectForMemory(Job& job, Lane& lane) {
+  metrics_->RecordMemoryRejection();
+  const Clock::Duration pushback = lane.queue.ShedPushback();
+  job.answer(absl::ResourceExhaustedError(
+                 absl::StrCat("rejected: ", metrics::kMemoryRejectReason,
+                              "; the gateway is at its memory bound, retry in ",
+                              Millis(pushback), " ms")),
+             metrics::kMemoryRejectReason, pushback);
 }
 
 void FlowControl::AnswerDropped(Lane& lane,
@@ -237,6 +256,7 @@ void FlowControl::Tick() {
   }
   metrics_->rate_limit().Set(rate);
   metrics_->drain_estimate().Set(controller_.snapshot().drain_estimate);
+  metrics_->resident_memory().Set(static_cast<double>(memory_.Resident()));
   PublishDepth();
 }
 
@@ -246,6 +266,9 @@ void FlowControl::SetRateShare(double fraction) {
 }
 
 void FlowControl::Reconfigure(const FlowOptions& options) {
+  memory_.SetBound(options.memory.max_resident_mb);
+  metrics_->resident_memory_limit().Set(
+      static_cast<double>(memory_.bound_bytes()));
   for (Lane& lane : lanes_) lane.queue.SetCapacity(options.queue.capacity);
   metrics_->queue_capacity().Set(
       static_cast<double>(2 * options.queue.capacity));

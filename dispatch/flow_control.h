@@ -3,7 +3,10 @@
 // production; a fake-clock simulation drives the very same object in tests.
 //
 // clang-format off
-//   Submit(job) ──► AdmissionQueue of its lane ── rejected: answered at once
+//   Submit(job) ──► MemoryGuard ── over queue.max_resident_mb: memory, at once
+//                        │
+//                        ▼
+//                   AdmissionQueue of its lane ── rejected: answered at once
 //                        │  (writes: jobs posting     with a reason and a
 //                        │  bus events; reads)        retry pushback
 //   TryStartNext() ──► CallGate::TryTake: the head write's Cost from the bus
@@ -43,6 +46,7 @@
 #include "dispatch/job.h"
 #include "flow/admission_queue.h"
 #include "flow/circuit_breaker.h"
+#include "flow/memory_guard.h"
 #include "flow/rate_controller.h"
 #include "flow/retry_policy.h"
 #include "flow/token_bucket.h"
@@ -55,6 +59,8 @@ struct FlowOptions {
   flow::CircuitBreaker::Options breaker;
   flow::RateController::Options rate;
   flow::RetryOptions retry;
+  // The memory budget at admission (queue.max_resident_mb; off by default).
+  flow::MemoryGuard::Options memory;
   // Kill Bill's API budget, calls per second (reads included): a fixed
   // ceiling, since Kill Bill publishes no signal of its API capacity. The bus
   // budget (rate.*) binds writes long before it; this one keeps a storm of
@@ -66,8 +72,10 @@ struct FlowOptions {
 
 class FlowControl {
  public:
-  FlowControl(Clock* clock, metrics::GatewayMetrics* metrics,
-              FlowOptions options);
+  // `process`: how the memory guard reads resident memory (tests: a fake).
+  FlowControl(
+      Clock* clock, metrics::GatewayMetrics* metrics, FlowOptions options,
+      flow::MemoryGuard::Process process = flow::MemoryGuard::Process::Own());
   FlowControl(const FlowControl&) = delete;
   FlowControl& operator=(const FlowControl&) = delete;
 
@@ -97,7 +105,8 @@ class FlowControl {
   // database each paces Kill Bill at rate / N. Takes effect at the next tick.
   void SetRateShare(double fraction);
 
-  // A configuration reload, applied at once: the queues' capacity, the
+  // A configuration reload, applied at once: the memory bound, the queues'
+  // capacity, the
   // breaker's options, the rate controller's (RateController::SetOptions:
   // not its mode or signal), both buckets' depth (rate.burst) and the API
   // budget. Queued jobs and calls under way are kept. adjust_interval and the
@@ -152,6 +161,9 @@ class FlowControl {
   // costing `events` and `calls` on average.
   static double Pace(double bus, double api, double events, double calls);
   void Reject(Job& job, const flow::Admission& admission);
+  // Refused by the memory guard: RESOURCE_EXHAUSTED, reason "memory", with a
+  // turn in the lane's pushback book (the queue draining frees the memory).
+  void RejectForMemory(Job& job, Lane& lane);
   void AnswerDropped(Lane& lane, flow::AdmissionQueue<Job>::Dropped& dropped);
   // Tells the queues the breaker's state after a transition (see the
   // callback).
@@ -168,6 +180,7 @@ class FlowControl {
   flow::CircuitBreaker breaker_;
   flow::RateController controller_;
   flow::RetryBudget retry_budget_;
+  flow::MemoryGuard memory_;
   CallGate gate_;
 
   absl::Mutex mu_;  // guards each lane's admitted / admitted_cost

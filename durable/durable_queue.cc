@@ -85,8 +85,10 @@ void DurableQueue::Submit(const billing::v1::CreateSubscriptionRequest& request,
 }
 
 void DurableQueue::Get(int64_t id, Clock::TimePoint wait_until,
-                       std::function<bool()> cancelled, Done done) {
-  waiter_->Wait(id, wait_until, std::move(cancelled), std::move(done));
+                       std::function<bool()> cancelled, Done done,
+                       std::optional<Clock::TimePoint> answer_by) {
+  waiter_->Wait(id, wait_until, std::move(cancelled), std::move(done),
+                answer_by);
 }
 
 void DurableQueue::StopClaiming() {

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -80,7 +81,8 @@ class DurableQueue {
               Clock::TimePoint deadline, Done done);
   // See OperationWaiter::Wait.
   void Get(int64_t id, Clock::TimePoint wait_until,
-           std::function<bool()> cancelled, Done done);
+           std::function<bool()> cancelled, Done done,
+           std::optional<Clock::TimePoint> answer_by = std::nullopt);
 
   // Stop claiming (before the dispatcher drains), then Shutdown (after it has).
   void StopClaiming();

@@ -69,6 +69,7 @@ dispatch::FlowOptions FlowOptionsFrom(const config::GatewayConfig& c) {
   o.api_calls_per_s = c.rate.api_calls_per_second;
 
   o.queue = c.queue;
+  o.memory = c.memory;
   o.breaker = c.breaker;
   o.retry = c.retry;
 

@@ -124,6 +124,7 @@ GatewayMetrics::GatewayMetrics()
     rejections_[r] = &rejections.Add(
         {{"reason", RejectReasonName(static_cast<RejectReason>(r))}});
   }
+  memory_rejections_ = &rejections.Add({{"reason", kMemoryRejectReason}});
   auto& drops = BuildCounter()
                     .Name("billing_gateway_queue_dropped_total")
                     .Help(
@@ -185,6 +186,20 @@ GatewayMetrics::GatewayMetrics()
            .Help(
                "Adaptive rate controller's estimate of Kill Bill's bus drain, "
                "events/s (0 until a growth episode or quiet polls give one)")
+           .Register(*registry_)
+           .Add({});
+  resident_memory_ =
+      &BuildGauge()
+           .Name("billing_gateway_resident_memory_bytes")
+           .Help("The process's resident memory (/proc/self/statm), bytes")
+           .Register(*registry_)
+           .Add({});
+  resident_memory_limit_ =
+      &BuildGauge()
+           .Name("billing_gateway_resident_memory_limit_bytes")
+           .Help(
+               "queue.max_resident_mb in bytes: new calls are refused "
+               "(reason memory) at this resident memory; 0 = no bound")
            .Register(*registry_)
            .Add({});
   auto& signal = BuildGauge()

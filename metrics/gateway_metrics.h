@@ -42,6 +42,10 @@ using flow::RejectReasonName;
 // Why a request was refused before reaching Kill Bill: bg::RejectReason
 // (admission_queue.h).
 inline constexpr int kRejectReasonCount = 4;
+// The memory guard's refusal (flow::MemoryGuard, before the queue): one more
+// reason of billing_gateway_rejections_total, and of the answer's
+// reject-reason metadata.
+inline constexpr char kMemoryRejectReason[] = "memory";
 
 // Why a queued job left the queue without running.
 enum class DropReason { kDeadline = 0, kCancelled, kShutdown };
@@ -82,6 +86,7 @@ class GatewayMetrics {
   void RecordRejection(RejectReason reason) {
     rejections_[static_cast<int>(reason)]->Increment();
   }
+  void RecordMemoryRejection() { memory_rejections_->Increment(); }
   void RecordDrop(DropReason reason) {
     drops_[static_cast<int>(reason)]->Increment();
   }
@@ -106,6 +111,9 @@ class GatewayMetrics {
   prometheus::Histogram& queue_wait() { return *queue_wait_; }
   prometheus::Gauge& rate_limit() { return *rate_limit_; }
   prometheus::Gauge& drain_estimate() { return *drain_estimate_; }
+  // The process's resident memory and the memory guard's bound (0: off).
+  prometheus::Gauge& resident_memory() { return *resident_memory_; }
+  prometheus::Gauge& resident_memory_limit() { return *resident_memory_limit_; }
   prometheus::Gauge& in_flight() { return *in_flight_; }
   prometheus::Gauge& killbill_healthy() { return *killbill_healthy_; }
   prometheus::Gauge& bus_backlog() { return *bus_backlog_; }
@@ -126,6 +134,7 @@ class GatewayMetrics {
   std::array<std::array<prometheus::Counter*, 2>, kMethodCount>
       cache_answers_{};
   std::array<prometheus::Counter*, kRejectReasonCount> rejections_{};
+  prometheus::Counter* memory_rejections_;
   std::array<prometheus::Counter*, kDropReasonCount> drops_{};
   std::array<prometheus::Gauge*, 3> breaker_state_{};
   std::array<prometheus::Counter*, 3> breaker_transitions_{};
@@ -135,6 +144,8 @@ class GatewayMetrics {
   prometheus::Histogram* queue_wait_;
   prometheus::Gauge* rate_limit_;
   prometheus::Gauge* drain_estimate_;
+  prometheus::Gauge* resident_memory_;
+  prometheus::Gauge* resident_memory_limit_;
   prometheus::Gauge* in_flight_;
   prometheus::Gauge* killbill_healthy_;
   std::array<prometheus::Gauge*, 3> rate_signal_{};

@@ -10,6 +10,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "durable/durable_queue.h"
+#include "durable/operation_waiter.h"
 #include "durable/submit_batcher.h"
 #include "service/validation.h"
 
@@ -456,11 +457,16 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetOperation(
   const Clock::TimePoint wait_until =
       std::min(now + std::chrono::milliseconds(request->wait_timeout_ms()),
                deadline - margin);
+  // A database read that hangs is waited for past wait_until, but never
+  // beyond the caller's deadline: UNAVAILABLE then.
+  const Clock::TimePoint answer_by = std::min(
+      wait_until + durable::OperationWaiter::kReadGrace, deadline - margin / 2);
   durable_->Get(
       id, wait_until, [call] { return call->cancelled(); },
       [call, response](absl::StatusOr<durable::OperationRecord> result) {
         AnswerOperation(call, response, result);
-      });
+      },
+      answer_by);
   return call;
 }
 

@@ -84,6 +84,7 @@ TEST(ReloadPlanTest, RateModeSignalAndIntervalAreFixed) {
   EXPECT_TRUE(IsReloadable("rate.api_calls_per_second"));
   EXPECT_TRUE(IsReloadable("breaker.window"));
   EXPECT_TRUE(IsReloadable("queue.capacity"));
+  EXPECT_TRUE(IsReloadable("queue.max_resident_mb"));
   EXPECT_FALSE(IsReloadable("concurrency.max_in_flight"));
   EXPECT_FALSE(IsReloadable("killbill.url"));
   EXPECT_FALSE(IsReloadable("server.shutdown_grace"));

@@ -99,6 +99,7 @@ TEST(ConfigDefaultsTest, DocumentedDefaults) {
   EXPECT_EQ(c.killbill.max_connections, 16);
   EXPECT_EQ(c.killbill.ca_file, "");
   EXPECT_EQ(c.queue.capacity, 10000);
+  EXPECT_EQ(c.memory.max_resident_mb, 0u);
   EXPECT_EQ(c.concurrency.max_in_flight, 8);
   EXPECT_EQ(c.rate.mode, RateMode::kAdaptive);
   EXPECT_EQ(c.rate.initial, 10);
@@ -340,6 +341,7 @@ GatewayConfig EverythingChanged() {
   c.killbill.max_connections = 32;
   c.killbill.ca_file = "/etc/ssl/kb.pem";
   c.queue.capacity = 500;
+  c.memory.max_resident_mb = 512;
   c.concurrency.max_in_flight = 4;
   c.rate.mode = RateMode::kStatic;
   c.rate.signal = RateSignal::kHealthcheck;
@@ -554,6 +556,8 @@ const std::vector<BrokenFile>& BrokenFiles() {
       // Out of range.
       {"bad_range_min_calls.yaml", 3, 14, "breaker.min_calls",
        "must be between 1 and 100000, got 0"},
+      {"bad_range_resident_mb.yaml", 2, 20, "queue.max_resident_mb",
+       "must be 0 (no bound) or between 64 and 1048576 (MiB), got 10"},
       {"bad_range_message_bytes.yaml", 2, 22, "server.max_message_bytes",
        "must be between 1024 and 16777216, got 100"},
       {"bad_range_share.yaml", 2, 27, "breaker.failure_rate_threshold",

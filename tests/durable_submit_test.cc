@@ -9,7 +9,10 @@
 //   * a submission whose caller's deadline passed while it waited is not
 //     written, and says so;
 //   * during shutdown a submission is UNAVAILABLE shutting_down, not
-//     RESOURCE_EXHAUSTED.
+//     RESOURCE_EXHAUSTED;
+//   * while the operation waiter's read hangs on a frozen backend, every
+//     GetOperation wait is still answered (UNAVAILABLE) by its wait deadline
+//     plus the read grace, not when the read gives up.
 #include <signal.h>
 
 #include <chrono>
@@ -18,8 +21,10 @@
 #include <string>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "durable/durable_metrics.h"
 #include "durable/operation_store.h"
+#include "durable/operation_waiter.h"
 #include "durable/pg_session.h"
 #include "durable/submit_batcher.h"
 #include "gtest/gtest.h"
@@ -178,6 +183,76 @@ TEST_F(DurableSubmitTest, DuringShutdownASubmissionIsShuttingDown) {
   EXPECT_EQ(result.status().GetPayload(kSubmitReasonPayload),
             absl::Cord(kReasonShuttingDown));
   EXPECT_EQ(Rows("after-shutdown"), 0);
+}
+
+TEST_F(DurableSubmitTest, AGetOperationIsAnsweredByItsDeadlineWhileAReadHangs) {
+  SubmitBatcher batcher(SteadyClock::Instance(), options_,
+                        SubmitBatcher::Options{8, 1, 100}, &metrics_,
+                        [] { return true; });
+  absl::StatusOr<OperationRecord> op =
+      SubmitOne(batcher, "waited", std::chrono::steady_clock::now() + 60s);
+  ASSERT_TRUE(op.ok()) << op.status();
+  // The waiter's own session gives up on a read only after 10 s.
+  PgSessionOptions waiter_options = options_;
+  waiter_options.application_name = "bg-waiter-under-test";
+  waiter_options.statement_timeout = 5s;
+  waiter_options.answer_margin = 5s;
+  OperationWaiter waiter(SteadyClock::Instance(), waiter_options,
+                         /*poll_interval=*/50ms, /*max_waiters=*/100,
+                         [] { return true; });
+  using Answer = std::future<absl::StatusOr<OperationRecord>>;
+  auto wait = [&waiter, id = op->id](Clock::TimePoint wait_until) {
+    auto answer =
+        std::make_shared<std::promise<absl::StatusOr<OperationRecord>>>();
+    Answer got = answer->get_future();
+    waiter.Wait(id, wait_until, nullptr,
+                [answer](absl::StatusOr<OperationRecord> r) {
+                  answer->set_value(std::move(r));
+                });
+    return got;
+  };
+  // A first wait connects the waiter's session.
+  Answer first = wait(std::chrono::steady_clock::now());
+  ASSERT_EQ(first.wait_for(10s), std::future_status::ready);
+  ASSERT_TRUE(first.get().ok());
+  PgSession admin(SteadyClock::Instance(), options_);
+  auto pid = admin.Exec(
+      "SELECT pid FROM pg_stat_activity WHERE application_name = "
+      "'bg-waiter-under-test'");
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  ASSERT_EQ(pid->rows(), 1);
+  const pid_t backend = static_cast<pid_t>(pid->Int(0, 0));
+  ASSERT_EQ(kill(backend, SIGSTOP), 0);
+  auto resume = absl::MakeCleanup([backend] { kill(backend, SIGCONT); });
+  // The first wait's read hangs; the second arrives while it is in flight.
+  const auto start = std::chrono::steady_clock::now();
+  const auto until_a = start + 300ms;
+  const auto until_b = start + 600ms;
+  Answer a = wait(until_a);
+  Answer b = wait(until_b);
+  // Answered by wait_until + OperationWaiter::kReadGrace (1 s), with 1 s of
+  // slack for a loaded machine: long before the read gives up (10 s).
+  ASSERT_EQ(a.wait_until(until_a + 2s), std::future_status::ready)
+      << "not answered while the read hangs";
+  ASSERT_EQ(b.wait_until(until_b + 2s), std::future_status::ready)
+      << "not answered while the read hangs";
+  const absl::StatusOr<OperationRecord> got_a = a.get();
+  const absl::StatusOr<OperationRecord> got_b = b.get();
+  EXPECT_TRUE(absl::IsUnavailable(got_a.status())) << got_a.status();
+  EXPECT_TRUE(absl::IsUnavailable(got_b.status())) << got_b.status();
+  EXPECT_GE(std::chrono::steady_clock::now(), until_a)
+      << "answered before its wait deadline";
+  std::move(resume).Invoke();
+  // Once the backend answers again, so does the waiter.
+  absl::StatusOr<OperationRecord> again = absl::UnavailableError("not tried");
+  for (const auto until = std::chrono::steady_clock::now() + 30s;
+       !again.ok() && std::chrono::steady_clock::now() < until;) {
+    Answer c = wait(std::chrono::steady_clock::now());
+    ASSERT_EQ(c.wait_for(20s), std::future_status::ready);
+    again = c.get();
+  }
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->id, op->id);
 }
 
 }  // namespace

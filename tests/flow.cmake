@@ -4,6 +4,7 @@ bg_test(circuit_breaker_test SOURCES circuit_breaker_test.cc LIBS bg_flow bg_sim
 bg_test(admission_queue_test SOURCES admission_queue_test.cc LIBS bg_flow bg_sim LABELS unit)
 bg_test(rate_controller_test SOURCES rate_controller_test.cc LIBS bg_flow bg_sim LABELS unit)
 bg_test(retry_pushback_test SOURCES retry_pushback_test.cc LIBS bg_flow LABELS unit)
+bg_test(memory_guard_test SOURCES memory_guard_test.cc LIBS bg_flow LABELS unit)
 bg_test(retry_policy_test SOURCES retry_policy_test.cc LIBS bg_flow bg_sim LABELS unit)
 bg_test(flow_simulation_test SOURCES flow_simulation_test.cc
         LIBS bg_gateway bg_sim LABELS unit)

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -143,6 +144,123 @@ TEST_F(FlowControlTest, ABreakerOpenedBetweenTicksRefusesTheNextJobAtOnce) {
   ASSERT_EQ(answered_.size(), 1u);
   EXPECT_STREQ(reason, "breaker_open");
   EXPECT_EQ(flow.queued(), 0u);
+}
+
+// The memory guard in front of both lanes: a call arriving while the
+// process's resident memory is at queue.max_resident_mb is answered at once,
+// RESOURCE_EXHAUSTED with reason "memory" and a pushback, and never queued;
+// admission resumes once memory is back under the bound.
+class FlowControlMemoryTest : public FlowControlTest {
+ protected:
+  static constexpr uint64_t kMiB = 1024 * 1024;
+
+  flow::MemoryGuard::Process FakeProcess() {
+    return {[this] { return resident_; }, [this] { ++releases_; }};
+  }
+  // Submits one job; whether it was admitted, and its answer if it was not.
+  bool Offer(FlowControl& flow, Cost cost) {
+    Job job;
+    job.cost = cost;
+    job.deadline = clock_.Now() + std::chrono::hours(1);
+    job.run = [this](KillBillCalls&) { started_.push_back('x'); };
+    job.answer = [this](const absl::Status& status, const char* reason,
+                        Clock::Duration pushback) {
+      answered_.push_back(status);
+      reasons_.push_back(reason == nullptr ? "" : reason);
+      pushbacks_.push_back(pushback);
+    };
+    return flow.Submit(std::move(job));
+  }
+  double Rejections(const std::string& reason) {
+    for (const auto& family : metrics_.registry().Collect()) {
+      if (family.name != "billing_gateway_rejections_total") continue;
+      for (const auto& m : family.metric) {
+        for (const auto& label : m.label) {
+          if (label.name == "reason" && label.value == reason)
+            return m.counter.value;
+        }
+      }
+    }
+    return -1;
+  }
+
+  uint64_t resident_ = 50 * kMiB;
+  int releases_ = 0;
+  std::vector<std::string> reasons_;
+  std::vector<Clock::Duration> pushbacks_;
+};
+
+TEST_F(FlowControlMemoryTest, RefusesAtTheBoundAndRecoversUnderIt) {
+  FlowOptions o = Options(/*bus=*/100, /*api=*/100);
+  o.memory.max_resident_mb = 100;
+  o.memory.per_call_bytes = 1;  // the readings alone decide here
+  FlowControl flow(&clock_, &metrics_, o, FakeProcess());
+  EXPECT_TRUE(Offer(flow, kWrite));
+  EXPECT_TRUE(Offer(flow, kRead));
+  EXPECT_EQ(flow.queued(), 2u);
+
+  resident_ = 100 * kMiB;
+  clock_.Advance(o.memory.read_interval);
+  EXPECT_FALSE(Offer(flow, kWrite));
+  EXPECT_FALSE(Offer(flow, kRead));
+  EXPECT_EQ(flow.queued(), 2u) << "a refused call is not queued";
+  ASSERT_EQ(answered_.size(), 2u);
+  for (size_t i = 0; i < answered_.size(); ++i) {
+    EXPECT_TRUE(absl::IsResourceExhausted(answered_[i])) << answered_[i];
+    EXPECT_EQ(reasons_[i], "memory");
+    EXPECT_GE(pushbacks_[i], o.queue.min_retry_pushback);
+    EXPECT_NE(answered_[i].message().find("memory"), absl::string_view::npos)
+        << answered_[i];
+  }
+  EXPECT_EQ(Rejections("memory"), 2);
+  EXPECT_EQ(Rejections("queue_full"), 0);
+  EXPECT_EQ(releases_, 1) << "free heap pages given back once while over";
+  flow.Tick();
+  EXPECT_EQ(metrics_.resident_memory().Value(), 100.0 * kMiB);
+  EXPECT_EQ(metrics_.resident_memory_limit().Value(), 100.0 * kMiB);
+
+  // The queued calls were answered and their memory freed.
+  resident_ = 60 * kMiB;
+  clock_.Advance(o.memory.read_interval);
+  EXPECT_TRUE(Offer(flow, kWrite));
+  EXPECT_EQ(flow.queued(), 3u);
+  EXPECT_EQ(Rejections("memory"), 2);
+}
+
+TEST_F(FlowControlMemoryTest, CallsArrivingBetweenReadsCountTowardsTheBound) {
+  // 90 MiB read, 1 MiB assumed per call: 10 calls are admitted on that
+  // reading; the 11th reaches the bound on the estimate, and the guard reads
+  // again (the 10 calls did take their memory): refused.
+  FlowOptions o = Options(/*bus=*/100, /*api=*/100);
+  o.memory.max_resident_mb = 100;
+  o.memory.per_call_bytes = kMiB;
+  resident_ = 90 * kMiB;
+  FlowControl flow(&clock_, &metrics_, o, FakeProcess());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(Offer(flow, kWrite)) << i;
+  resident_ = 100 * kMiB;
+  EXPECT_FALSE(Offer(flow, kWrite));
+  EXPECT_EQ(flow.queued(), 10u);
+  EXPECT_EQ(reasons_, std::vector<std::string>{"memory"});
+}
+
+TEST_F(FlowControlMemoryTest, OffByDefaultAndSetByAReload) {
+  FlowOptions o = Options(/*bus=*/100, /*api=*/100);
+  resident_ = 10'000 * kMiB;
+  FlowControl flow(&clock_, &metrics_, o, FakeProcess());
+  EXPECT_EQ(o.memory.max_resident_mb, 0u);
+  EXPECT_TRUE(Offer(flow, kWrite)) << "no bound by default";
+  EXPECT_EQ(metrics_.resident_memory_limit().Value(), 0);
+
+  o.memory.max_resident_mb = 4096;
+  flow.Reconfigure(o);
+  EXPECT_EQ(metrics_.resident_memory_limit().Value(), 4096.0 * kMiB);
+  clock_.Advance(o.memory.read_interval);
+  EXPECT_FALSE(Offer(flow, kWrite));
+  EXPECT_EQ(reasons_, std::vector<std::string>{"memory"});
+
+  o.memory.max_resident_mb = 0;
+  flow.Reconfigure(o);
+  EXPECT_TRUE(Offer(flow, kWrite)) << "bound removed by the reload";
 }
 
 }  // namespace
