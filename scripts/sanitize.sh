@@ -29,7 +29,7 @@ TSAN_TESTS=(
   killbill_parse_test killbill_client_test
   sim_model_test sim_options_test sim_server_test sim_metrics_test
   config_test concurrency_stress_test flow_reload_test config_reload_test
-  sim_probe_test retry_pushback_test
+  sim_probe_test retry_pushback_test memory_guard_test
 )
 
 configure() {  # configure BUILD_DIR SANITIZERS
