@@ -52,6 +52,44 @@ class CancellableReactor : public grpc::ServerUnaryReactor {
   std::atomic<bool> cancelled_{false};
 };
 
+// The request's identity across a caller's retries, for the admission
+// queue's pushback book (dispatch/job.h): a write's idempotency key, the key a
+// read looks up. Handle() prefixes the method. A key of one kind of a oneof
+// may equal one of the other kind (an external key spelled like a UUID): the
+// two requests then share a turn, which costs one of them a rejection at most.
+std::string_view KeyOf(const billing::v1::AccountRef& ref) {
+  return ref.key_case() == billing::v1::AccountRef::kAccountId
+             ? ref.account_id()
+             : ref.external_key();
+}
+std::string_view KeyOf(const billing::v1::CreateAccountRequest& r) {
+  return r.external_key();
+}
+std::string_view KeyOf(const billing::v1::GetAccountRequest& r) {
+  return r.key_case() == billing::v1::GetAccountRequest::kAccountId
+             ? r.account_id()
+             : r.external_key();
+}
+std::string_view KeyOf(const billing::v1::CreateSubscriptionRequest& r) {
+  return r.instance_id();
+}
+std::string_view KeyOf(const billing::v1::GetSubscriptionRequest& r) {
+  return r.key_case() == billing::v1::GetSubscriptionRequest::kSubscriptionId
+             ? r.subscription_id()
+             : r.instance_id();
+}
+std::string_view KeyOf(const billing::v1::CancelSubscriptionRequest& r) {
+  return r.key_case() == billing::v1::CancelSubscriptionRequest::kSubscriptionId
+             ? r.subscription_id()
+             : r.instance_id();
+}
+std::string_view KeyOf(const billing::v1::ListSubscriptionsRequest& r) {
+  return KeyOf(r.account());
+}
+std::string_view KeyOf(const billing::v1::GetBillingOverviewRequest& r) {
+  return KeyOf(r.account());
+}
+
 }  // namespace
 
 // One synchronous unary call, answered by a dispatcher thread.
@@ -131,7 +169,7 @@ template <typename Request, typename Response, typename Work,
 grpc::ServerUnaryReactor* BillingGatewayService::Handle(
     Method method, grpc::CallbackServerContext* context, const Request* request,
     Response* response, const absl::Status& valid, dispatch::Cost cost,
-    Work work, FromCache cached) {
+    std::string_view key, Work work, FromCache cached) {
   auto* call = new Call(context, metrics_, method, clock_);
   if (!valid.ok()) {
     call->Answer(valid, nullptr, {});
@@ -158,6 +196,9 @@ grpc::ServerUnaryReactor* BillingGatewayService::Handle(
   job.method = method;
   job.cost = cost;
   job.deadline = DeadlineOf(context);
+  if (!key.empty()) {
+    job.key.append(MethodName(method)).append(1, '/').append(key);
+  }
   job.cancelled = [call] { return call->cancelled(); };
   job.run = [call, request, response, work, from_cache,
              stale_for](KillBillCalls& calls) {
@@ -193,6 +234,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::CreateAccount(
     billing::v1::CreateAccountResponse* response) {
   return Handle(Method::kCreateAccount, context, request, response,
                 ValidateCreateAccount(*request), operations_->CostOf(*request),
+                KeyOf(*request),
                 [ops = operations_](const auto& req, KillBillCalls& calls) {
                   return ops->CreateAccount(req, calls);
                 });
@@ -205,6 +247,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetAccount(
   return Handle(
       Method::kGetAccount, context, request, response,
       ValidateGetAccount(*request), AccountOperations::CostOf(*request),
+      KeyOf(*request),
       [ops = operations_](const auto& req, KillBillCalls& calls) {
         return ops->GetAccount(req, calls);
       },
@@ -219,7 +262,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::CreateSubscription(
     billing::v1::CreateSubscriptionResponse* response) {
   return Handle(Method::kCreateSubscription, context, request, response,
                 ValidateCreateSubscription(*request),
-                subscriptions_->CostOf(*request),
+                subscriptions_->CostOf(*request), KeyOf(*request),
                 [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
                   return ops->CreateSubscription(req, calls);
                 });
@@ -231,7 +274,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::CancelSubscription(
     billing::v1::CancelSubscriptionResponse* response) {
   return Handle(Method::kCancelSubscription, context, request, response,
                 ValidateCancelSubscription(*request),
-                subscriptions_->CostOf(*request),
+                subscriptions_->CostOf(*request), KeyOf(*request),
                 [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
                   return ops->CancelSubscription(req, calls);
                 });
@@ -245,7 +288,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetSubscription(
   return Handle(
       Method::kGetSubscription, context, request, response,
       ValidateGetSubscription(*request),
-      SubscriptionOperations::CostOf(*request),
+      SubscriptionOperations::CostOf(*request), KeyOf(*request),
       [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
         return ops->GetSubscription(req, calls);
       },
@@ -261,7 +304,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::ListSubscriptions(
   return Handle(
       Method::kListSubscriptions, context, request, response,
       ValidateListSubscriptions(*request),
-      SubscriptionOperations::CostOf(*request),
+      SubscriptionOperations::CostOf(*request), KeyOf(*request),
       [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
         return ops->ListSubscriptions(req, calls);
       },
@@ -277,7 +320,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetBillingOverview(
   return Handle(
       Method::kGetBillingOverview, context, request, response,
       ValidateGetBillingOverview(*request),
-      SubscriptionOperations::CostOf(*request),
+      SubscriptionOperations::CostOf(*request), KeyOf(*request),
       [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
         return ops->GetBillingOverview(req, calls);
       },
