@@ -32,8 +32,9 @@
 // to the back of the book (at 1,000 callers, 369 never succeeded in 60 s). So
 // the book remembers who holds each turn, by the request's identity (a 64-bit
 // hash of its idempotency key: a retry of the same request carries the same
-// key; a request with none is always a newcomer), and the queue asks it, per
-// arrival, for the caller's Standing:
+// key), and the queue asks it, per arrival, for the caller's Standing (a
+// request without a key is a kNewcomer here, and the queue serves it first
+// come, first served, asking no room for the book's promises):
 // clang-format off
 //   kDue       holds a turn and now >= turn - early      admitted on the queue as it is
 //   kEarly     holds a turn that is further ahead        as a newcomer; keeps its turn if turned away
@@ -55,7 +56,10 @@
 // and newcomers take the places: never a dry queue for a book of no-shows. An
 // estimate, not an account of each turn (it counts a sparse book as full and
 // turns held by callers already served): it costs O(1) and no memory per
-// turn, and it errs towards turning a newcomer away.
+// turn, and it errs towards turning a newcomer away. Turns keep the spacing
+// of the rate when they were booked: when the rate then rises (the adaptive
+// rate climbing from its start), the later turns are further apart than the
+// queue now drains, and newcomers take the places in between.
 //
 // A caller turned away keeps the turn it holds if that is no sooner than the
 // reason's earliest retry (a caller a little early); otherwise (turned away at
