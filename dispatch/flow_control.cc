@@ -122,7 +122,7 @@ void FlowControl::AnswerDropped(Lane& lane,
     // each gets its own turn in the queue's pushback book, as a rejected
     // caller does, so the shed do not all come back together.
     for (Job& job : dropped.expired) {
-      const Clock::Duration pushback = lane.queue.ShedPushback();
+      const Clock::Duration pushback = lane.queue.ShedPushback(job);
       metrics_->RecordDrop(metrics::DropReason::kDeadline);
       job.answer(
           absl::ResourceExhaustedError(absl::StrCat(

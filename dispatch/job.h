@@ -13,6 +13,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "common/clock.h"
@@ -88,6 +89,11 @@ struct Job {
   Cost cost{1, 0};
   Clock::TimePoint admitted;
   Clock::TimePoint deadline;
+  // The request's identity across the caller's retries (its method and
+  // idempotency key, e.g. "CreateAccount/cust-42"), by which the admission
+  // queue's pushback book recognises a caller coming back at its turn. Empty
+  // when the request has none: the caller is a newcomer at every arrival.
+  std::string key;
   // True once the caller has gone away (gRPC OnCancel). Read from the
   // dispatcher's threads.
   std::function<bool()> cancelled;

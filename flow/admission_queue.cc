@@ -33,11 +33,12 @@ AdmissionPolicy::AdmissionPolicy(Clock* clock, const AdmissionOptions& options,
                                               options.max_retry_pushback,
                                               /*jitter=*/0.2, pushback_seed}) {}
 
-Clock::Duration AdmissionPolicy::Pushback(Clock::Duration earliest) {
+Clock::Duration AdmissionPolicy::Pushback(Clock::Duration earliest,
+                                          uint64_t identity) {
   // While the breaker is open nothing drains: the herd is spread over the
   // turns the rate will serve once the probe succeeds (the drain prior).
-  return pushback_.Next(earliest,
-                        breaker_open_ ? drain_.prior() : drain_.PerSecond());
+  return pushback_.Next(
+      earliest, breaker_open_ ? drain_.prior() : drain_.PerSecond(), identity);
 }
 
 Clock::Duration AdmissionPolicy::PredictedWait(size_t ahead) {
@@ -47,7 +48,7 @@ Clock::Duration AdmissionPolicy::PredictedWait(size_t ahead) {
 
 Admission AdmissionPolicy::Decide(Clock::TimePoint now,
                                   Clock::TimePoint deadline, size_t ahead,
-                                  bool shutting_down) {
+                                  bool shutting_down, uint64_t identity) {
   Admission a;
   if (shutting_down) {
     a.reason = RejectReason::kShuttingDown;
@@ -56,20 +57,31 @@ Admission AdmissionPolicy::Decide(Clock::TimePoint now,
   }
   if (breaker_open_) {
     a.reason = RejectReason::kBreakerOpen;
-    a.retry_after = Pushback(next_probe_at_ - now);
+    a.retry_after = Pushback(next_probe_at_ - now, identity);
     return a;
   }
+  const double drain = drain_.PerSecond();
   a.predicted_wait = PredictedWait(ahead);
+  // A caller at its turn takes the place the book kept for it; anyone else
+  // leaves room for the places the book has promised (the header comment).
+  const RetryPushback::Standing standing = pushback_.StandingOf(identity);
+  // A request without a key cannot be told apart from a returning caller:
+  // first come, first served, as it always was.
+  const size_t kept = identity == 0 || standing == RetryPushback::Standing::kDue
+                          ? 0
+                          : pushback_.Promised(ahead, drain);
   const Clock::Duration padded =
-      RoundSeconds(opt_.wait_safety_factor * static_cast<double>(ahead) /
-                   drain_.PerSecond()) +
+      RoundSeconds(opt_.wait_safety_factor * static_cast<double>(ahead + kept) /
+                   drain) +
       expected_latency();
   if (now + padded + opt_.deadline_margin <= deadline) {
     a.admitted = true;
+    if (standing != RetryPushback::Standing::kNewcomer) {
+      pushback_.Forget(identity);
+    }
     return a;
   }
   a.reason = RejectReason::kDeadlineUnmeetable;
-  const double drain = drain_.PerSecond();
   const double budget_s =
       ToSeconds(deadline - now - opt_.deadline_margin) - latency_s_;
   // Positions that would still fit this deadline budget; wait until the queue
@@ -77,7 +89,7 @@ Admission AdmissionPolicy::Decide(Clock::TimePoint now,
   const double fits =
       budget_s < 0 ? 0 : std::floor(budget_s * drain / opt_.wait_safety_factor);
   const double excess = std::max(1.0, static_cast<double>(ahead) - fits);
-  a.retry_after = Pushback(RoundSeconds(excess / drain));
+  a.retry_after = Pushback(RoundSeconds(excess / drain), identity);
   return a;
 }
 

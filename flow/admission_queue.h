@@ -29,6 +29,24 @@
 // Jobs shed from the queue (Sweep(), Pop()) get their pushback from the same
 // book (ShedPushback()).
 //
+// Fair turns: the book remembers each turn by the request's identity (its
+// idempotency key, JobTraits<T>::Key; a retry repeats it), so a caller that
+// comes back at its turn is told apart from a newcomer (e.g. a caller that has
+// just succeeded and sends its next request at once). In the deadline check:
+// clang-format off
+//   ahead = jobs queued                      a caller at its turn, or a request without a key
+//   ahead = jobs queued + Promised(queued)   a newcomer, or a caller early for its turn
+// clang-format on
+// Promised (retry_pushback.h) is the number of turns the book holds that fall
+// due while the jobs queued ahead drain, at most that many jobs. So while
+// callers turned away earlier are coming back for their turns, the places the
+// queue frees are theirs: a newcomer is turned away and booked after them
+// (its earliest retry is still computed from the jobs queued). A request
+// without a key cannot be told apart from a caller at its turn: it is
+// admitted first come, first served, as before the book had keys (the gRPC
+// methods all have keys; durable attempts have none and keep their own
+// retry schedule).
+//
 // Pop() returns the next runnable job. Jobs whose deadline passed (now +
 // deadline_margin >= deadline) or that were cancelled are removed on the way
 // and returned separately so the dispatcher can answer them without a Kill
@@ -36,9 +54,11 @@
 // so a cancelled job in the middle is answered promptly). DrainAll() stops
 // admission and hands back every job.
 //
-// T is the dispatcher's job type; JobTraits<T> says how to read its deadline
-// and whether it is cancelled. The default expects `Clock::TimePoint deadline`
-// and `bool IsCancelled() const`; specialize JobTraits for another shape.
+// T is the dispatcher's job type; JobTraits<T> says how to read its deadline,
+// whether it is cancelled and its key. The default expects `Clock::TimePoint
+// deadline`, `bool IsCancelled() const` and, if it has one, a `key`
+// convertible to std::string_view (none: no key); specialize JobTraits for
+// another shape. The key is hashed before the queue lock is taken.
 // IsCancelled() is called under the queue lock: it must be cheap and must not
 // call back into the queue.
 //
@@ -53,6 +73,8 @@
 #include <cstddef>
 #include <deque>
 #include <optional>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -115,10 +137,24 @@ struct Admission {
       0};  // queue wait + expected latency at decision time
 };
 
+template <typename T, typename = void>
+struct HasKey : std::false_type {};
+template <typename T>
+struct HasKey<T, std::void_t<decltype(std::string_view(std::declval<T>().key))>>
+    : std::true_type {};
+
 template <typename T>
 struct JobTraits {
   static Clock::TimePoint Deadline(const T& job) { return job.deadline; }
   static bool Cancelled(const T& job) { return job.IsCancelled(); }
+  // The request's identity across retries (empty: none).
+  static std::string_view Key(const T& job) {
+    if constexpr (HasKey<T>::value) {
+      return std::string_view(job.key);
+    } else {
+      return {};
+    }
+  }
 };
 
 // The arithmetic of admission, shared by every AdmissionQueue<T>
@@ -129,13 +165,14 @@ class AdmissionPolicy {
   AdmissionPolicy(Clock* clock, const AdmissionOptions& options,
                   uint64_t pushback_seed = 0);
 
-  // Decision for a job with `deadline` and `ahead` jobs in front of it.
+  // Decision for a job with `deadline` and `ahead` jobs in front of it, from
+  // the caller with `identity` (RetryPushback::Identity; 0: none).
   Admission Decide(Clock::TimePoint now, Clock::TimePoint deadline,
-                   size_t ahead, bool shutting_down);
+                   size_t ahead, bool shutting_down, uint64_t identity = 0);
   Clock::Duration PredictedWait(size_t ahead);
   // The caller's turn in the book, `earliest` at the soonest (see the file
   // comment).
-  Clock::Duration Pushback(Clock::Duration earliest);
+  Clock::Duration Pushback(Clock::Duration earliest, uint64_t identity = 0);
 
   void SetBreakerOpen(bool open, Clock::TimePoint next_probe_at, size_t queued);
   bool breaker_open() const { return breaker_open_; }
@@ -178,6 +215,7 @@ class AdmissionQueue {
   // Moves from `job` only when admitted; on rejection the caller still owns it
   // and answers it with the returned reason and pushback.
   Admission Admit(T&& job) {
+    const uint64_t identity = RetryPushback::Identity(Traits::Key(job));
     absl::MutexLock lock(&mu_);
     const Clock::TimePoint now = clock_->Now();
     Admission a;
@@ -187,11 +225,12 @@ class AdmissionQueue {
       const size_t half = policy_.options().capacity / 2;
       a.retry_after =
           policy_.Pushback(policy_.PredictedWait(queue_.size() - half) -
-                           policy_.expected_latency());
+                               policy_.expected_latency(),
+                           identity);
       return a;
     }
     a = policy_.Decide(now, Traits::Deadline(job), queue_.size(),
-                       shutting_down_);
+                       shutting_down_, identity);
     if (!a.admitted) return a;
     queue_.push_back(std::move(job));
     UpdateBusyLocked();
@@ -319,11 +358,12 @@ class AdmissionQueue {
     absl::MutexLock lock(&mu_);
     return policy_.expected_latency();
   }
-  // The pushback for a job shed from the queue (it can no longer finish in
+  // The pushback for `job`, shed from the queue (it can no longer finish in
   // time): its caller's turn in the book, from the minimum on.
-  Clock::Duration ShedPushback() {
+  Clock::Duration ShedPushback(const T& job) {
+    const uint64_t identity = RetryPushback::Identity(Traits::Key(job));
     absl::MutexLock lock(&mu_);
-    return policy_.Pushback(Clock::Duration::zero());
+    return policy_.Pushback(Clock::Duration::zero(), identity);
   }
   // Predicted queue wait + latency for a job admitted now (for metrics/tests).
   Clock::Duration PredictedWait() {

@@ -53,6 +53,44 @@ class CancellableReactor : public grpc::ServerUnaryReactor {
   std::atomic<bool> cancelled_{false};
 };
 
+// The request's identity across a caller's retries, for the admission
+// queue's pushback book (dispatch/job.h): a write's idempotency key, the key a
+// read looks up. Handle() prefixes the method. A key of one kind of a oneof
+// may equal one of the other kind (an external key spelled like a UUID): the
+// two requests then share a turn, which costs one of them a rejection at most.
+std::string_view KeyOf(const billing::v1::AccountRef& ref) {
+  return ref.key_case() == billing::v1::AccountRef::kAccountId
+             ? ref.account_id()
+             : ref.external_key();
+}
+std::string_view KeyOf(const billing::v1::CreateAccountRequest& r) {
+  return r.external_key();
+}
+std::string_view KeyOf(const billing::v1::GetAccountRequest& r) {
+  return r.key_case() == billing::v1::GetAccountRequest::kAccountId
+             ? r.account_id()
+             : r.external_key();
+}
+std::string_view KeyOf(const billing::v1::CreateSubscriptionRequest& r) {
+  return r.instance_id();
+}
+std::string_view KeyOf(const billing::v1::GetSubscriptionRequest& r) {
+  return r.key_case() == billing::v1::GetSubscriptionRequest::kSubscriptionId
+             ? r.subscription_id()
+             : r.instance_id();
+}
+std::string_view KeyOf(const billing::v1::CancelSubscriptionRequest& r) {
+  return r.key_case() == billing::v1::CancelSubscriptionRequest::kSubscriptionId
+             ? r.subscription_id()
+             : r.instance_id();
+}
+std::string_view KeyOf(const billing::v1::ListSubscriptionsRequest& r) {
+  return KeyOf(r.account());
+}
+std::string_view KeyOf(const billing::v1::GetBillingOverviewRequest& r) {
+  return KeyOf(r.account());
+}
+
 }  // namespace
 
 // One synchronous unary call, answered by a dispatcher thread.
@@ -132,7 +170,7 @@ template <typename Request, typename Response, typename Work,
 grpc::ServerUnaryReactor* BillingGatewayService::Handle(
     Method method, grpc::CallbackServerContext* context, const Request* request,
     Response* response, const absl::Status& valid, dispatch::Cost cost,
-    Work work, FromCache cached) {
+    std::string_view key, Work work, FromCache cached) {
   auto* call = new Call(context, metrics_, method, clock_);
   if (!valid.ok()) {
     call->Answer(valid, nullptr, {});
@@ -159,6 +197,9 @@ grpc::ServerUnaryReactor* BillingGatewayService::Handle(
   job.method = method;
   job.cost = cost;
   job.deadline = DeadlineOf(context);
+  if (!key.empty()) {
+    job.key.append(MethodName(method)).append(1, '/').append(key);
+  }
   job.cancelled = [call] { return call->cancelled(); };
   job.run = [call, request, response, work, from_cache,
              stale_for](KillBillCalls& calls) {
@@ -194,6 +235,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::CreateAccount(
     billing::v1::CreateAccountResponse* response) {
   return Handle(Method::kCreateAccount, context, request, response,
                 ValidateCreateAccount(*request), operations_->CostOf(*request),
+                KeyOf(*request),
                 [ops = operations_](const auto& req, KillBillCalls& calls) {
                   return ops->CreateAccount(req, calls);
                 });
@@ -206,6 +248,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetAccount(
   return Handle(
       Method::kGetAccount, context, request, response,
       ValidateGetAccount(*request), AccountOperations::CostOf(*request),
+      KeyOf(*request),
       [ops = operations_](const auto& req, KillBillCalls& calls) {
         return ops->GetAccount(req, calls);
       },
@@ -220,7 +263,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::CreateSubscription(
     billing::v1::CreateSubscriptionResponse* response) {
   return Handle(Method::kCreateSubscription, context, request, response,
                 ValidateCreateSubscription(*request),
-                subscriptions_->CostOf(*request),
+                subscriptions_->CostOf(*request), KeyOf(*request),
                 [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
                   return ops->CreateSubscription(req, calls);
                 });
@@ -232,7 +275,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::CancelSubscription(
     billing::v1::CancelSubscriptionResponse* response) {
   return Handle(Method::kCancelSubscription, context, request, response,
                 ValidateCancelSubscription(*request),
-                subscriptions_->CostOf(*request),
+                subscriptions_->CostOf(*request), KeyOf(*request),
                 [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
                   return ops->CancelSubscription(req, calls);
                 });
@@ -246,7 +289,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetSubscription(
   return Handle(
       Method::kGetSubscription, context, request, response,
       ValidateGetSubscription(*request),
-      SubscriptionOperations::CostOf(*request),
+      SubscriptionOperations::CostOf(*request), KeyOf(*request),
       [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
         return ops->GetSubscription(req, calls);
       },
@@ -262,7 +305,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::ListSubscriptions(
   return Handle(
       Method::kListSubscriptions, context, request, response,
       ValidateListSubscriptions(*request),
-      SubscriptionOperations::CostOf(*request),
+      SubscriptionOperations::CostOf(*request), KeyOf(*request),
       [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
         return ops->ListSubscriptions(req, calls);
       },
@@ -278,7 +321,7 @@ grpc::ServerUnaryReactor* BillingGatewayService::GetBillingOverview(
   return Handle(
       Method::kGetBillingOverview, context, request, response,
       ValidateGetBillingOverview(*request),
-      SubscriptionOperations::CostOf(*request),
+      SubscriptionOperations::CostOf(*request), KeyOf(*request),
       [ops = subscriptions_](const auto& req, KillBillCalls& calls) {
         return ops->GetBillingOverview(req, calls);
       },

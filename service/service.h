@@ -125,8 +125,8 @@ class BillingGatewayService final
                                    grpc::CallbackServerContext* context,
                                    const Request* request, Response* response,
                                    const absl::Status& valid,
-                                   dispatch::Cost cost, Work work,
-                                   FromCache cached = nullptr);
+                                   dispatch::Cost cost, std::string_view key,
+                                   Work work, FromCache cached = nullptr);
   Clock::TimePoint DeadlineOf(const grpc::CallbackServerContext* context) const;
 
   Clock* const clock_;

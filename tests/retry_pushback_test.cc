@@ -124,5 +124,88 @@ TEST(RetryPushbackTest, TheSeedFixesTheJitter) {
   EXPECT_NE(draw(7), draw(8));
 }
 
+TEST(RetryPushbackTest, TheBookKnowsWhoHoldsWhichTurn) {
+  FakeClock clock;
+  RetryPushback book(&clock, NoJitter());  // early 10 ms, late 5 s
+  const uint64_t a = RetryPushback::Identity("CreateAccount/a");
+  const uint64_t b = RetryPushback::Identity("CreateAccount/b");
+  EXPECT_EQ(RetryPushback::Identity(""), 0u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(book.StandingOf(a), RetryPushback::Standing::kNewcomer);
+  EXPECT_EQ(book.Next(milliseconds(300), 10, a), milliseconds(300));
+  EXPECT_EQ(book.Next(milliseconds(100), 10, b), milliseconds(400));
+  EXPECT_EQ(book.StandingOf(a), RetryPushback::Standing::kEarly);
+  EXPECT_EQ(book.StandingOf(0), RetryPushback::Standing::kNewcomer);
+  clock.Advance(milliseconds(290) - std::chrono::nanoseconds(1));
+  EXPECT_EQ(book.StandingOf(a), RetryPushback::Standing::kEarly);
+  clock.Advance(std::chrono::nanoseconds(1));  // 10 ms before its turn
+  EXPECT_EQ(book.StandingOf(a), RetryPushback::Standing::kDue);
+  // Used: forgotten.
+  book.Forget(a);
+  EXPECT_EQ(book.StandingOf(a), RetryPushback::Standing::kNewcomer);
+  // b's turn is at 400 ms; it still holds it 5 s later, not after.
+  clock.Advance(milliseconds(110) + seconds(5));
+  EXPECT_EQ(book.StandingOf(b), RetryPushback::Standing::kDue);
+  clock.Advance(std::chrono::nanoseconds(1));
+  EXPECT_EQ(book.StandingOf(b), RetryPushback::Standing::kNewcomer);
+  EXPECT_EQ(book.holders(), 0u);
+}
+
+TEST(RetryPushbackTest, ACallerEarlyForItsTurnKeepsIt) {
+  FakeClock clock;
+  RetryPushback book(&clock, NoJitter());
+  const uint64_t a = RetryPushback::Identity("a");
+  for (int i = 0; i < 10; ++i) book.Next(milliseconds(100), 10);
+  EXPECT_EQ(book.Next(milliseconds(100), 10, a), milliseconds(1100));
+  clock.Advance(milliseconds(500));
+  // Back 600 ms early: told its turn again, not the end of the book (1.2 s).
+  EXPECT_EQ(book.Next(milliseconds(100), 10, a), milliseconds(600));
+  EXPECT_EQ(book.booked(), milliseconds(700));
+  // Unless its reason says it cannot come back that soon.
+  EXPECT_EQ(book.Next(seconds(1), 10, a), seconds(1));
+  clock.Advance(seconds(1));
+  EXPECT_EQ(book.StandingOf(a), RetryPushback::Standing::kDue);
+  // Turned away at its turn: the next turn at the end of the book.
+  EXPECT_EQ(book.Next(milliseconds(100), 10, a), milliseconds(100));
+}
+
+TEST(RetryPushbackTest, TheOldestBookingIsForgottenWhenTheBookIsFull) {
+  FakeClock clock;
+  RetryPushback::Options o = NoJitter();
+  o.max_holders = 2;
+  RetryPushback book(&clock, o);
+  const uint64_t a = RetryPushback::Identity("a");
+  const uint64_t b = RetryPushback::Identity("b");
+  const uint64_t c = RetryPushback::Identity("c");
+  book.Next(milliseconds(100), 10, a);
+  book.Next(milliseconds(100), 10, b);
+  book.Next(milliseconds(100), 10, c);
+  EXPECT_EQ(book.holders(), 2u);
+  EXPECT_EQ(book.StandingOf(a), RetryPushback::Standing::kNewcomer);
+  EXPECT_EQ(book.StandingOf(b), RetryPushback::Standing::kEarly);
+  EXPECT_EQ(book.StandingOf(c), RetryPushback::Standing::kEarly);
+  // The book remembers the turns of the last two bookings, used ones
+  // included: a's new booking forgets b's, not c's (used).
+  book.Forget(c);
+  book.Next(milliseconds(100), 10, a);
+  EXPECT_EQ(book.StandingOf(b), RetryPushback::Standing::kNewcomer);
+  EXPECT_EQ(book.StandingOf(a), RetryPushback::Standing::kEarly);
+  EXPECT_EQ(book.holders(), 1u);
+}
+
+TEST(RetryPushbackTest, PromisedCountsTheTurnsWithinTheWait) {
+  FakeClock clock;
+  RetryPushback book(&clock, NoJitter());
+  EXPECT_EQ(book.Promised(50, 10), 0u);  // empty book
+  // Turns at 100, 200, ..., 500 ms; the book is taken up to 600 ms.
+  for (int i = 0; i < 5; ++i) book.Next(milliseconds(100), 10);
+  EXPECT_EQ(book.Promised(50, 10), 5u);
+  EXPECT_EQ(book.Promised(3, 10), 3u);  // at most the jobs ahead
+  EXPECT_EQ(book.Promised(0, 10), 0u);
+  EXPECT_EQ(book.Promised(50, 0), 0u);
+  clock.Advance(milliseconds(250));  // two turns passed
+  EXPECT_EQ(book.Promised(50, 10), 3u);
+}
+
 }  // namespace
 }  // namespace bg::flow

@@ -13,7 +13,8 @@
 #
 # Per run: goodput over the whole run and from S1B_WARMUP (10 s) to the end of issuing, as a
 # share of the sustainable rate; rejections and rejections per success; each caller's time to
-# its first success (p50 / p99 over all callers, "never" when that rank never succeeded);
+# its first success (p50 / p99 over all callers, "never" when that rank never succeeded) and
+# the callers with no success at all;
 # DEADLINE_EXCEEDED; errors; the bus backlog's least-squares growth after the warm-up and its
 # end / max (healthy: growth below 1 entry/s); for the gateway, its rejections at admission
 # (billing_gateway_rejections_total) and the share of them it answered within 1 ms of
@@ -129,8 +130,8 @@ fi
   echo
   echo "Goodput after ${S1B_WARMUP} s: ok/s over ${S1B_WARMUP} s <= t < ${S1B_DURATION} s, and as a share of the sustainable rate (the sim's bus drain / bus events per registration). First success: each caller's time from the start to its first success, over all callers. Bus growth: least-squares slope of the sim's bus backlog over the same window (healthy below 1 entry/s). Admission rejections within 1 ms: the gateway's rejections at admission answered within 1 ms by its own request-duration histogram; shed: admitted jobs it later answered deadline_unmeetable because they could no longer finish in time (the callers count them among the rejections)."
   echo
-  echo "| contender | callers / deadline | ok | goodput/s after ${S1B_WARMUP} s (% of sustainable) | rejections | rejections per success | first success p50 / p99 | DEADLINE_EXCEEDED | errors | bus growth/s | backlog end / max | gateway: admission rejections within 1 ms | gateway: shed |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| contender | callers / deadline | ok | goodput/s after ${S1B_WARMUP} s (% of sustainable) | rejections | rejections per success | first success p50 / p99 | callers with no success | DEADLINE_EXCEEDED | errors | bus growth/s | backlog end / max | gateway: admission rejections within 1 ms | gateway: shed |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   awk -F, '
     function ttfs(v) { return (v + 0 < 0) ? "never" : sprintf("%.1f s", v) }
     FNR == 1 { delete col; for (i = 1; i <= NF; i++) col[$i] = i; next }
@@ -145,10 +146,10 @@ fi
     {
       k = $col["contender"] SUBSEP $col["point"]
       within = (gn[k] == "-" || gn[k] == "" || gn[k] + 0 == 0 || g1[k] == "-") ? "-" : sprintf("%.2f %% of %d", 100 * g1[k], gn[k])
-      printf "| %s | %s | %s | %.1f (%.0f %%) | %s | %.2f | %s / %s | %s | %s | %.2f | %s / %s | %s | %s |\n",
+      printf "| %s | %s | %s | %.1f (%.0f %%) | %s | %.2f | %s / %s | %s | %s | %s | %.2f | %s / %s | %s | %s |\n",
         $col["contender"], $col["point"], $col["succeeded"], late[k], (sus[k] > 0 ? 100 * late[k] / sus[k] : 0),
         $col["rejected"], $col["rejections_per_success"], ttfs($col["first_success_p50_s"]),
-        ttfs($col["first_success_p99_s"]), $col["timeout"], $col["error"], slope[k], bend[k], bmax[k], within,
+        ttfs($col["first_success_p99_s"]), $col["callers_without_success"], $col["timeout"], $col["error"], slope[k], bend[k], bmax[k], within,
         (gs[k] == "" ? "-" : gs[k])
     }' "$EXTRA" "$SUMMARY"
 } >"$OUT/summary.md"
