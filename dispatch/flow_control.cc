@@ -106,7 +106,7 @@ void FlowControl::Reject(Job& job, const flow::Admission& admission) {
 
 void FlowControl::RejectForMemory(Job& job, Lane& lane) {
   metrics_->RecordMemoryRejection();
-  const Clock::Duration pushback = lane.queue.ShedPushback();
+  const Clock::Duration pushback = lane.queue.ShedPushback(job);
   job.answer(absl::ResourceExhaustedError(
                  absl::StrCat("rejected: ", metrics::kMemoryRejectReason,
                               "; the gateway is at its memory bound, retry in ",
