@@ -62,7 +62,7 @@ class DurableEndToEnd : public ::testing::Test {
         rate + "\n  max: " + rate + "\n  burst: 10\n";
     if (with_database) {
       yaml += "database:\n  url: \"" + pg_.Url() +
-              "\"\n  lease: 2s\n  poll_interval: 50ms\n"
+              "\"\n  lease: 6s\n  poll_interval: 50ms\n"
               "  claim_batch: 64\n  max_outstanding: 128\n  "
               "heartbeat_interval: 200ms\n"
               "  heartbeat_timeout: 1s\n  retry_initial_backoff: 100ms\n"
