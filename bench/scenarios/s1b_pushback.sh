@@ -60,15 +60,14 @@ EXTRA_HEADER="contender,point,callers,deadline_s,goodput_after_warmup,sustainabl
 
 # gateway_rejections METRICS_TXT: "ADMISSION SHARE_1MS SHED" from a saved /metrics page.
 gateway_rejections() {
-  local n b1
-  read -r n b1 _ <<<"$(server_answer_times "$1" rejected)"
-  awk -v n="$n" -v b1="$b1" '
+  awk '
     index($0, "billing_gateway_rejections_total{") == 1 { adm += $2 }
     index($0, "billing_gateway_queue_dropped_total{reason=\"deadline\"}") == 1 { shed = $2 }
+    index($0, "billing_gateway_request_duration_seconds_bucket{method=\"CreateAccount\",outcome=\"rejected\",le=\"0.001\"}") == 1 { b1 = $2; seen = 1 }
     END {
-      # Rejected answers within 1 ms: sheds waited in the queue first, so those are the
-      # rejections at admission (capped at all of them).
-      within = (b1 == "-" || adm == 0) ? "-" : sprintf("%.4f", (n * b1 > adm ? 1 : n * b1 / adm))
+      # Rejected answers within 1 ms (counted, not from a rounded share): sheds waited in
+      # the queue first, so those are the rejections at admission (capped at all of them).
+      within = (!seen || adm == 0) ? "-" : sprintf("%.4f", (b1 > adm ? 1 : b1 / adm))
       printf "%d %s %d\n", adm, within, shed
     }' "$1"
 }
