@@ -50,7 +50,7 @@ void MemoryGuard::ReadIfStale(Clock::TimePoint now) {
 bool MemoryGuard::UnderBound() const {
   if (resident_ == 0) return true;  // unreadable: no figure to refuse on
   return resident_ + admitted_since_read_ * options_.per_call_bytes <
-         bound_bytes_;
+         bound_bytes();
 }
 
 void MemoryGuard::ReleaseIfOver(Clock::TimePoint now) {
@@ -64,8 +64,8 @@ void MemoryGuard::ReleaseIfOver(Clock::TimePoint now) {
 }
 
 bool MemoryGuard::Admit() {
+  if (bound_bytes() == 0) return true;
   absl::MutexLock lock(&mu_);
-  if (bound_bytes_ == 0) return true;
   const Clock::TimePoint now = clock_->Now();
   ReadIfStale(now);
   ReleaseIfOver(now);
@@ -78,18 +78,12 @@ uint64_t MemoryGuard::Resident() {
   absl::MutexLock lock(&mu_);
   const Clock::TimePoint now = clock_->Now();
   ReadIfStale(now);
-  if (bound_bytes_ != 0) ReleaseIfOver(now);
+  if (bound_bytes() != 0) ReleaseIfOver(now);
   return resident_;
 }
 
 void MemoryGuard::SetBound(size_t max_resident_mb) {
-  absl::MutexLock lock(&mu_);
-  bound_bytes_ = max_resident_mb * kMiB;
-}
-
-uint64_t MemoryGuard::bound_bytes() const {
-  absl::MutexLock lock(&mu_);
-  return bound_bytes_;
+  bound_bytes_.store(max_resident_mb * kMiB, std::memory_order_relaxed);
 }
 
 }  // namespace bg::flow

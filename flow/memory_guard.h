@@ -26,9 +26,12 @@
 // reads, for the metric).
 //
 // Thread-safety: every method may be called from any thread (one internal
-// absl::Mutex; the reader and the releaser run under it).
+// absl::Mutex; the reader and the releaser run under it). The bound is an
+// atomic read before the lock, so an Admit() with the guard off (the default)
+// takes no lock on the admission path.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -83,7 +86,9 @@ class MemoryGuard {
 
   // A configuration reload: the new bound applies to the next Admit().
   void SetBound(size_t max_resident_mb) ABSL_LOCKS_EXCLUDED(mu_);
-  uint64_t bound_bytes() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t bound_bytes() const {
+    return bound_bytes_.load(std::memory_order_relaxed);
+  }
 
  private:
   void ReadIfStale(Clock::TimePoint now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -96,7 +101,7 @@ class MemoryGuard {
   const Process process_;
 
   mutable absl::Mutex mu_;
-  uint64_t bound_bytes_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> bound_bytes_;
   bool read_once_ ABSL_GUARDED_BY(mu_) = false;
   Clock::TimePoint read_at_ ABSL_GUARDED_BY(mu_);
   uint64_t resident_ ABSL_GUARDED_BY(mu_) = 0;
