@@ -70,6 +70,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <optional>
@@ -96,6 +97,12 @@ enum class RejectReason {
 // Bounded label value for metrics and the rejection detail ("queue_full", ...).
 const char* RejectReasonName(RejectReason reason);
 
+// Time the gateway keeps for an answer's way back to its caller: a job is run
+// only when it can finish this long before the caller's deadline, and a Kill
+// Bill call's timeout ends this long before it (service/killbill_call.h), so
+// the caller hears the gateway's answer, not its own DEADLINE_EXCEEDED.
+inline constexpr std::chrono::milliseconds kAnswerMargin{50};
+
 // `queue.capacity` (YAML) sets `capacity`; the other fields have no key. These
 // defaults are the gateway's: config/ has no other.
 struct AdmissionOptions {
@@ -104,7 +111,7 @@ struct AdmissionOptions {
   size_t capacity = 10000;
   // Time reserved for the answer's way back to the caller; a job is only
   // admitted/run when it can finish this long before its deadline.
-  Clock::Duration deadline_margin = std::chrono::milliseconds(20);
+  Clock::Duration deadline_margin = kAnswerMargin;
   // The predicted queue wait is multiplied by this before it is compared with
   // the deadline: the drain rate is measured over the last seconds and the rate
   // controller may lower it after admission, so a job admitted with no slack

@@ -393,6 +393,29 @@ TEST_F(AdmissionQueueTest, PopSkipsExpiredAndCancelled) {
   EXPECT_EQ(queue_.size(), 0u);
 }
 
+// The gateway's own margin: a job is started only when its Kill Bill work
+// (the expected latency, 200 ms here) can end kAnswerMargin before the
+// caller's deadline, the margin each Kill Bill call's timeout keeps too
+// (service/killbill_call.h). A job with less left is shed with a turn.
+TEST_F(AdmissionQueueTest, AJobIsStartedOnlyWithTimeLeftForItsAnswer) {
+  AdmissionOptions o = TestOptions();
+  o.deadline_margin = AdmissionOptions().deadline_margin;
+  EXPECT_EQ(o.deadline_margin, kAnswerMargin);
+  AdmissionQueue<TestJob> q(&clock_, o);
+  ASSERT_TRUE(q.Admit(Job(1, seconds(1))).admitted);
+  ASSERT_TRUE(q.Admit(Job(2, seconds(1))).admitted);
+  // Just over 200 ms + 50 ms left for job 1: it runs; 1 ns later job 2 has
+  // exactly that left: shed.
+  clock_.Advance(milliseconds(750) - nanoseconds(1));
+  auto r = q.Pop();
+  ASSERT_TRUE(r.job.has_value());
+  EXPECT_EQ(r.job->id, 1);
+  clock_.Advance(nanoseconds(1));
+  r = q.Pop();
+  EXPECT_FALSE(r.job.has_value());
+  EXPECT_EQ(Ids(r.dropped.expired), std::vector<int>{2});
+}
+
 TEST_F(AdmissionQueueTest, JobThatCanStillFinishRunsOneThatCannotIsShed) {
   // Expected latency is 200 ms: a job runs while now + 200 ms < deadline.
   TestJob a = Job(1, milliseconds(500));
