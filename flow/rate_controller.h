@@ -80,6 +80,48 @@
 //    double `probe_wait` (up to `max_probe_wait`), so a stable Kill Bill is
 //    probed ever more rarely (each failed probe costs ~10-20 "growing" polls
 //    because the regression lags). A large drop resets `probe_wait`.
+//  * Climb probes, after a capacity drop (a growth episode whose fit fell
+//    below 80 % of the drain before it), for 10 minutes after the drop,
+//    instead of the slow probe above: they find the pre-drop drain again
+//    within a minute of its return, whoever else polls the healthcheck.
+//    Kill Bill's window is 60 samples of ALL callers: 60 s when the gateway
+//    polls alone at 1 Hz, shorter (L < 60 s) when Kubernetes probes or an
+//    operator's poller sample it too, and the gateway cannot see them. So a
+//    probe is judged against every window length L in {20, 25, ..., 60} s
+//    still in play, with the drain known now (the base) as the hypothesis:
+//     - burst at the pre-drop drain's target (the last known good rate),
+//       then HOLD at the base's target: were the drain still the base, the
+//       bus holds a plateau of the bump's height c; if it came back, the
+//       bump drains away (or never forms).
+//     - The gateway knows what it posted: at each poll it replays Kill
+//       Bill's computation over the base's backlog for each L (uniform
+//       samples 60/L apart, smoothing 0.3, OLS over 60), P_L. A step of
+//       height c gives slope 6 c p (1 - p) / L in a window of length L with
+//       a share p of it after the step: a plateau prints, for every L <= 60,
+//       at some point, and earlier (and stronger) the shorter L is. The
+//       burst stops at the first poll at which the forecast (hold at the
+//       base's target afterwards) reaches P_L >= 1.5 entries/s within the
+//       next 40 s for every L in play (a bump of ~60-100 entries at 12
+//       events/s; more when the fall of a previous probe is still in the
+//       window, whose negative slope masks a new rise), or at 250 entries
+//       or 30 s of burst.
+//     - Verdict: Kill Bill prints during the probe (and some L in play
+//       forecasts >= 0.6 entries/s) => the drain is still the base: pay the
+//       bump back at `min` at once (its prints are absorbed: the drain
+//       estimate is not refitted to the probe's own bump), and drop from
+//       play the window lengths the print contradicts (those that forecast
+//       no print now, or forecast >= 1.5 at an earlier quiet poll). Every L
+//       in play has had a poll with P_L >= 1.5 and Kill Bill printed nothing
+//       => the capacity is back: drain = the pre-drop drain, rate = its
+//       target at once (no blind ramp). Nothing decisive within 40 s of
+//       hold: pay back, no verdict. A print no L in play explains is news
+//       (a further drop): the growth path above.
+//     - The next probe starts 10 s after Kill Bill last printed; while a
+//       probe's bump is within the last 60 s, the quiet path's drain lower
+//       bound (which assumes a 60 s window) is not applied.
+//    Replicas (share < 1) do not climb-probe: each scales its own events by
+//    its share, so it would read its own burst as N times its size and the
+//    others' bursts as nothing.
 //  * Fast signals, for what the bus number does not see (API saturation): the
 //  Kill Bill
 //    latency EWMA above `latency_tolerance` x a learned baseline (the lowest
@@ -264,6 +306,15 @@ class RateController {
     double drain_estimate = 0;  // bus events/s (0 before any estimate)
     bool drain_known = false;   // a growth episode has calibrated the estimate
     bool probing = false;
+    // Healthcheck climb probes: the drain known before the last drop, looked
+    // for by them (0: none); a probe in flight (burst, hold or payback);
+    // probes started and found the drain still low; Kill Bill window lengths
+    // still in play (of 9).
+    double climb_to = 0;
+    bool climbing = false;
+    uint64_t climb_probes = 0;
+    uint64_t climb_failures = 0;
+    int climb_windows = 0;
     double backlog_estimate = 0;  // bus entries
     double last_poll_events = 0;  // bus events caused between the last polls
     Clock::Duration probe_wait{0};
@@ -352,6 +403,30 @@ class RateController {
     size_t change;
   };
   Hypothesis FitGrowth() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The history index from which `t_ms` on applies, or 0 when it is not
+  // within the history (or < 0).
+  size_t IndexOf(double t_ms) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Climb probes. A planned rate for some seconds.
+  struct Step {
+    double seconds;
+    double rate;
+  };
+  // The bus backlog were the drain still the probe's base (its change point's
+  // old drain before it), every kFineS seconds from the oldest poll in the
+  // history to the last, then continued for `horizon_s`: the rate in force
+  // until the owner's next Tick, then `plan`, then `after`.
+  std::vector<double> BaseBacklog(const std::vector<Step>& plan, double after,
+                                  double horizon_s) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One poll of a climb probe (`growth` as printed, < 0: not growing); true
+  // when the poll is fully handled.
+  bool ClimbPoll(double growth, Clock::TimePoint now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Bus events posted since the probe's first poll interval beyond the base's
+  // target over the same time (the bump were the drain only that target).
+  double ProbeExcess() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The drain is back: the pre-drop drain and its target.
+  void ClimbBack(Clock::TimePoint now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Bus backlog now under hypothesis `h`, replayed over the history.
   double ModelBacklog(const Hypothesis& h) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -387,6 +462,28 @@ class RateController {
   double change_d_old_ ABSL_GUARDED_BY(mu_) = 0;
   bool probing_ ABSL_GUARDED_BY(mu_) = false;
   double probe_base_ ABSL_GUARDED_BY(mu_) = 0;
+  // Climb probes (healthcheck, after a drop): the drain before the drop and
+  // until when to look for it; the probe's phase (kAfter: its bump is still
+  // in Kill Bill's window, its prints are absorbed), the drain it tests
+  // (the base) with the drop's change point (ms; < 0: none) and old drain;
+  // when its burst and hold began and its bump was paid back; window
+  // lengths in play and those the probe has covered (bit i: kClimbWindows[i]).
+  enum class Climb { kNone, kBurst, kHold, kPayback, kAfter };
+  double climb_to_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::TimePoint climb_until_ ABSL_GUARDED_BY(mu_);
+  Climb climb_ ABSL_GUARDED_BY(mu_) = Climb::kNone;
+  double climb_base_ ABSL_GUARDED_BY(mu_) = 0;
+  double climb_change_t_ms_ ABSL_GUARDED_BY(mu_) = -1;
+  double climb_d_old_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::TimePoint climb_started_ ABSL_GUARDED_BY(mu_);
+  double climb_start_t_ms_ ABSL_GUARDED_BY(mu_) = 0;  // the poll before it
+  Clock::TimePoint hold_started_ ABSL_GUARDED_BY(mu_);
+  Clock::TimePoint bump_paid_ ABSL_GUARDED_BY(mu_);
+  uint32_t climb_windows_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t climb_covered_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t climb_probes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t climb_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::Duration tick_interval_ ABSL_GUARDED_BY(mu_){0};
   Clock::Duration probe_wait_ ABSL_GUARDED_BY(mu_);
   Clock::TimePoint last_growth_ ABSL_GUARDED_BY(mu_);
   double backlog_ ABSL_GUARDED_BY(mu_) = 0;

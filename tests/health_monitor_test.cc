@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -370,7 +371,18 @@ LoopResult RunSharedWindow(Clock::Duration foreign_period, int foreign_calls) {
       result.breaker_open_s += ToSeconds(step);
     }
     if (k % steps_per_s == 0) {
-      if (monitor.PollOnce().queues_growing) {
+      const flow::CircuitBreaker::Health h = monitor.PollOnce();
+      if (std::getenv("BG_TRACE") && t >= 280) {
+        const flow::RateController::Snapshot c = controller.snapshot();
+        std::printf(
+            "t=%5.0f rate=%6.2f backlog=%6.1f number=%5.2f drain=%5.2f "
+            "base_backlog=%6.1f climb=%d probes=%llu failed=%llu windows=%d\n",
+            t, rate, kb.backlog(), h.queues_growing ? h.growth : 0,
+            c.drain_estimate, c.backlog_estimate, c.climbing,
+            static_cast<unsigned long long>(c.climb_probes),
+            static_cast<unsigned long long>(c.climb_failures), c.climb_windows);
+      }
+      if (h.queues_growing) {
         ++result.unhealthy_polls;
         if (unhealthy_since < 0) unhealthy_since = t;
         result.longest_unhealthy_s =
