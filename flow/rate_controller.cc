@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <vector>
 
 #include "killbill_client/queue_growth.h"
@@ -50,12 +48,13 @@ constexpr auto kDistrustFor = std::chrono::minutes(5);
 constexpr double kClimbWindows[] = {20, 25, 30, 35, 40, 45, 50, 55, 60};
 constexpr int kClimbWindowCount = 9;
 constexpr uint32_t kAllClimbWindows = (1u << kClimbWindowCount) - 1;
-constexpr double kClimbDecide = 1.5;
+constexpr double kClimbDecide = 1.3;
 constexpr double kClimbExplains = 0.6;
 constexpr double kClimbHoldMax = 40;  // s
 constexpr auto kClimbBurstMax = std::chrono::seconds(30);
 constexpr double kClimbBumpMax = 250;  // entries
 constexpr auto kClimbWait = std::chrono::seconds(10);
+constexpr auto kClimbFirstWait = std::chrono::seconds(30);
 constexpr auto kClimbFor = std::chrono::minutes(10);
 constexpr double kFineS = 0.1;
 // Samples smoothed before Kill Bill's window (0.7^20 < 0.001).
@@ -480,15 +479,6 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
     if (climb_windows_ & (1u << i)) explains = std::max(explains, numbers[i]);
   }
   const bool printed = growth >= 0;
-  if (std::getenv("BG_CLIMB_DEBUG")) {
-    std::fprintf(stderr,
-                 "climb %d t=%.0f growth=%.2f windows=%x covered=%x base=%.1f:",
-                 static_cast<int>(climb_), t_now + t0, growth, climb_windows_,
-                 climb_covered_, base_backlog);
-    for (int i = 0; i < kClimbWindowCount; ++i)
-      std::fprintf(stderr, " %.2f", numbers[i]);
-    std::fprintf(stderr, "\n");
-  }
   if (printed && explains < kClimbExplains) {
     // No window length in play explains this print: not the probe's bump.
     climb_ = Climb::kNone;
@@ -556,16 +546,6 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
           }
         }
         enough = (climb_windows_ & ~covered) == 0;
-        if (std::getenv("BG_CLIMB_DEBUG")) {
-          std::fprintf(stderr, "  burst forecast covered=%x:", covered);
-          for (int i = 0; i < kClimbWindowCount; ++i) {
-            double m = -9;
-            for (double f = step_s; f <= kClimbHoldMax; f += step_s)
-              m = std::max(m, WindowNumber(ahead, t_now + f, kClimbWindows[i]));
-            std::fprintf(stderr, " %.2f", m);
-          }
-          std::fprintf(stderr, "\n");
-        }
       }
       if (enough) {
         climb_ = Climb::kHold;
@@ -648,6 +628,7 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
         climb_windows_ = kAllClimbWindows;
       }
       climb_to_ = std::max(climb_to_, episode_base_);
+      climb_probes_since_drop_ = 0;
       climb_until_ = now + kClimbFor;
     }
     drain_ = d;
@@ -777,7 +758,9 @@ double RateController::Tick(bool demand_waiting) {
   }
   if (climb_window && known_ && demand_waiting &&
       climb_to_ > drain_ / kDropShare && backlog_ <= 1 &&
-      now - last_growth_ >= kClimbWait) {
+      now - last_growth_ >=
+          (climb_probes_since_drop_ == 0 ? kClimbFirstWait : kClimbWait)) {
+    ++climb_probes_since_drop_;
     climb_ = Climb::kBurst;
     climb_base_ = drain_;
     climb_change_t_ms_ = change_t_ms_;

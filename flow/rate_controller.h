@@ -482,6 +482,7 @@ class RateController {
   uint32_t climb_windows_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t climb_covered_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t climb_probes_ ABSL_GUARDED_BY(mu_) = 0;
+  int climb_probes_since_drop_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t climb_failures_ ABSL_GUARDED_BY(mu_) = 0;
   Clock::Duration tick_interval_ ABSL_GUARDED_BY(mu_){0};
   Clock::Duration probe_wait_ ABSL_GUARDED_BY(mu_);
