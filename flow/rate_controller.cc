@@ -613,6 +613,7 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
   if (growth >= 0) {
     if (!growing_) {  // a new growth episode
       episode_base_ = drain_;
+      episode_known_ = known_;
       if (known_ && probing_) {
         probe_wait_ = std::min(probe_wait_ * 2, opt_.max_probe_wait);
       }
@@ -621,7 +622,7 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     const double d = h.d_new;
     if (!known_ || d < kDropShare * episode_base_)
       probe_wait_ = opt_.probe_wait;
-    if (known_ && d < kDropShare * episode_base_) {
+    if (episode_known_ && d < kDropShare * episode_base_) {
       // A capacity drop: climb probes will look for the drain before it.
       if (now >= climb_until_ || climb_to_ <= 0) {
         climb_to_ = 0;
@@ -740,8 +741,9 @@ double RateController::Tick(bool demand_waiting) {
 
   const double step = opt_.increase_step_per_s * dt;
   // Climb probes (see the header); replicas do not climb-probe.
+  // (Something to climb to: a drain well above the one known now.)
   const bool climb_window =
-      climb_to_ > 0 && now < climb_until_ && share_ >= 1.0;
+      climb_to_ > drain_ / kDropShare && now < climb_until_ && share_ >= 1.0;
   switch (climb_) {
     case Climb::kBurst:
       SetRateLocked(climb_to_ * (1 - opt_.headroom));
@@ -756,8 +758,7 @@ double RateController::Tick(bool demand_waiting) {
     case Climb::kNone:
       break;
   }
-  if (climb_window && known_ && demand_waiting &&
-      climb_to_ > drain_ / kDropShare && backlog_ <= 1 &&
+  if (climb_window && known_ && demand_waiting && backlog_ <= 1 &&
       now - last_growth_ >=
           (climb_probes_since_drop_ == 0 ? kClimbFirstWait : kClimbWait)) {
     ++climb_probes_since_drop_;

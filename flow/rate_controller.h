@@ -456,6 +456,9 @@ class RateController {
   bool known_ ABSL_GUARDED_BY(mu_) = false;
   bool growing_ ABSL_GUARDED_BY(mu_) = false;  // latest sample printed growth
   double episode_base_ ABSL_GUARDED_BY(mu_) = 0;
+  // The drain was known (calibrated) when the episode began: only then can a
+  // lower fit be a capacity drop rather than the first calibration.
+  bool episode_known_ ABSL_GUARDED_BY(mu_) = false;
   // Poll time (ms since start) from which the last fit's lower drain applies,
   // with the drain before it; < 0 when the fit was a constant drain.
   double change_t_ms_ ABSL_GUARDED_BY(mu_) = -1;

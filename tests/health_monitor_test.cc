@@ -381,15 +381,17 @@ LoopResult RunSharedWindow(Clock::Duration foreign_period, int foreign_calls) {
     }
     if (k % steps_per_s == 0) {
       const flow::CircuitBreaker::Health h = monitor.PollOnce();
-      if (std::getenv("BG_TRACE") && t >= 280) {
+      if (std::getenv("BG_TRACE") && t >= std::atof(std::getenv("BG_TRACE"))) {
         const flow::RateController::Snapshot c = controller.snapshot();
         std::printf(
             "t=%5.0f rate=%6.2f backlog=%6.1f number=%5.2f drain=%5.2f "
-            "base_backlog=%6.1f climb=%d probes=%llu failed=%llu windows=%d\n",
+            "base_backlog=%6.1f climb=%d probes=%llu failed=%llu windows=%d "
+            "climb_to=%.1f\n",
             t, rate, kb.backlog(), h.queues_growing ? h.growth : 0,
             c.drain_estimate, c.backlog_estimate, c.climbing,
             static_cast<unsigned long long>(c.climb_probes),
-            static_cast<unsigned long long>(c.climb_failures), c.climb_windows);
+            static_cast<unsigned long long>(c.climb_failures), c.climb_windows,
+            c.climb_to);
       }
       if (h.queues_growing) {
         ++result.unhealthy_polls;
