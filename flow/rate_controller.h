@@ -80,45 +80,57 @@
 //    double `probe_wait` (up to `max_probe_wait`), so a stable Kill Bill is
 //    probed ever more rarely (each failed probe costs ~10-20 "growing" polls
 //    because the regression lags). A large drop resets `probe_wait`.
-//  * Climb probes, after a capacity drop (a growth episode whose fit fell
-//    below 80 % of the drain before it), for 10 minutes after the drop,
-//    instead of the slow probe above: they find the pre-drop drain again
-//    within a minute of its return, whoever else polls the healthcheck.
+//  * Climb probes (healthcheck only; on in adaptive mode, no setting), after
+//    a capacity drop (a growth episode, begun with the drain known, whose fit
+//    fell below 80 % of the drain before it), for 10 minutes after the drop,
+//    instead of the slow probe above while the pre-drop drain is more than
+//    1.25 x the one known now: they find the pre-drop drain again within
+//    about a minute of its return, whoever else polls the healthcheck.
 //    Kill Bill's window is 60 samples of ALL callers: 60 s when the gateway
 //    polls alone at 1 Hz, shorter (L < 60 s) when Kubernetes probes or an
-//    operator's poller sample it too, and the gateway cannot see them. So a
-//    probe is judged against every window length L in {20, 25, ..., 60} s
-//    still in play, with the drain known now (the base) as the hypothesis:
-//     - burst at the pre-drop drain's target (the last known good rate),
+//    operator's poller sample it too, and the gateway cannot see them. A
+//    forecast over the gateway's own polls alone (an earlier attempt) reads a
+//    shorter window's silence as capacity; so a probe is judged against
+//    every window length L in {20, 25, ..., 60} s still in play, with the
+//    drain known now (the base) as the hypothesis:
+//     - Burst at the pre-drop drain's target (the last known good rate),
 //       then HOLD at the base's target: were the drain still the base, the
 //       bus holds a plateau of the bump's height c; if it came back, the
-//       bump drains away (or never forms).
+//       bump drains away (or never forms). A step of height c gives Kill
+//       Bill's regression a slope 6 c p (1 - p) / L in a window of length L
+//       with a share p of it after the step: a held plateau prints for every
+//       L <= 60 s at some point, earlier and stronger the shorter L is.
 //     - The gateway knows what it posted: at each poll it replays Kill
-//       Bill's computation over the base's backlog for each L (uniform
-//       samples 60/L apart, smoothing 0.3, OLS over 60), P_L. A step of
-//       height c gives slope 6 c p (1 - p) / L in a window of length L with
-//       a share p of it after the step: a plateau prints, for every L <= 60,
-//       at some point, and earlier (and stronger) the shorter L is. The
-//       burst stops at the first poll at which the forecast (hold at the
-//       base's target afterwards) reaches P_L >= 1.5 entries/s within the
-//       next 40 s for every L in play (a bump of ~60-100 entries at 12
-//       events/s; more when the fall of a previous probe is still in the
-//       window, whose negative slope masks a new rise), or at 250 entries
-//       or 30 s of burst.
-//     - Verdict: Kill Bill prints during the probe (and some L in play
-//       forecasts >= 0.6 entries/s) => the drain is still the base: pay the
-//       bump back at `min` at once (its prints are absorbed: the drain
-//       estimate is not refitted to the probe's own bump), and drop from
-//       play the window lengths the print contradicts (those that forecast
-//       no print now, or forecast >= 1.5 at an earlier quiet poll). Every L
-//       in play has had a poll with P_L >= 1.5 and Kill Bill printed nothing
-//       => the capacity is back: drain = the pre-drop drain, rate = its
-//       target at once (no blind ramp). Nothing decisive within 40 s of
-//       hold: pay back, no verdict. A print no L in play explains is news
-//       (a further drop): the growth path above.
-//     - The next probe starts 10 s after Kill Bill last printed; while a
-//       probe's bump is within the last 60 s, the quiet path's drain lower
-//       bound (which assumes a 60 s window) is not applied.
+//       Bill's computation over the base's backlog for each L (60 samples
+//       L/60 apart, smoothing 0.3, OLS), the number P_L Kill Bill would
+//       print were the drain still the base. The burst stops at the first
+//       poll from which holding would make P_L >= 1.4 entries/s within 40 s
+//       for every L in play (a bump of ~60-130 entries at 12 events/s, more
+//       when the fall of the previous probe, still in the window, masks the
+//       new rise with its negative slope), or at 250 entries or 30 s.
+//     - Verdict. Kill Bill prints during the probe, and some L in play
+//       forecasts >= 0.6 entries/s: the drain is still the base. The bump is
+//       paid back at `min` at once, until what was posted since the probe
+//       began is paid at the base's target (so a base a little too high
+//       still leaves nothing behind); its prints are absorbed while it is in
+//       Kill Bill's window (the drain is not refitted to the probe's own
+//       bump); the window lengths the print contradicts leave play (those
+//       forecasting < 0.6 now or >= 1.3 at an earlier silent poll), their
+//       neighbours on the grid stay (Kill Bill's L lies between grid
+//       points). Every L in play has had a poll with P_L >= 1.3 and Kill
+//       Bill printed nothing: the capacity is back; the drain becomes the
+//       pre-drop one and the rate its target at once (no blind ramp).
+//       Nothing decisive within 40 s of hold: pay back, no verdict. A print
+//       no L in play explains is news (a further drop): the growth path.
+//     - The first probe waits 30 s after the drop's episode stops printing
+//       (a fit still too high shows first), the next ones 10 s after the
+//       last print. While a probe's bump may be in Kill Bill's window the
+//       quiet path's drain lower bound (which assumes a 60 s window) is not
+//       applied.
+//    Cost: the healthcheck can only say "still low" by printing growth, so
+//    each probe that finds the drain still low costs ~10-15 growing polls,
+//    one probe every ~45-60 s while the drain stays low (healthy share of
+//    the low phase 0.68-0.76 in the fake-clock sweep; 0.83-0.88 without).
 //    Replicas (share < 1) do not climb-probe: each scales its own events by
 //    its share, so it would read its own burst as N times its size and the
 //    others' bursts as nothing.
