@@ -577,8 +577,15 @@ double RateController::TargetLocked() const {
 
 void RateController::OnHealth(const CircuitBreaker::Health& health) {
   absl::MutexLock lock(&mu_);
-  if (!health.reachable)
-    return;  // no sample taken; the calls count into the next one
+  if (!health.reachable) {
+    // No sample taken; the calls count into the next one. A climb probe
+    // cannot be judged blind: its bump is paid back.
+    if (climb_ == Climb::kBurst || climb_ == Climb::kHold) {
+      climb_ = Climb::kPayback;
+      SetRateLocked(opt_.min);
+    }
+    return;
+  }
   const Clock::TimePoint now = clock_->Now();
   const double t_ms = MsSinceStart(now);
   if (t_ms <= history_.back().t_ms)

@@ -341,6 +341,37 @@ TEST_F(RateControllerTest, ClimbProbesStopTenMinutesAfterTheDrop) {
   EXPECT_NEAR(c.snapshot().drain_estimate, 12, 1.5);
 }
 
+// A climb probe is not judged blind: Kill Bill unreachable during its burst,
+// its bump is paid back at `min` rather than burst on.
+TEST_F(RateControllerTest, ClimbProbePaysBackWhenKillBillIsUnreachable) {
+  RateController::Options o = Adaptive();
+  o.initial = 20;
+  o.min = 1;
+  RateController c(&clock_, o);
+  MiniKillBill kb(&clock_, &c, false);
+  for (int t = 0; t < 200; ++t) kb.Second(25);
+  int t = 200;
+  for (; t < 500 && !(c.snapshot().climbing && c.rate() > 20); ++t)
+    kb.Second(12);
+  ASSERT_LT(t, 500) << "no climb probe burst";
+  CircuitBreaker::Health unreachable;
+  unreachable.reachable = false;
+  c.OnHealth(unreachable);
+  EXPECT_EQ(c.rate(), 1.0);
+  clock_.Advance(milliseconds(100));
+  EXPECT_EQ(c.Tick(true), 1.0);
+  EXPECT_TRUE(c.snapshot().climbing);  // paying back
+  // Paid back within seconds, then the base's target (not the burst).
+  int paid = 0;
+  while (paid < 30 && c.rate() < 1.5) {
+    kb.Second(12);
+    ++paid;
+  }
+  EXPECT_LT(paid, 20);
+  EXPECT_LE(c.rate(), 13.0);  // ~0.95 x the estimate, not the burst's ~23.7
+  EXPECT_NEAR(c.snapshot().drain_estimate, 12, 1.5);
+}
+
 // A real run, replayed: the health polls a live gateway logged at debug level
 // (tests/testdata/rate_controller/drain_drop_25_to_12.log, bench/scenarios/
 // adaptive.sh against killbill-sim) while the sim's bus drain went from 25 to
