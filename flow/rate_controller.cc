@@ -394,8 +394,7 @@ size_t RateController::IndexOf(double t_ms) const {
   return k >= history_.size() ? 0 : k;
 }
 
-std::vector<double> RateController::BaseBacklog(const std::vector<Step>& plan,
-                                                double after,
+std::vector<double> RateController::BaseBacklog(double after,
                                                 double horizon_s) const {
   const size_t change = IndexOf(climb_change_t_ms_);
   const double t0 = history_.front().t_ms / 1000;
@@ -416,20 +415,13 @@ std::vector<double> RateController::BaseBacklog(const std::vector<Step>& plan,
     series.push_back(backlog);
   }
   // The future: the rate in force until the owner's next Tick applies a new
-  // one (ticks are evenly spaced), then the plan.
+  // one (ticks are evenly spaced), then `after`.
   const double interval = std::max(ToSeconds(tick_interval_), 0.0);
   const double since = ToSeconds(clock_->Now() - last_tick_);
-  double until = interval > 0 ? std::clamp(interval - since, 0.0, interval) : 0;
-  std::vector<Step> steps = {{until, rate_}};
-  steps.insert(steps.end(), plan.begin(), plan.end());
-  size_t step = 0;
-  double step_end = steps[0].seconds;
+  const double until =
+      interval > 0 ? std::clamp(interval - since, 0.0, interval) : 0;
   for (double f = kFineS; f <= horizon_s + 1e-9; f += kFineS) {
-    while (step < steps.size() && f > step_end + 1e-9) {
-      ++step;
-      if (step < steps.size()) step_end += steps[step].seconds;
-    }
-    const double r = step < steps.size() ? steps[step].rate : after;
+    const double r = f <= until + 1e-9 ? rate_ : after;
     backlog = std::max(0.0, backlog + (r - climb_base_) * kFineS);
     series.push_back(backlog);
   }
@@ -470,7 +462,7 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
   }
   const double t0 = history_.front().t_ms / 1000;
   const double t_now = history_.back().t_ms / 1000 - t0;
-  const std::vector<double> past = BaseBacklog({}, 0, 0);
+  const std::vector<double> past = BaseBacklog(0, 0);
   const double base_backlog = past.back();
   double numbers[kClimbWindowCount];
   double explains = 0;
@@ -532,8 +524,7 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
       bool enough = base_backlog >= kClimbBumpMax ||
                     now - climb_started_ >= kClimbBurstMax;
       if (!enough) {
-        const std::vector<double> ahead =
-            BaseBacklog({}, hold, kClimbHoldMax + 1);
+        const std::vector<double> ahead = BaseBacklog(hold, kClimbHoldMax + 1);
         const double step_s = std::max(
             (history_.back().t_ms - history_[history_.size() - 2].t_ms) / 1000,
             0.1);

@@ -418,17 +418,11 @@ class RateController {
   // The history index from which `t_ms` on applies, or 0 when it is not
   // within the history (or < 0).
   size_t IndexOf(double t_ms) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Climb probes. A planned rate for some seconds.
-  struct Step {
-    double seconds;
-    double rate;
-  };
-  // The bus backlog were the drain still the probe's base (its change point's
-  // old drain before it), every kFineS seconds from the oldest poll in the
-  // history to the last, then continued for `horizon_s`: the rate in force
-  // until the owner's next Tick, then `plan`, then `after`.
-  std::vector<double> BaseBacklog(const std::vector<Step>& plan, double after,
-                                  double horizon_s) const
+  // Climb probes. The bus backlog were the drain still the probe's base (its
+  // change point's old drain before it), every kFineS seconds from the oldest
+  // poll in the history to the last, then continued for `horizon_s`: the
+  // rate in force until the owner's next Tick, then `after`.
+  std::vector<double> BaseBacklog(double after, double horizon_s) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One poll of a climb probe (`growth` as printed, < 0: not growing); true
   // when the poll is fully handled.

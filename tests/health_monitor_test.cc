@@ -381,6 +381,7 @@ LoopResult RunSharedWindow(Clock::Duration foreign_period, int foreign_calls) {
     }
     if (k % steps_per_s == 0) {
       const flow::CircuitBreaker::Health h = monitor.PollOnce();
+      // BG_TRACE=<seconds>: print every poll from then on (debugging).
       if (std::getenv("BG_TRACE") && t >= std::atof(std::getenv("BG_TRACE"))) {
         const flow::RateController::Snapshot c = controller.snapshot();
         std::printf(
