@@ -40,6 +40,59 @@ constexpr int kContradictedPolls = 20;
 constexpr double kFlatRange = 10;
 constexpr auto kFlatSpan = std::chrono::seconds(60);
 constexpr auto kDistrustFor = std::chrono::minutes(5);
+// Climb probes (see the header): Kill Bill window lengths judged (s), the
+// forecast number (entries/s) that makes a poll decisive for one, the least
+// that still explains a print, the longest hold and burst, the largest bump,
+// the quiet time before a probe, how long after a drop probes go on, and the
+// backlog model's resolution.
+constexpr double kClimbWindows[] = {20, 25, 30, 35, 40, 45, 50, 55, 60};
+constexpr int kClimbWindowCount = 9;
+constexpr uint32_t kAllClimbWindows = (1u << kClimbWindowCount) - 1;
+constexpr double kClimbDecide = 1.3;
+constexpr double kClimbExplains = 0.6;
+constexpr double kClimbHoldMax = 40;  // s
+constexpr auto kClimbBurstMax = std::chrono::seconds(30);
+constexpr double kClimbBumpMax = 250;  // entries
+constexpr auto kClimbWait = std::chrono::seconds(10);
+constexpr auto kClimbFirstWait = std::chrono::seconds(30);
+constexpr auto kClimbFor = std::chrono::minutes(10);
+constexpr double kFineS = 0.1;
+// Samples smoothed before Kill Bill's window (0.7^20 < 0.001).
+constexpr int kWarmSamples = 20;
+
+// What Kill Bill would print at `t_s` (seconds on `series`' grid, which holds
+// the backlog every kFineS s from 0) for a window of 60 samples spread evenly
+// over `window_s`: smoothing 0.3 from kWarmSamples before the window, OLS
+// slope in entries/s.
+double WindowNumber(const std::vector<double>& series, double t_s,
+                    double window_s) {
+  const int n = static_cast<int>(kWindow);
+  const double spacing = window_s / n;
+  auto at = [&series](double t) {
+    const double x =
+        std::clamp(t / kFineS, 0.0, static_cast<double>(series.size() - 1));
+    const size_t i = static_cast<size_t>(x);
+    const double f = x - static_cast<double>(i);
+    return i + 1 < series.size() ? series[i] * (1 - f) + series[i + 1] * f
+                                 : series[i];
+  };
+  double s = 0;
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (int j = n - 1 + kWarmSamples; j >= 0; --j) {
+    const double t = t_s - j * spacing;
+    const double y = at(t);
+    s = j == n - 1 + kWarmSamples ? y : 0.3 * y + 0.7 * s;
+    if (j < n) {
+      const double x = -j * spacing;
+      sx += x;
+      sy += s;
+      sxx += x * x;
+      sxy += x * s;
+    }
+  }
+  const double den = n * sxx - sx * sx;
+  return den > 0 ? (n * sxy - sx * sy) / den : 0;
+}
 }  // namespace
 
 const char* RateController::SourceName(Source s) {
@@ -334,6 +387,178 @@ double RateController::ModelBacklog(const Hypothesis& h) const {
   return backlog;
 }
 
+size_t RateController::IndexOf(double t_ms) const {
+  if (t_ms < 0) return 0;
+  size_t k = 0;
+  while (k < history_.size() && history_[k].t_ms < t_ms) ++k;
+  return k >= history_.size() ? 0 : k;
+}
+
+std::vector<double> RateController::BaseBacklog(double after,
+                                                double horizon_s) const {
+  const size_t change = IndexOf(climb_change_t_ms_);
+  const double t0 = history_.front().t_ms / 1000;
+  const double t_last = history_.back().t_ms / 1000;
+  std::vector<double> series;
+  series.reserve(static_cast<size_t>((t_last - t0 + horizon_s) / kFineS) + 2);
+  double backlog = 0;
+  series.push_back(backlog);
+  size_t k = 1;
+  double t = t0;
+  // The past: each poll interval's events spread evenly over it.
+  for (t += kFineS; t <= t_last + 1e-9 && k < history_.size(); t += kFineS) {
+    while (k + 1 < history_.size() && history_[k].t_ms / 1000 < t - 1e-9) ++k;
+    const double dt =
+        std::max((history_[k].t_ms - history_[k - 1].t_ms) / 1000, 1e-3);
+    const double d = k >= change ? climb_base_ : climb_d_old_;
+    backlog = std::max(0.0, backlog + (history_[k].events / dt - d) * kFineS);
+    series.push_back(backlog);
+  }
+  // The future: the rate in force until the owner's next Tick applies a new
+  // one (ticks are evenly spaced), then `after`.
+  const double interval = std::max(ToSeconds(tick_interval_), 0.0);
+  const double since = ToSeconds(clock_->Now() - last_tick_);
+  const double until =
+      interval > 0 ? std::clamp(interval - since, 0.0, interval) : 0;
+  for (double f = kFineS; f <= horizon_s + 1e-9; f += kFineS) {
+    const double r = f <= until + 1e-9 ? rate_ : after;
+    backlog = std::max(0.0, backlog + (r - climb_base_) * kFineS);
+    series.push_back(backlog);
+  }
+  return series;
+}
+
+double RateController::ProbeExcess() const {
+  // What the gateway posted since the probe began beyond the base's target:
+  // what is left of the bump were the drain only that target (the base may
+  // be a little high; the bump is paid back for it too).
+  double posted = 0;
+  for (const Sample& smp : history_) {
+    if (smp.t_ms > climb_start_t_ms_) posted += smp.events;
+  }
+  const double elapsed_s = (history_.back().t_ms - climb_start_t_ms_) / 1000;
+  return posted - climb_base_ * (1 - opt_.headroom) * elapsed_s;
+}
+
+void RateController::ClimbBack(Clock::TimePoint now) {
+  drain_ = climb_to_;
+  known_ = true;
+  climb_to_ = 0;
+  climb_ = Climb::kNone;
+  change_t_ms_ = -1;
+  backlog_ = 0;
+  growing_ = false;
+  probing_ = false;
+  probe_wait_ = opt_.probe_wait;
+  last_growth_ = now;
+  SetRateLocked(TargetLocked());
+}
+
+bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
+  if (climb_ == Climb::kAfter && now - bump_paid_ >= kFlatSpan) {
+    // The bump has left every window: an ordinary poll again.
+    climb_ = Climb::kNone;
+    return false;
+  }
+  const double t0 = history_.front().t_ms / 1000;
+  const double t_now = history_.back().t_ms / 1000 - t0;
+  const std::vector<double> past = BaseBacklog(0, 0);
+  const double base_backlog = past.back();
+  double numbers[kClimbWindowCount];
+  double explains = 0;
+  for (int i = 0; i < kClimbWindowCount; ++i) {
+    numbers[i] = WindowNumber(past, t_now, kClimbWindows[i]);
+    if (climb_windows_ & (1u << i)) explains = std::max(explains, numbers[i]);
+  }
+  const bool printed = growth >= 0;
+  if (printed && explains < kClimbExplains) {
+    // No window length in play explains this print: not the probe's bump.
+    climb_ = Climb::kNone;
+    return false;
+  }
+  drain_ = climb_base_;
+  backlog_ = base_backlog;
+  if (printed) {
+    last_growth_ = now;
+    growing_ = climb_ == Climb::kPayback;
+  } else {
+    growing_ = false;
+  }
+  const double hold = climb_base_ * (1 - opt_.headroom);
+  switch (climb_) {
+    case Climb::kBurst:
+    case Climb::kHold: {
+      if (printed) {
+        // Still the base: pay the bump back. Window lengths that forecast no
+        // print now, or a print at an earlier quiet poll, are out of play.
+        ++climb_failures_;
+        uint32_t keep = climb_windows_ & ~climb_covered_;
+        for (int i = 0; i < kClimbWindowCount; ++i) {
+          if (numbers[i] < kClimbExplains) keep &= ~(1u << i);
+        }
+        // Kill Bill's window lies between grid points: keep each survivor's
+        // neighbours in play, so the lengths in play bracket it.
+        keep |= ((keep << 1) | (keep >> 1)) & kAllClimbWindows;
+        climb_windows_ = keep != 0 ? keep : kAllClimbWindows;
+        climb_ = Climb::kPayback;
+        growing_ = true;
+        SetRateLocked(opt_.min);
+        return true;
+      }
+      for (int i = 0; i < kClimbWindowCount; ++i) {
+        if (numbers[i] >= kClimbDecide) climb_covered_ |= 1u << i;
+      }
+      if ((climb_windows_ & ~climb_covered_) == 0) {
+        ClimbBack(now);
+        return true;
+      }
+      if (climb_ == Climb::kHold) {
+        if (ToSeconds(now - hold_started_) > kClimbHoldMax) {
+          climb_ = Climb::kPayback;  // nothing decisive: no verdict
+          SetRateLocked(opt_.min);
+        }
+        return true;
+      }
+      // The burst: stop once holding from the next Tick on would make every
+      // window length in play decisive within kClimbHoldMax.
+      bool enough = base_backlog >= kClimbBumpMax ||
+                    now - climb_started_ >= kClimbBurstMax;
+      if (!enough) {
+        const std::vector<double> ahead = BaseBacklog(hold, kClimbHoldMax + 1);
+        const double step_s = std::max(
+            (history_.back().t_ms - history_[history_.size() - 2].t_ms) / 1000,
+            0.1);
+        uint32_t covered = climb_covered_;
+        for (double f = step_s; f <= kClimbHoldMax; f += step_s) {
+          for (int i = 0; i < kClimbWindowCount; ++i) {
+            if (WindowNumber(ahead, t_now + f, kClimbWindows[i]) >=
+                kClimbDecide + 0.1)
+              covered |= 1u << i;
+          }
+        }
+        enough = (climb_windows_ & ~covered) == 0;
+      }
+      if (enough) {
+        climb_ = Climb::kHold;
+        hold_started_ = now;
+        SetRateLocked(hold);
+      }
+      return true;
+    }
+    case Climb::kPayback:
+      if (base_backlog <= 0.5 && ProbeExcess() <= 0.5) {
+        climb_ = Climb::kAfter;
+        bump_paid_ = now;
+        SetRateLocked(TargetLocked());
+      }
+      return true;
+    case Climb::kAfter:
+    case Climb::kNone:
+      return true;
+  }
+  return true;
+}
+
 double RateController::TargetLocked() const {
   const double dip =
       std::min(backlog_ / std::max(ToSeconds(opt_.backlog_drain_time), 1e-3),
@@ -343,8 +568,15 @@ double RateController::TargetLocked() const {
 
 void RateController::OnHealth(const CircuitBreaker::Health& health) {
   absl::MutexLock lock(&mu_);
-  if (!health.reachable)
-    return;  // no sample taken; the calls count into the next one
+  if (!health.reachable) {
+    // No sample taken; the calls count into the next one. A climb probe
+    // cannot be judged blind: its bump is paid back.
+    if (climb_ == Climb::kBurst || climb_ == Climb::kHold) {
+      climb_ = Climb::kPayback;
+      SetRateLocked(opt_.min);
+    }
+    return;
+  }
   const Clock::TimePoint now = clock_->Now();
   const double t_ms = MsSinceStart(now);
   if (t_ms <= history_.back().t_ms)
@@ -375,9 +607,11 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     if (source_ == Source::kMetrics) return;
   }
 
+  if (climb_ != Climb::kNone && ClimbPoll(growth, now)) return;
   if (growth >= 0) {
     if (!growing_) {  // a new growth episode
       episode_base_ = drain_;
+      episode_known_ = known_;
       if (known_ && probing_) {
         probe_wait_ = std::min(probe_wait_ * 2, opt_.max_probe_wait);
       }
@@ -386,6 +620,16 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     const double d = h.d_new;
     if (!known_ || d < kDropShare * episode_base_)
       probe_wait_ = opt_.probe_wait;
+    if (episode_known_ && d < kDropShare * episode_base_) {
+      // A capacity drop: climb probes will look for the drain before it.
+      if (now >= climb_until_ || climb_to_ <= 0) {
+        climb_to_ = 0;
+        climb_windows_ = kAllClimbWindows;
+      }
+      climb_to_ = std::max(climb_to_, episode_base_);
+      climb_probes_since_drop_ = 0;
+      climb_until_ = now + kClimbFor;
+    }
     drain_ = d;
     known_ = true;
     probing_ = false;
@@ -414,16 +658,18 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
   // then on is at least the one that would print exactly the threshold. A
   // constant-drain bound over a history that spans a drop would have to carry
   // the pre-drop traffic too, and so overstates today's drain.
-  size_t change = 0;
-  if (change_t_ms_ >= 0) {
-    while (change < history_.size() && history_[change].t_ms < change_t_ms_)
-      ++change;
-    if (change == 0 || change >= history_.size()) change = 0;
-  }
+  const size_t change = IndexOf(change_t_ms_);
+  // Not while a climb probe's bump may be in Kill Bill's window: the bound
+  // assumes a 60 s window of the gateway's polls, and a shorter one (other
+  // pollers) that has already forgotten the bump would read as capacity.
+  const bool bump_in_window =
+      climb_probes_ > 0 &&
+      now - bump_paid_ < kFlatSpan + std::chrono::seconds(5);
   const double lower_bound =
-      change > 0 ? SolveDrain(change_d_old_, change, /*two_segment=*/true,
-                              kPrintThreshold)
-                 : SolveDrain(0, 0, /*two_segment=*/false, kPrintThreshold);
+      bump_in_window ? 0
+      : change > 0   ? SolveDrain(change_d_old_, change, /*two_segment=*/true,
+                                  kPrintThreshold)
+                     : SolveDrain(0, 0, /*two_segment=*/false, kPrintThreshold);
   if (lower_bound > drain_) {
     if (known_ && probing_ && lower_bound > probe_base_ + 1.0) {
       // Kill Bill absorbed the probe: capacity went up. Ramp again until it
@@ -444,6 +690,7 @@ double RateController::Tick(bool demand_waiting) {
   absl::MutexLock lock(&mu_);
   const Clock::TimePoint now = clock_->Now();
   const double dt = std::max(0.0, ToSeconds(now - last_tick_));
+  if (now > last_tick_) tick_interval_ = now - last_tick_;
   last_tick_ = now;
   if (opt_.mode == Mode::kStatic) {
     calls_since_tick_ = failures_since_tick_ = 0;
@@ -491,6 +738,40 @@ double RateController::Tick(bool demand_waiting) {
   if (growing_) return rate_;
 
   const double step = opt_.increase_step_per_s * dt;
+  // Climb probes (see the header); replicas do not climb-probe.
+  // (Something to climb to: a drain well above the one known now.)
+  const bool climb_window =
+      climb_to_ > drain_ / kDropShare && now < climb_until_ && share_ >= 1.0;
+  switch (climb_) {
+    case Climb::kBurst:
+      SetRateLocked(climb_to_ * (1 - opt_.headroom));
+      return rate_;
+    case Climb::kHold:
+      SetRateLocked(climb_base_ * (1 - opt_.headroom));
+      return rate_;
+    case Climb::kPayback:
+      SetRateLocked(opt_.min);
+      return rate_;
+    case Climb::kAfter:
+    case Climb::kNone:
+      break;
+  }
+  if (climb_window && known_ && demand_waiting && backlog_ <= 1 &&
+      now - last_growth_ >=
+          (climb_probes_since_drop_ == 0 ? kClimbFirstWait : kClimbWait)) {
+    ++climb_probes_since_drop_;
+    climb_ = Climb::kBurst;
+    climb_base_ = drain_;
+    climb_change_t_ms_ = change_t_ms_;
+    climb_d_old_ = change_t_ms_ >= 0 ? change_d_old_ : drain_;
+    climb_started_ = now;
+    climb_start_t_ms_ = history_.back().t_ms;
+    climb_covered_ = 0;
+    ++climb_probes_;
+    probing_ = false;
+    SetRateLocked(climb_to_ * (1 - opt_.headroom));
+    return rate_;
+  }
   const double target = TargetLocked();
   if (!known_) {
     if (demand_waiting) SetRateLocked(rate_ + step);
@@ -499,6 +780,7 @@ double RateController::Tick(bool demand_waiting) {
   } else if (rate_ > target && !probing_) {
     SetRateLocked(target);
   } else if (demand_waiting && opt_.probe_wait > Clock::Duration::zero() &&
+             !climb_window && climb_ == Climb::kNone &&
              now - last_growth_ >= probe_wait_) {
     if (!probing_) probe_base_ = drain_;
     probing_ = true;
@@ -528,6 +810,12 @@ double RateController::PacingRate() const {
   if (source_ == Source::kMetrics && measured_drain_ > 0) {
     return std::clamp(std::max(rate_, measured_drain_ - foreign_), opt_.min,
                       opt_.max);
+  }
+  // A climb probe's payback dip lasts seconds, like the counters' dip.
+  if (source_ == Source::kHealthcheck && climb_ != Climb::kNone &&
+      climb_ != Climb::kAfter) {
+    return std::clamp(std::max(rate_, climb_base_ * (1 - opt_.headroom)),
+                      opt_.min, opt_.max);
   }
   return rate_;
 }
@@ -560,6 +848,13 @@ RateController::Snapshot RateController::snapshot() const {
   s.drain_estimate = drain_;
   s.drain_known = known_;
   s.probing = probing_;
+  s.climb_to = climb_to_;
+  s.climbing = climb_ == Climb::kBurst || climb_ == Climb::kHold ||
+               climb_ == Climb::kPayback;
+  s.climb_probes = climb_probes_;
+  s.climb_failures = climb_failures_;
+  for (int i = 0; i < kClimbWindowCount; ++i)
+    s.climb_windows += (climb_windows_ >> i) & 1;
   s.backlog_estimate = backlog_;
   s.last_poll_events = history_.back().events;
   s.probe_wait = probe_wait_;

@@ -80,6 +80,60 @@
 //    double `probe_wait` (up to `max_probe_wait`), so a stable Kill Bill is
 //    probed ever more rarely (each failed probe costs ~10-20 "growing" polls
 //    because the regression lags). A large drop resets `probe_wait`.
+//  * Climb probes (healthcheck only; on in adaptive mode, no setting), after
+//    a capacity drop (a growth episode, begun with the drain known, whose fit
+//    fell below 80 % of the drain before it), for 10 minutes after the drop,
+//    instead of the slow probe above while the pre-drop drain is more than
+//    1.25 x the one known now: they find the pre-drop drain again within
+//    about a minute of its return, whoever else polls the healthcheck.
+//    Kill Bill's window is 60 samples of ALL callers: 60 s when the gateway
+//    polls alone at 1 Hz, shorter (L < 60 s) when Kubernetes probes or an
+//    operator's poller sample it too, and the gateway cannot see them. A
+//    forecast over the gateway's own polls alone (an earlier attempt) reads a
+//    shorter window's silence as capacity; so a probe is judged against
+//    every window length L in {20, 25, ..., 60} s still in play, with the
+//    drain known now (the base) as the hypothesis:
+//     - Burst at the pre-drop drain's target (the last known good rate),
+//       then HOLD at the base's target: were the drain still the base, the
+//       bus holds a plateau of the bump's height c; if it came back, the
+//       bump drains away (or never forms). A step of height c gives Kill
+//       Bill's regression a slope 6 c p (1 - p) / L in a window of length L
+//       with a share p of it after the step: a held plateau prints for every
+//       L <= 60 s at some point, earlier and stronger the shorter L is.
+//     - The gateway knows what it posted: at each poll it replays Kill
+//       Bill's computation over the base's backlog for each L (60 samples
+//       L/60 apart, smoothing 0.3, OLS), the number P_L Kill Bill would
+//       print were the drain still the base. The burst stops at the first
+//       poll from which holding would make P_L >= 1.4 entries/s within 40 s
+//       for every L in play (a bump of ~60-130 entries at 12 events/s, more
+//       when the fall of the previous probe, still in the window, masks the
+//       new rise with its negative slope), or at 250 entries or 30 s.
+//     - Verdict. Kill Bill prints during the probe, and some L in play
+//       forecasts >= 0.6 entries/s: the drain is still the base. The bump is
+//       paid back at `min` at once, until what was posted since the probe
+//       began is paid at the base's target (so a base a little too high
+//       still leaves nothing behind); its prints are absorbed while it is in
+//       Kill Bill's window (the drain is not refitted to the probe's own
+//       bump); the window lengths the print contradicts leave play (those
+//       forecasting < 0.6 now or >= 1.3 at an earlier silent poll), their
+//       neighbours on the grid stay (Kill Bill's L lies between grid
+//       points). Every L in play has had a poll with P_L >= 1.3 and Kill
+//       Bill printed nothing: the capacity is back; the drain becomes the
+//       pre-drop one and the rate its target at once (no blind ramp).
+//       Nothing decisive within 40 s of hold: pay back, no verdict. A print
+//       no L in play explains is news (a further drop): the growth path.
+//     - The first probe waits 30 s after the drop's episode stops printing
+//       (a fit still too high shows first), the next ones 10 s after the
+//       last print. While a probe's bump may be in Kill Bill's window the
+//       quiet path's drain lower bound (which assumes a 60 s window) is not
+//       applied.
+//    Cost: the healthcheck can only say "still low" by printing growth, so
+//    each probe that finds the drain still low costs ~10-15 growing polls,
+//    one probe every ~45-60 s while the drain stays low (healthy share of
+//    the low phase 0.68-0.76 in the fake-clock sweep; 0.83-0.88 without).
+//    Replicas (share < 1) do not climb-probe: each scales its own events by
+//    its share, so it would read its own burst as N times its size and the
+//    others' bursts as nothing.
 //  * Fast signals, for what the bus number does not see (API saturation): the
 //  Kill Bill
 //    latency EWMA above `latency_tolerance` x a learned baseline (the lowest
@@ -264,6 +318,15 @@ class RateController {
     double drain_estimate = 0;  // bus events/s (0 before any estimate)
     bool drain_known = false;   // a growth episode has calibrated the estimate
     bool probing = false;
+    // Healthcheck climb probes: the drain known before the last drop, looked
+    // for by them (0: none); a probe in flight (burst, hold or payback);
+    // probes started and found the drain still low; Kill Bill window lengths
+    // still in play (of 9).
+    double climb_to = 0;
+    bool climbing = false;
+    uint64_t climb_probes = 0;
+    uint64_t climb_failures = 0;
+    int climb_windows = 0;
     double backlog_estimate = 0;  // bus entries
     double last_poll_events = 0;  // bus events caused between the last polls
     Clock::Duration probe_wait{0};
@@ -352,6 +415,24 @@ class RateController {
     size_t change;
   };
   Hypothesis FitGrowth() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The history index from which `t_ms` on applies, or 0 when it is not
+  // within the history (or < 0).
+  size_t IndexOf(double t_ms) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Climb probes. The bus backlog were the drain still the probe's base (its
+  // change point's old drain before it), every kFineS seconds from the oldest
+  // poll in the history to the last, then continued for `horizon_s`: the
+  // rate in force until the owner's next Tick, then `after`.
+  std::vector<double> BaseBacklog(double after, double horizon_s) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One poll of a climb probe (`growth` as printed, < 0: not growing); true
+  // when the poll is fully handled.
+  bool ClimbPoll(double growth, Clock::TimePoint now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Bus events posted since the probe's first poll interval beyond the base's
+  // target over the same time (the bump were the drain only that target).
+  double ProbeExcess() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The drain is back: the pre-drop drain and its target.
+  void ClimbBack(Clock::TimePoint now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Bus backlog now under hypothesis `h`, replayed over the history.
   double ModelBacklog(const Hypothesis& h) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -381,12 +462,38 @@ class RateController {
   bool known_ ABSL_GUARDED_BY(mu_) = false;
   bool growing_ ABSL_GUARDED_BY(mu_) = false;  // latest sample printed growth
   double episode_base_ ABSL_GUARDED_BY(mu_) = 0;
+  // The drain was known (calibrated) when the episode began: only then can a
+  // lower fit be a capacity drop rather than the first calibration.
+  bool episode_known_ ABSL_GUARDED_BY(mu_) = false;
   // Poll time (ms since start) from which the last fit's lower drain applies,
   // with the drain before it; < 0 when the fit was a constant drain.
   double change_t_ms_ ABSL_GUARDED_BY(mu_) = -1;
   double change_d_old_ ABSL_GUARDED_BY(mu_) = 0;
   bool probing_ ABSL_GUARDED_BY(mu_) = false;
   double probe_base_ ABSL_GUARDED_BY(mu_) = 0;
+  // Climb probes (healthcheck, after a drop): the drain before the drop and
+  // until when to look for it; the probe's phase (kAfter: its bump is still
+  // in Kill Bill's window, its prints are absorbed), the drain it tests
+  // (the base) with the drop's change point (ms; < 0: none) and old drain;
+  // when its burst and hold began and its bump was paid back; window
+  // lengths in play and those the probe has covered (bit i: kClimbWindows[i]).
+  enum class Climb { kNone, kBurst, kHold, kPayback, kAfter };
+  double climb_to_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::TimePoint climb_until_ ABSL_GUARDED_BY(mu_);
+  Climb climb_ ABSL_GUARDED_BY(mu_) = Climb::kNone;
+  double climb_base_ ABSL_GUARDED_BY(mu_) = 0;
+  double climb_change_t_ms_ ABSL_GUARDED_BY(mu_) = -1;
+  double climb_d_old_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::TimePoint climb_started_ ABSL_GUARDED_BY(mu_);
+  double climb_start_t_ms_ ABSL_GUARDED_BY(mu_) = 0;  // the poll before it
+  Clock::TimePoint hold_started_ ABSL_GUARDED_BY(mu_);
+  Clock::TimePoint bump_paid_ ABSL_GUARDED_BY(mu_);
+  uint32_t climb_windows_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t climb_covered_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t climb_probes_ ABSL_GUARDED_BY(mu_) = 0;
+  int climb_probes_since_drop_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t climb_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::Duration tick_interval_ ABSL_GUARDED_BY(mu_){0};
   Clock::Duration probe_wait_ ABSL_GUARDED_BY(mu_);
   Clock::TimePoint last_growth_ ABSL_GUARDED_BY(mu_);
   double backlog_ ABSL_GUARDED_BY(mu_) = 0;

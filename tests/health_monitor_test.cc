@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -307,10 +309,18 @@ class SharedHealthcheck {
 // What a closed loop of the gateway's healthcheck-driven control did.
 struct LoopResult {
   double max_backlog_after_drop = 0;  // from the drop on
-  double mean_rate_end = 0;           // events/s, the last 100 s
+  // Events/s over the last 100 s, in whole climb-probe cycles: from the
+  // first tick from 500 s on, to the last, at which no probe is in flight.
+  double mean_rate_end = 0;
   double drain_estimate_end = 0;
   double max_backlog_at = 0;
+  // The bus backlog at the last tick with no climb probe in flight (a probe
+  // holds a bump of its own in the bus on purpose), and the largest from
+  // 400 s on.
   double backlog_end = 0;
+  double max_backlog_late = 0;
+  uint64_t climb_probes = 0;
+  uint64_t climb_failures = 0;
   double breaker_open_s = 0;  // seconds the breaker was not closed
   uint64_t growth_cuts = 0;
   // The gateway's polls that Kill Bill answered "growing" (unhealthy): the
@@ -353,8 +363,8 @@ LoopResult RunSharedWindow(Clock::Duration foreign_period, int foreign_calls) {
                                 ? static_cast<int>(foreign_period / step)
                                 : 0;
   LoopResult result;
-  double rate_sum = 0;
-  int rate_n = 0;
+  // Rate per tick from 500 s, and whether a climb probe was in flight.
+  std::vector<std::pair<double, bool>> late_rates;
   double unhealthy_since = -1;
   for (int k = 0; k < 600 * steps_per_s; ++k) {
     const double t = k / static_cast<double>(steps_per_s);
@@ -370,7 +380,21 @@ LoopResult RunSharedWindow(Clock::Duration foreign_period, int foreign_calls) {
       result.breaker_open_s += ToSeconds(step);
     }
     if (k % steps_per_s == 0) {
-      if (monitor.PollOnce().queues_growing) {
+      const flow::CircuitBreaker::Health h = monitor.PollOnce();
+      // BG_TRACE=<seconds>: print every poll from then on (debugging).
+      if (std::getenv("BG_TRACE") && t >= std::atof(std::getenv("BG_TRACE"))) {
+        const flow::RateController::Snapshot c = controller.snapshot();
+        std::printf(
+            "t=%5.0f rate=%6.2f backlog=%6.1f number=%5.2f drain=%5.2f "
+            "base_backlog=%6.1f climb=%d probes=%llu failed=%llu windows=%d "
+            "climb_to=%.1f\n",
+            t, rate, kb.backlog(), h.queues_growing ? h.growth : 0,
+            c.drain_estimate, c.backlog_estimate, c.climbing,
+            static_cast<unsigned long long>(c.climb_probes),
+            static_cast<unsigned long long>(c.climb_failures), c.climb_windows,
+            c.climb_to);
+      }
+      if (h.queues_growing) {
         ++result.unhealthy_polls;
         if (unhealthy_since < 0) unhealthy_since = t;
         result.longest_unhealthy_s =
@@ -389,16 +413,25 @@ LoopResult RunSharedWindow(Clock::Duration foreign_period, int foreign_calls) {
         result.max_backlog_at = t;
       }
     }
-    if (t >= 500) {
-      rate_sum += rate;
-      ++rate_n;
+    const bool climbing = controller.snapshot().climbing;
+    if (t >= 400) {
+      result.max_backlog_late = std::max(result.max_backlog_late, kb.backlog());
     }
+    if (!climbing) result.backlog_end = kb.backlog();
+    if (t >= 500) late_rates.emplace_back(rate, climbing);
   }
   const flow::RateController::Snapshot snap = controller.snapshot();
-  result.mean_rate_end = rate_sum / rate_n;
+  size_t first = 0, last = late_rates.size();
+  while (first < last && late_rates[first].second) ++first;
+  while (last > first && late_rates[last - 1].second) --last;
+  double rate_sum = 0;
+  for (size_t i = first; i < last; ++i) rate_sum += late_rates[i].first;
+  result.mean_rate_end =
+      last > first ? rate_sum / static_cast<double>(last - first) : 0;
+  result.climb_probes = snap.climb_probes;
+  result.climb_failures = snap.climb_failures;
   result.drain_estimate_end = snap.drain_estimate;
   result.growth_cuts = snap.growth_cuts;
-  result.backlog_end = kb.backlog();
   return result;
 }
 
@@ -424,12 +457,16 @@ TEST(HealthMonitorForeignSamples, ControlStaysCorrectWithInterleavedSamples) {
   for (const Scenario& s : scenarios) {
     const LoopResult r = RunSharedWindow(s.period, s.calls);
     std::printf(
-        "%-32s max backlog after drop %.1f at %.0f s, end %.1f, mean rate "
-        "(500-600 s) %.2f, drain estimate %.2f, growth cuts %llu, breaker "
-        "open %.1f s, unhealthy polls %d, longest %.0f s\n",
-        s.name, r.max_backlog_after_drop, r.max_backlog_at, r.backlog_end,
-        r.mean_rate_end, r.drain_estimate_end,
-        static_cast<unsigned long long>(r.growth_cuts), r.breaker_open_s,
+        "%-32s max backlog after drop %.1f at %.0f s, from 400 s %.1f, end "
+        "(no probe in flight) %.1f, mean rate (500-600 s, whole probe "
+        "cycles) %.2f, drain estimate %.2f, growth cuts %llu, climb probes "
+        "%llu (found the drain still low %llu), breaker open %.1f s, "
+        "unhealthy polls %d, longest %.0f s\n",
+        s.name, r.max_backlog_after_drop, r.max_backlog_at, r.max_backlog_late,
+        r.backlog_end, r.mean_rate_end, r.drain_estimate_end,
+        static_cast<unsigned long long>(r.growth_cuts),
+        static_cast<unsigned long long>(r.climb_probes),
+        static_cast<unsigned long long>(r.climb_failures), r.breaker_open_s,
         r.unhealthy_polls, r.longest_unhealthy_s);
     // It found the drop (it cut on growth) and settled below the new drain
     // without starving: within [70 %, 100 %] of 12 events/s.
@@ -437,9 +474,18 @@ TEST(HealthMonitorForeignSamples, ControlStaysCorrectWithInterleavedSamples) {
     EXPECT_LE(r.mean_rate_end, 12.0) << s.name;
     EXPECT_GE(r.mean_rate_end, 0.7 * 12.0) << s.name;
     EXPECT_NEAR(r.drain_estimate_end, 12.0, 2.5) << s.name;
+    // Climb probes (on by default after a drop) looked for the old drain
+    // every minute or so and never read their own bump as capacity: each
+    // found the drain still low, the estimate stayed near 12 (above), and
+    // the bus held at most one probe's bump (~60-100 entries) on what the
+    // drop left.
+    EXPECT_GE(r.climb_probes, 3u) << s.name;
+    EXPECT_GE(r.climb_failures + 1, r.climb_probes) << s.name;
+    EXPECT_LE(r.max_backlog_late, 150) << s.name;
     // Kill Bill never stays unhealthy for long: the kubelet would need ten
     // failed rounds 30 s apart (270 s) to restart it; the gateway keeps every
-    // unhealthy stretch under two minutes, and pays the backlog down.
+    // unhealthy stretch under two minutes, and pays the backlog down (the
+    // probe's bump too, once it has been judged).
     EXPECT_LT(r.longest_unhealthy_s, 120.0) << s.name;
     EXPECT_LT(r.backlog_end, 10.0) << s.name;
     // The drop costs about what it costs without foreign samples.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "killbill_client/queue_growth.h"
 
 namespace bg::flow {
 namespace {
@@ -219,6 +220,156 @@ TEST_F(RateControllerTest, ProbesAboveAKnownDrainAfterQuietTime) {
   EXPECT_FALSE(c.snapshot().probing);
   EXPECT_LT(c.rate(), probe_level);
   EXPECT_GE(c.snapshot().probe_wait, seconds(30));
+}
+
+// Kill Bill's bus and healthcheck in miniature: a bus draining `drain`
+// events/s fed at the controller's rate (demand always waiting), ticked every
+// 100 ms and polled every second, the number computed as Kill Bill computes
+// it (60 quiet polls before the controller starts). `foreign`: another caller
+// samples the healthcheck once a second, half a second off the gateway's
+// (Kill Bill's window is then 30 s; the controller cannot see it).
+class MiniKillBill {
+ public:
+  MiniKillBill(FakeClock* clock, RateController* c, bool foreign)
+      : clock_(clock), c_(c), foreign_(foreign) {
+    for (int i = 0; i < 60; ++i) detector_.Sample(-1000 * (60 - i), 0);
+  }
+  // One second: ten ticks (and the foreign sample after five), then a poll.
+  void Second(double drain) {
+    for (int i = 0; i < 10; ++i) {
+      clock_->Advance(milliseconds(100));
+      ms_ += 100;
+      const double events = c_->Tick(true) * 0.1;
+      c_->RecordBusEvents(events);
+      backlog_ = std::max(0.0, backlog_ + events - drain * 0.1);
+      if (foreign_ && i == 4) detector_.Sample(ms_, backlog_);
+    }
+    const double number = detector_.Sample(ms_, backlog_).slope;
+    c_->OnHealth(number > 0.1 ? Growing(number) : CircuitBreaker::Health{});
+  }
+  double backlog() const { return backlog_; }
+
+ private:
+  FakeClock* const clock_;
+  RateController* const c_;
+  const bool foreign_;
+  killbill::QueueGrowthDetector detector_;
+  double backlog_ = 0;
+  int64_t ms_ = 0;
+};
+
+// After a drop (25 -> 12 events/s), climb probes look for the old drain: a
+// burst toward it, a hold at the drain known now, judged against every Kill
+// Bill window length still in play. A probe that finds the drain still low is
+// read as what it is (the estimate stays near 12, the bump is paid back); the
+// first after the drain returns puts the rate back at the old drain's target
+// at once. Alone and with a second poller the controller cannot see.
+class RateControllerClimbTest : public RateControllerTest,
+                                public ::testing::WithParamInterface<bool> {};
+
+TEST_P(RateControllerClimbTest, ClimbProbesFindTheDrainKnownBeforeADrop) {
+  const bool foreign = GetParam();
+  RateController::Options o = Adaptive();
+  o.initial = 20;
+  o.min = 1;
+  RateController c(&clock_, o);
+  MiniKillBill kb(&clock_, &c, foreign);
+  for (int t = 0; t < 200; ++t) kb.Second(25);
+  // (23.2 with the second poller: the fit assumes a 60 s window.)
+  const double before = c.snapshot().drain_estimate;
+  ASSERT_NEAR(before, 25, 2.5);
+  EXPECT_EQ(c.snapshot().climb_to, 0);
+  EXPECT_EQ(c.snapshot().climb_windows, 0);
+  double max_backlog = 0, low_estimate = 100, high_estimate = 0;
+  uint64_t probes_before_low = 0;
+  for (int t = 200; t < 500; ++t) {
+    kb.Second(12);
+    const RateController::Snapshot s = c.snapshot();
+    if (t == 260) probes_before_low = s.climb_probes;
+    if (t >= 260) {
+      max_backlog = std::max(max_backlog, kb.backlog());
+      low_estimate = std::min(low_estimate, s.drain_estimate);
+      high_estimate = std::max(high_estimate, s.drain_estimate);
+    }
+  }
+  const RateController::Snapshot low = c.snapshot();
+  EXPECT_NEAR(low.climb_to, before, 0.5);  // the drain before the drop
+  EXPECT_EQ(probes_before_low, 0u);        // not before the drop's episode ends
+  EXPECT_GE(low.climb_probes, 3u);
+  EXPECT_GE(low.climb_failures + 1, low.climb_probes);
+  // Each failure narrowed the window lengths in play (alone: 55-60 s; with
+  // the second poller: around 30 s), never to none.
+  EXPECT_GE(low.climb_windows, 1);
+  EXPECT_LE(low.climb_windows, 4);
+  // The probes' own bumps are never read as capacity nor as further drops.
+  EXPECT_GE(low_estimate, 10.0);  // 10.6 with the second poller (its fit)
+  EXPECT_LE(high_estimate, 14.0);
+  EXPECT_LE(max_backlog, 200);
+  int back = -1;
+  for (int t = 500; t < 700; ++t) {
+    kb.Second(25);
+    if (back < 0 && c.snapshot().drain_estimate >= before - 0.5) back = t - 500;
+  }
+  EXPECT_GE(back, 0);
+  EXPECT_LE(back, 60);
+  EXPECT_NEAR(c.snapshot().drain_estimate, before, 1.5);
+  EXPECT_EQ(c.snapshot().climb_to, 0);  // found: no more climb probes
+  EXPECT_GE(c.rate(), 0.9 * before);
+  EXPECT_LE(kb.backlog(), 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pollers, RateControllerClimbTest, ::testing::Bool(),
+                         [](const auto& info) {
+                           return info.param ? "WithASecondPoller" : "Alone";
+                         });
+
+// Climb probes go on for 10 minutes after the drop, then only the slow probe
+// for added capacity (probe_wait).
+TEST_F(RateControllerTest, ClimbProbesStopTenMinutesAfterTheDrop) {
+  RateController::Options o = Adaptive();
+  o.initial = 20;
+  o.min = 1;
+  RateController c(&clock_, o);
+  MiniKillBill kb(&clock_, &c, false);
+  for (int t = 0; t < 200; ++t) kb.Second(25);
+  for (int t = 200; t < 860; ++t) kb.Second(12);
+  const uint64_t after_ten_minutes = c.snapshot().climb_probes;
+  for (int t = 860; t < 1200; ++t) kb.Second(12);
+  EXPECT_GE(after_ten_minutes, 5u);
+  EXPECT_EQ(c.snapshot().climb_probes, after_ten_minutes);
+  EXPECT_FALSE(c.snapshot().climbing);
+  EXPECT_NEAR(c.snapshot().drain_estimate, 12, 1.5);
+}
+
+// A climb probe is not judged blind: Kill Bill unreachable during its burst,
+// its bump is paid back at `min` rather than burst on.
+TEST_F(RateControllerTest, ClimbProbePaysBackWhenKillBillIsUnreachable) {
+  RateController::Options o = Adaptive();
+  o.initial = 20;
+  o.min = 1;
+  RateController c(&clock_, o);
+  MiniKillBill kb(&clock_, &c, false);
+  for (int t = 0; t < 200; ++t) kb.Second(25);
+  int t = 200;
+  for (; t < 500 && !(c.snapshot().climbing && c.rate() > 20); ++t)
+    kb.Second(12);
+  ASSERT_LT(t, 500) << "no climb probe burst";
+  CircuitBreaker::Health unreachable;
+  unreachable.reachable = false;
+  c.OnHealth(unreachable);
+  EXPECT_EQ(c.rate(), 1.0);
+  clock_.Advance(milliseconds(100));
+  EXPECT_EQ(c.Tick(true), 1.0);
+  EXPECT_TRUE(c.snapshot().climbing);  // paying back
+  // Paid back within seconds, then the base's target (not the burst).
+  int paid = 0;
+  while (paid < 30 && c.rate() < 1.5) {
+    kb.Second(12);
+    ++paid;
+  }
+  EXPECT_LT(paid, 20);
+  EXPECT_LE(c.rate(), 13.0);  // ~0.95 x the estimate, not the burst's ~23.7
+  EXPECT_NEAR(c.snapshot().drain_estimate, 12, 1.5);
 }
 
 // A real run, replayed: the health polls a live gateway logged at debug level

@@ -19,7 +19,8 @@
 #           drop's transition, in which the healthcheck number the gateway read was
 #           <= 0.1 (Kill Bill's own "not growing"); also the sim's own verdict over the same
 #           seconds (healthcheck_unhealthy_total did not rise in the second)
-#   climb   seconds from the drain's return to 25 until the rate is >= 22.5 again
+#   climb   seconds from the drain's return to 25 until the rate is >= 22.5 for good (for
+#           30 s, or to the end: a healthcheck climb probe's burst reaches it for seconds)
 # Rates are the gateway's unit, main-bus events/s (a registration with its tag posts 2).
 # The gateway's /metrics (rate, signal source, the backlog and growth number it read, queue
 # depth, breaker state, drain estimate) and the sim's /sim/stats (posted, dispatched,
@@ -66,11 +67,18 @@ adaptive_figures() {
     reach == "" && rate >= 0.9 * hi { reach = t }
     t >= p1 && t < p1 + p2 && follow == "" && rate <= 1.1 * lo { follow = t - p1 }
     t >= p1 && t < p1 + p2 && g > 0.1 { last_growing = t }
-    t >= p1 + p2 && climb == "" && rate >= 0.9 * hi { climb = t - p1 - p2 }
+    # Climb: back for good, not the few seconds of burst of a healthcheck climb probe at the
+    # old rate: the first second from which the rate stays >= 90 % for 30 s (or to the end).
+    t >= p1 + p2 { nt++; ct[nt] = t; cr[nt] = rate }
     # Healthy share: after warm-up, outside [drop, drop + 60 s) where the bus is expected to
     # show the drop until the controller has cut.
     t >= warm && !(t >= p1 && t < p1 + 60) { n++; if (g <= 0.1) ok++ }
     END {
+      for (i = 1; i <= nt && climb == ""; i++) {
+        held = 1
+        for (j = i; j <= nt && ct[j] < ct[i] + 30; j++) if (cr[j] < 0.9 * hi) held = 0
+        if (held) climb = ct[i] - p1 - p2
+      }
       print (reach == "" ? "not reached" : s(reach))
       print (follow == "" ? "not reached" : s(follow))
       print (last_growing == "" ? "never growing" : s(last_growing + 1 - p1))
