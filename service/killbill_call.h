@@ -90,6 +90,8 @@ auto CallWithRetry(dispatch::KillBillCalls& calls,
       status = result.status();
     }
     if (status.ok() || !absl::IsUnavailable(status)) return result;
+    // No retry budget is spent on an attempt that could not be made in time.
+    if (TimeForKillBill(calls) < kMinKillBillTimeout) return result;
     Clock::Duration backoff{};
     if (!calls.MayRetry(&backoff)) return result;
     if (TimeForKillBill(calls) - backoff < kMinKillBillTimeout) return result;

@@ -33,6 +33,7 @@ class DeadlineCalls : public KillBillCalls {
     ++recorded;
   }
   bool MayRetry(Clock::Duration* backoff) override {
+    ++retries_asked;
     *backoff = backoff_;
     return true;
   }
@@ -42,6 +43,7 @@ class DeadlineCalls : public KillBillCalls {
 
   int admitted = 0;
   int recorded = 0;
+  int retries_asked = 0;
 
  private:
   mutable FakeClock clock_;
@@ -108,6 +110,9 @@ TEST(KillBillCall, IsNotRetriedIntoTheCallersDeadline) {
   EXPECT_EQ(s.message(), "attempt 2 failed");
   EXPECT_EQ(calls.fake().Now() - start, milliseconds(65));
   EXPECT_EQ(calls.admitted, calls.recorded);
+  // The retry budget was asked once (for the second attempt): at 65 ms no
+  // attempt fits even without a backoff, so none is asked for.
+  EXPECT_EQ(calls.retries_asked, 1);
 }
 
 }  // namespace
