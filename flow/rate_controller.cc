@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <vector>
 
 #include "killbill_client/queue_growth.h"
@@ -46,7 +47,7 @@ constexpr auto kDistrustFor = std::chrono::minutes(5);
 // the quiet time before a probe, how long after a drop probes go on, and the
 // backlog model's resolution.
 constexpr double kClimbWindows[] = {20, 25, 30, 35, 40, 45, 50, 55, 60};
-constexpr int kClimbWindowCount = 9;
+constexpr int kClimbWindowCount = static_cast<int>(std::size(kClimbWindows));
 constexpr uint32_t kAllClimbWindows = (1u << kClimbWindowCount) - 1;
 constexpr double kClimbDecide = 1.3;
 constexpr double kClimbExplains = 0.6;
@@ -394,13 +395,12 @@ size_t RateController::IndexOf(double t_ms) const {
   return k >= history_.size() ? 0 : k;
 }
 
-std::vector<double> RateController::BaseBacklog(double after,
-                                                double horizon_s) const {
+std::vector<double> RateController::BaseBacklog() const {
   const size_t change = IndexOf(climb_change_t_ms_);
   const double t0 = history_.front().t_ms / 1000;
   const double t_last = history_.back().t_ms / 1000;
   std::vector<double> series;
-  series.reserve(static_cast<size_t>((t_last - t0 + horizon_s) / kFineS) + 2);
+  series.reserve(static_cast<size_t>((t_last - t0) / kFineS) + 2);
   double backlog = 0;
   series.push_back(backlog);
   size_t k = 1;
@@ -414,8 +414,14 @@ std::vector<double> RateController::BaseBacklog(double after,
     backlog = std::max(0.0, backlog + (history_[k].events / dt - d) * kFineS);
     series.push_back(backlog);
   }
-  // The future: the rate in force until the owner's next Tick applies a new
-  // one (ticks are evenly spaced), then `after`.
+  return series;
+}
+
+void RateController::ExtendBaseBacklog(std::vector<double>* series,
+                                       double after, double horizon_s) const {
+  // The rate in force until the owner's next Tick applies a new one (ticks
+  // are evenly spaced), then `after`.
+  double backlog = series->back();
   const double interval = std::max(ToSeconds(tick_interval_), 0.0);
   const double since = ToSeconds(clock_->Now() - last_tick_);
   const double until =
@@ -423,9 +429,8 @@ std::vector<double> RateController::BaseBacklog(double after,
   for (double f = kFineS; f <= horizon_s + 1e-9; f += kFineS) {
     const double r = f <= until + 1e-9 ? rate_ : after;
     backlog = std::max(0.0, backlog + (r - climb_base_) * kFineS);
-    series.push_back(backlog);
+    series->push_back(backlog);
   }
-  return series;
 }
 
 double RateController::ProbeExcess() const {
@@ -462,7 +467,7 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
   }
   const double t0 = history_.front().t_ms / 1000;
   const double t_now = history_.back().t_ms / 1000 - t0;
-  const std::vector<double> past = BaseBacklog(0, 0);
+  const std::vector<double> past = BaseBacklog();
   const double base_backlog = past.back();
   double numbers[kClimbWindowCount];
   double explains = 0;
@@ -524,7 +529,8 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
       bool enough = base_backlog >= kClimbBumpMax ||
                     now - climb_started_ >= kClimbBurstMax;
       if (!enough) {
-        const std::vector<double> ahead = BaseBacklog(hold, kClimbHoldMax + 1);
+        std::vector<double> ahead = past;
+        ExtendBaseBacklog(&ahead, hold, kClimbHoldMax + 1);
         const double step_s = std::max(
             (history_.back().t_ms - history_[history_.size() - 2].t_ms) / 1000,
             0.1);

@@ -420,9 +420,12 @@ class RateController {
   size_t IndexOf(double t_ms) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Climb probes. The bus backlog were the drain still the probe's base (its
   // change point's old drain before it), every kFineS seconds from the oldest
-  // poll in the history to the last, then continued for `horizon_s`: the
-  // rate in force until the owner's next Tick, then `after`.
-  std::vector<double> BaseBacklog(double after, double horizon_s) const
+  // poll in the history to the last.
+  std::vector<double> BaseBacklog() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `series` (a BaseBacklog) continued for `horizon_s`: the rate in force
+  // until the owner's next Tick, then `after`.
+  void ExtendBaseBacklog(std::vector<double>* series, double after,
+                         double horizon_s) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One poll of a climb probe (`growth` as printed, < 0: not growing); true
   // when the poll is fully handled.

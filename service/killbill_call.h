@@ -91,10 +91,11 @@ auto CallWithRetry(dispatch::KillBillCalls& calls,
     }
     if (status.ok() || !absl::IsUnavailable(status)) return result;
     // No retry budget is spent on an attempt that could not be made in time.
-    if (TimeForKillBill(calls) < kMinKillBillTimeout) return result;
+    const Clock::Duration left = TimeForKillBill(calls);
+    if (left < kMinKillBillTimeout) return result;
     Clock::Duration backoff{};
     if (!calls.MayRetry(&backoff)) return result;
-    if (TimeForKillBill(calls) - backoff < kMinKillBillTimeout) return result;
+    if (left - backoff < kMinKillBillTimeout) return result;
     // Backoff is short (bounded by retry.max_backoff) and only on the worker
     // running this job.
     calls.clock()->SleepUntil(calls.clock()->Now() + backoff);
