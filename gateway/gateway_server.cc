@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -253,16 +254,24 @@ void GatewayServer::Shutdown() {
         server_ ? config_.server.shutdown_grace : Clock::Duration::zero(),
         [this] { client_->CutCallsInFlight(); });
   }
+  // The metrics endpoint served through the drain; stopping it takes up to 2 s
+  // (civetweb's accept loop wakes every 2 s to see the stop flag), so it stops
+  // alongside the rest rather than after it.
+  std::thread stop_metrics([this] { exposer_.reset(); });
   // The poll in progress may be stuck in Kill Bill as well: cut it.
   if (health_client_) health_client_->CutCallsInFlight();
   if (health_) health_->Stop();
   if (durable_) durable_->Shutdown(std::chrono::seconds(5));
   if (server_) {
+    // Every call has had its answer by now (the drain answered the queued
+    // ones, the durable queue's shutdown its submits and waits), so this
+    // deadline only ends the wait for idle client connections, which gRPC
+    // counts as work in progress.
     server_->Shutdown(std::chrono::system_clock::now() +
-                      std::chrono::seconds(1));
+                      std::chrono::milliseconds(100));
     server_->Wait();
   }
-  exposer_.reset();
+  stop_metrics.join();
 }
 
 std::string GatewayServer::QueueMode() const {

@@ -291,13 +291,17 @@ TEST_F(DurableEndToEnd, SigtermWithOperationsInFlightLosesNone) {
 
 // The same, and the gateway exits within shutdown_grace (1 s) plus a small
 // constant whatever is in flight: the dispatcher's finish_after_grace (1 s),
-// then the cut, and 3 s for the rest (measured 13.5 s before the fix of issue
-// 13 defect 3: a Kill Bill call held in flight kept the process up until
-// killbill.request_timeout).
+// then the cut; the metrics endpoint's stop (up to 2 s: civetweb sees its stop
+// flag every 2 s) overlapping the rest; 1 s of slack. Measured 13.5 s before
+// the fix of issue 13 defect 3 (a Kill Bill call held in flight kept the
+// process up until killbill.request_timeout), and 5.04 s once in CI before the
+// gRPC server stopped waiting 1 s for idle client connections and the metrics
+// stop ran after everything else.
 TEST_F(DurableEndToEnd, SigtermWithOperationsInFlightEndsInTheGrace) {
   const double took = SigtermWithOperationsInFlight();
   EXPECT_GE(took, 0);
-  EXPECT_LE(took, 1.0 + 1.0 + 3.0) << "shutdown outlasted shutdown_grace (1 s)";
+  EXPECT_LE(took, 1.0 + 1.0 + 2.0 + 1.0)
+      << "shutdown outlasted shutdown_grace (1 s)";
 }
 
 // One operation caught in the dangerous window: Kill Bill committed its
