@@ -51,11 +51,11 @@ constexpr int kClimbWindowCount = static_cast<int>(std::size(kClimbWindows));
 constexpr uint32_t kAllClimbWindows = (1u << kClimbWindowCount) - 1;
 constexpr double kClimbDecide = 1.3;
 constexpr double kClimbExplains = 0.6;
-constexpr double kClimbHoldMax = 40;  // s
+constexpr double kClimbHoldMax = 25;  // s
 constexpr auto kClimbBurstMax = std::chrono::seconds(30);
 constexpr double kClimbBumpMax = 250;  // entries
 constexpr auto kClimbWait = std::chrono::seconds(10);
-constexpr auto kClimbFirstWait = std::chrono::seconds(30);
+constexpr auto kClimbFirstWait = std::chrono::seconds(20);
 constexpr auto kClimbFor = std::chrono::minutes(10);
 constexpr double kFineS = 0.1;
 // Samples smoothed before Kill Bill's window (0.7^20 < 0.001).
@@ -505,6 +505,7 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
         // neighbours in play, so the lengths in play bracket it.
         keep |= ((keep << 1) | (keep >> 1)) & kAllClimbWindows;
         climb_windows_ = keep != 0 ? keep : kAllClimbWindows;
+        climb_covered_ = 0;
         climb_ = Climb::kPayback;
         growing_ = true;
         SetRateLocked(opt_.min);
@@ -552,6 +553,19 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
       return true;
     }
     case Climb::kPayback:
+      // Kill Bill silent where the base says it would print: the verdict
+      // "back" is as good while the bump is paid back as during the hold
+      // (a drain that returns just after a probe found it low is found
+      // here, not a whole probe cycle later).
+      if (!printed) {
+        for (int i = 0; i < kClimbWindowCount; ++i) {
+          if (numbers[i] >= kClimbDecide) climb_covered_ |= 1u << i;
+        }
+        if ((climb_windows_ & ~climb_covered_) == 0) {
+          ClimbBack(now);
+          return true;
+        }
+      }
       if (base_backlog <= 0.5 && ProbeExcess() <= 0.5) {
         climb_ = Climb::kAfter;
         bump_paid_ = now;

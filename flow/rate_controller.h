@@ -104,10 +104,12 @@
 //       Bill's computation over the base's backlog for each L (60 samples
 //       L/60 apart, smoothing 0.3, OLS), the number P_L Kill Bill would
 //       print were the drain still the base. The burst stops at the first
-//       poll from which holding would make P_L >= 1.4 entries/s within 40 s
-//       for every L in play (a bump of ~60-130 entries at 12 events/s, more
-//       when the fall of the previous probe, still in the window, masks the
-//       new rise with its negative slope), or at 250 entries or 30 s.
+//       poll from which holding would make P_L >= 1.4 entries/s within 25 s
+//       for every L in play (the bus held at most 119 entries in the
+//       fake-clock sweep alone, 130 with kubelet probes: more when the fall
+//       of the previous probe or of the drop's payback, still in the window,
+//       masks the new rise with its negative slope), or at 250 entries or
+//       30 s.
 //     - Verdict. Kill Bill prints during the probe, and some L in play
 //       forecasts >= 0.6 entries/s: the drain is still the base. The bump is
 //       paid back at `min` at once, until what was posted since the probe
@@ -119,18 +121,24 @@
 //       neighbours on the grid stay (Kill Bill's L lies between grid
 //       points). Every L in play has had a poll with P_L >= 1.3 and Kill
 //       Bill printed nothing: the capacity is back; the drain becomes the
-//       pre-drop one and the rate its target at once (no blind ramp).
-//       Nothing decisive within 40 s of hold: pay back, no verdict. A print
-//       no L in play explains is news (a further drop): the growth path.
-//     - The first probe waits 30 s after the drop's episode stops printing
-//       (a fit still too high shows first), the next ones 10 s after the
-//       last print. While a probe's bump may be in Kill Bill's window the
-//       quiet path's drain lower bound (which assumes a 60 s window) is not
-//       applied.
+//       pre-drop one and the rate its target at once (no blind ramp). The
+//       same verdict holds while a bump that printed is paid back (window
+//       lengths covered afresh from the print on): a drain that returns
+//       just after a probe found it low is found then, not a probe cycle
+//       later. Nothing decisive within 25 s of hold: pay back, no verdict.
+//       A print no L in play explains is news (a further drop): the growth
+//       path.
+//     - The first probe waits 20 s after the drop's episode stops printing
+//       (a fit still too high shows first; at 10 s the fake-clock sweep
+//       started probes on a fit of 18.7 for a 12 events/s Kill Bill), the
+//       next ones 10 s after the last print. While a probe's bump may be in
+//       Kill Bill's window the quiet path's drain lower bound (which assumes a
+//       60 s window) is not applied.
 //    Cost: the healthcheck can only say "still low" by printing growth, so
 //    each probe that finds the drain still low costs ~10-15 growing polls,
 //    one probe every ~45-60 s while the drain stays low (healthy share of
-//    the low phase 0.68-0.76 in the fake-clock sweep; 0.83-0.88 without).
+//    the low phase 0.64-0.80 in the fake-clock sweep, 0.71-0.80 with the
+//    first probe at 30 s and a 40 s hold horizon, ~0.9 without probes).
 //    Replicas (share < 1) do not climb-probe: each scales its own events by
 //    its share, so it would read its own burst as N times its size and the
 //    others' bursts as nothing.

@@ -323,6 +323,41 @@ INSTANTIATE_TEST_SUITE_P(Pollers, RateControllerClimbTest, ::testing::Bool(),
                            return info.param ? "WithASecondPoller" : "Alone";
                          });
 
+// The drain returns just as a climb probe finds it still low: Kill Bill's
+// silence while the bump is paid back (where the base says it would print)
+// is the verdict, not the next probe a cycle later.
+TEST_P(RateControllerClimbTest, AReturnDuringThePaybackIsFoundThere) {
+  RateController::Options o = Adaptive();
+  o.initial = 20;
+  o.min = 1;
+  RateController c(&clock_, o);
+  MiniKillBill kb(&clock_, &c, GetParam());
+  for (int t = 0; t < 200; ++t) kb.Second(25);
+  const double before = c.snapshot().drain_estimate;
+  int t = 200;
+  for (; t < 600 && c.snapshot().climb_failures == 0; ++t) kb.Second(12);
+  ASSERT_EQ(c.snapshot().climb_failures, 1u);  // the first probe printed
+  const int returned = t;
+  int back = -1;
+  for (; t < returned + 120 && back < 0; ++t) {
+    kb.Second(25);
+    if (c.snapshot().drain_estimate >= before - 0.5) back = t - returned;
+  }
+  EXPECT_GE(back, 0);
+  if (GetParam()) {
+    // Kill Bill's 30 s window forgets the bump's rise while the base's
+    // forecasts still print: found in 5 s (44 s when only the next probe
+    // could tell).
+    EXPECT_LE(back, 15);
+    EXPECT_EQ(c.snapshot().climb_probes, 1u);
+  } else {
+    // Alone, Kill Bill's 60 s window still holds the rise when it falls
+    // silent, and the forecasts never reach 1.3 at a silent poll: the next
+    // probe finds it (53 s).
+    EXPECT_LE(back, 60);
+  }
+}
+
 // Climb probes go on for 10 minutes after the drop, then only the slow probe
 // for added capacity (probe_wait).
 TEST_F(RateControllerTest, ClimbProbesStopTenMinutesAfterTheDrop) {
