@@ -582,12 +582,9 @@ const char* Name(Pollers p) {
   return "";
 }
 
-class FlowSimulationClimbTest
-    : public ::testing::TestWithParam<std::tuple<Pollers, int>> {};
-
-TEST_P(FlowSimulationClimbTest, HealthcheckOnlyClimbsBackWithinAMinute) {
-  const auto [pollers, offset] = GetParam();
-  const double back = 600 + offset;
+// Tagged registrations on the healthcheck signal, with `pollers` sampling
+// Kill Bill's healthcheck too.
+Scenario HealthcheckOnly(Pollers pollers) {
   Scenario setup = Of(Traffic::kTagged, Signal::kHealthcheck);
   switch (pollers) {
     case Pollers::kAlone:
@@ -605,7 +602,16 @@ TEST_P(FlowSimulationClimbTest, HealthcheckOnlyClimbsBackWithinAMinute) {
       setup.foreign_calls = 1;
       break;
   }
-  Simulation sim(setup);
+  return setup;
+}
+
+class FlowSimulationClimbTest
+    : public ::testing::TestWithParam<std::tuple<Pollers, int>> {};
+
+TEST_P(FlowSimulationClimbTest, HealthcheckOnlyClimbsBackWithinAMinute) {
+  const auto [pollers, offset] = GetParam();
+  const double back = 600 + offset;
+  Simulation sim(HealthcheckOnly(pollers));
   auto drain = [back](double t) { return t < 300 || t >= back ? 25.0 : 12.0; };
   sim.RunUntil(back + 300, drain);
   DumpOnFailure(sim, 1);
@@ -689,6 +695,22 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(600 + std::get<1>(info.param)) + "s";
     });
 
+// The drain returns while the bump of a probe that found it still low is
+// paid back (316 s after the drop, alone): Kill Bill falls silent where the
+// base's forecasts still print, and that is the verdict; no further probe.
+TEST(FlowSimulationClimbPaybackTest, AReturnDuringThePaybackIsFoundThere) {
+  Simulation sim(Of(Traffic::kTagged, Signal::kHealthcheck));
+  auto drain = [](double t) { return t < 300 || t >= 616 ? 25.0 : 12.0; };
+  sim.RunUntil(760, drain);
+  const double climb = sim.FirstHeld(616, 0.9 * 25, 30) - 616;
+  const RateController::Snapshot s = sim.controller().snapshot();
+  // Measured 14 s, the last probe the one that found the drain low (57 s and
+  // one probe more when only the next probe could tell).
+  EXPECT_GE(climb, 0);
+  EXPECT_LE(climb, 20);
+  EXPECT_EQ(s.climb_probes, s.climb_failures);
+}
+
 // S2's shape: the drop comes 60 s after the gateway started (its history is
 // short) and the drain returns 60 s after the drop, about when the drop's own
 // growth episode stops printing (Kill Bill's regression spans 60 samples).
@@ -696,24 +718,7 @@ class FlowSimulationS2ClimbTest : public ::testing::TestWithParam<Pollers> {};
 
 TEST_P(FlowSimulationS2ClimbTest, HealthcheckOnlyClimbsBackWithinAMinute) {
   const Pollers pollers = GetParam();
-  Scenario setup = Of(Traffic::kTagged, Signal::kHealthcheck);
-  switch (pollers) {
-    case Pollers::kAlone:
-      break;
-    case Pollers::kKubelet:
-      setup.foreign_period = seconds(30);
-      setup.foreign_calls = 2;
-      break;
-    case Pollers::kFiveSeconds:
-      setup.foreign_period = seconds(5);
-      setup.foreign_calls = 1;
-      break;
-    case Pollers::kSecondPoller:
-      setup.foreign_period = seconds(1);
-      setup.foreign_calls = 1;
-      break;
-  }
-  Simulation sim(setup);
+  Simulation sim(HealthcheckOnly(pollers));
   auto drain = [](double t) { return t < 60 || t >= 120 ? 25.0 : 12.0; };
   sim.RunUntil(420, drain);
   DumpOnFailure(sim, 1);
