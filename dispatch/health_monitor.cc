@@ -57,6 +57,28 @@ flow::CircuitBreaker::Health HealthMonitor::Interpret(
   return h;
 }
 
+void HealthMonitor::LogClimbProbes(const flow::RateController::Snapshot& c) {
+  if (c.climb_probes > climb_probes_) {
+    spdlog::info(
+        "climb probe {}: a burst toward the drain before the drop ({:.1f} "
+        "events/s), then a hold at the drain known now ({:.1f} events/s)",
+        c.climb_probes, c.climb_to, c.drain_estimate);
+  }
+  if (c.climb_failures > climb_failures_) {
+    spdlog::info(
+        "climb probe {}: Kill Bill printed growth, the drain is still low; "
+        "the bump is paid back",
+        c.climb_probes);
+  }
+  if (climb_to_ > 0 && c.climb_to == 0 && c.drain_estimate >= climb_to_ - 1) {
+    spdlog::info("climb probe {}: capacity is back, drain {:.1f} events/s",
+                 c.climb_probes, c.drain_estimate);
+  }
+  climb_probes_ = c.climb_probes;
+  climb_failures_ = c.climb_failures;
+  climb_to_ = c.climb_to;
+}
+
 flow::CircuitBreaker::Health HealthMonitor::PollOnce() {
   if (metrics_probe_) {
     const Clock::TimePoint t0 = clock_->Now();
@@ -91,6 +113,7 @@ flow::CircuitBreaker::Health HealthMonitor::PollOnce() {
     source_ = c.source;
     metrics_->SetRateSignal(static_cast<int>(c.source));
   }
+  LogClimbProbes(c);
   metrics_->bus_backlog().Set(c.bus_backlog);
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug(

@@ -75,6 +75,8 @@ class HealthMonitor {
 
  private:
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Logs a climb probe's start, a "still low" and a "back" (info).
+  void LogClimbProbes(const flow::RateController::Snapshot& c);
 
   Clock* const clock_;
   metrics::GatewayMetrics* const metrics_;
@@ -83,6 +85,10 @@ class HealthMonitor {
   const MetricsProbe metrics_probe_;  // empty: the counters are not read
   // The signal last published (none before the first poll).
   std::optional<flow::RateController::Source> source_;
+  // Climb probes as last logged (LogClimbProbes).
+  uint64_t climb_probes_ = 0;
+  uint64_t climb_failures_ = 0;
+  double climb_to_ = 0;
   flow::CircuitBreaker* const breaker_;
   flow::RateController* const controller_;
 

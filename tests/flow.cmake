@@ -7,7 +7,7 @@ bg_test(retry_pushback_test SOURCES retry_pushback_test.cc LIBS bg_flow LABELS u
 bg_test(memory_guard_test SOURCES memory_guard_test.cc LIBS bg_flow LABELS unit)
 bg_test(retry_policy_test SOURCES retry_policy_test.cc LIBS bg_flow bg_sim LABELS unit)
 bg_test(flow_simulation_test SOURCES flow_simulation_test.cc
-        LIBS bg_gateway bg_sim LABELS unit)
+        LIBS bg_gateway bg_sim spdlog::spdlog LABELS unit)
 target_compile_definitions(flow_simulation_test PRIVATE
   BG_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 bg_test(windowed_counter_test SOURCES windowed_counter_test.cc LIBS bg_flow LABELS unit)

@@ -22,6 +22,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -36,6 +37,8 @@
 #include "killbill_client/queue_growth.h"
 #include "metrics/gateway_metrics.h"
 #include "service/account_operations.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
 
 namespace bg::flow {
 namespace {
@@ -699,9 +702,24 @@ INSTANTIATE_TEST_SUITE_P(
 // paid back (316 s after the drop, alone): Kill Bill falls silent where the
 // base's forecasts still print, and that is the verdict; no further probe.
 TEST(FlowSimulationClimbPaybackTest, AReturnDuringThePaybackIsFoundThere) {
+  // What the health monitor logs of the probes, captured.
+  std::ostringstream log;
+  const std::shared_ptr<spdlog::logger> before = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_st>(log));
+  logger->set_pattern("%v");
+  spdlog::set_default_logger(logger);
   Simulation sim(Of(Traffic::kTagged, Signal::kHealthcheck));
   auto drain = [](double t) { return t < 300 || t >= 616 ? 25.0 : 12.0; };
   sim.RunUntil(760, drain);
+  spdlog::set_default_logger(before);
+  auto count = [&log](const std::string& what) {
+    int n = 0;
+    for (size_t at = log.str().find(what); at != std::string::npos;
+         at = log.str().find(what, at + 1))
+      ++n;
+    return n;
+  };
   const double climb = sim.FirstHeld(616, 0.9 * 25, 30) - 616;
   const RateController::Snapshot s = sim.controller().snapshot();
   // Measured 14 s, the last probe the one that found the drain low (57 s and
@@ -709,6 +727,14 @@ TEST(FlowSimulationClimbPaybackTest, AReturnDuringThePaybackIsFoundThere) {
   EXPECT_GE(climb, 0);
   EXPECT_LE(climb, 20);
   EXPECT_EQ(s.climb_probes, s.climb_failures);
+  // An operator can follow them in the log: each probe, each "still low",
+  // the one "back".
+  EXPECT_EQ(count(": a burst toward the drain before the drop"),
+            static_cast<int>(s.climb_probes))
+      << log.str();
+  EXPECT_EQ(count("the drain is still low"),
+            static_cast<int>(s.climb_failures));
+  EXPECT_EQ(count("capacity is back"), 1) << log.str();
 }
 
 // S2's shape: the drop comes 60 s after the gateway started (its history is
