@@ -139,6 +139,13 @@
 //    one probe every ~45-60 s while the drain stays low (healthy share of
 //    the low phase 0.64-0.80 in the fake-clock sweep, 0.71-0.80 with the
 //    first probe at 30 s and a 40 s hold horizon, ~0.9 without probes).
+//    Known limit: the verdict "back" trusts the base to within ~0.3 events/s
+//    (the margin of 1.3 over Kill Bill's 1.0). A base below the true drain
+//    makes the held plateau drain faster than forecast, so Kill Bill can stay
+//    silent while the forecast prints: a drop's fit of 11.1 for a 12 events/s
+//    Kill Bill read a probe as capacity in a unit test on a branch (window
+//    learning, not merged). No fake-clock sweep case on this code did (the
+//    highest estimate from the first probe on: 12.54).
 //    Replicas (share < 1) do not climb-probe: each scales its own events by
 //    its share, so it would read its own burst as N times its size and the
 //    others' bursts as nothing.
