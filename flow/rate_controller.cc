@@ -50,6 +50,7 @@ constexpr double kClimbWindows[] = {20, 25, 30, 35, 40, 45, 50, 55, 60};
 constexpr int kClimbWindowCount = static_cast<int>(std::size(kClimbWindows));
 constexpr uint32_t kAllClimbWindows = (1u << kClimbWindowCount) - 1;
 constexpr double kClimbDecide = 1.3;
+constexpr double kClimbBaseMargin = 0.08;
 constexpr double kClimbExplains = 0.6;
 constexpr double kClimbHoldMax = 25;  // s
 constexpr auto kClimbBurstMax = std::chrono::seconds(30);
@@ -395,7 +396,7 @@ size_t RateController::IndexOf(double t_ms) const {
   return k >= history_.size() ? 0 : k;
 }
 
-std::vector<double> RateController::BaseBacklog() const {
+std::vector<double> RateController::BaseBacklog(double base) const {
   const size_t change = IndexOf(climb_change_t_ms_);
   const double t0 = history_.front().t_ms / 1000;
   const double t_last = history_.back().t_ms / 1000;
@@ -410,7 +411,7 @@ std::vector<double> RateController::BaseBacklog() const {
     while (k + 1 < history_.size() && history_[k].t_ms / 1000 < t - 1e-9) ++k;
     const double dt =
         std::max((history_[k].t_ms - history_[k - 1].t_ms) / 1000, 1e-3);
-    const double d = k >= change ? climb_base_ : climb_d_old_;
+    const double d = k >= change ? base : climb_d_old_;
     backlog = std::max(0.0, backlog + (history_[k].events / dt - d) * kFineS);
     series.push_back(backlog);
   }
@@ -418,7 +419,8 @@ std::vector<double> RateController::BaseBacklog() const {
 }
 
 void RateController::ExtendBaseBacklog(std::vector<double>* series,
-                                       double after, double horizon_s) const {
+                                       double after, double horizon_s,
+                                       double base) const {
   // The rate in force until the owner's next Tick applies a new one (ticks
   // are evenly spaced), then `after`.
   double backlog = series->back();
@@ -428,7 +430,7 @@ void RateController::ExtendBaseBacklog(std::vector<double>* series,
       interval > 0 ? std::clamp(interval - since, 0.0, interval) : 0;
   for (double f = kFineS; f <= horizon_s + 1e-9; f += kFineS) {
     const double r = f <= until + 1e-9 ? rate_ : after;
-    backlog = std::max(0.0, backlog + (r - climb_base_) * kFineS);
+    backlog = std::max(0.0, backlog + (r - base) * kFineS);
     series->push_back(backlog);
   }
 }
@@ -467,12 +469,19 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
   }
   const double t0 = history_.front().t_ms / 1000;
   const double t_now = history_.back().t_ms / 1000 - t0;
-  const std::vector<double> past = BaseBacklog();
+  const std::vector<double> past = BaseBacklog(climb_base_);
+  // The verdict "back" and the burst's size are judged against a drain a
+  // little above the base: a base somewhat below the truth must not read as
+  // capacity back.
+  const double high_base = climb_base_ * (1 + kClimbBaseMargin);
+  const std::vector<double> high = BaseBacklog(high_base);
   const double base_backlog = past.back();
   double numbers[kClimbWindowCount];
+  double decide[kClimbWindowCount];
   double explains = 0;
   for (int i = 0; i < kClimbWindowCount; ++i) {
     numbers[i] = WindowNumber(past, t_now, kClimbWindows[i]);
+    decide[i] = WindowNumber(high, t_now, kClimbWindows[i]);
     if (climb_windows_ & (1u << i)) explains = std::max(explains, numbers[i]);
   }
   const bool printed = growth >= 0;
@@ -512,7 +521,7 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
         return true;
       }
       for (int i = 0; i < kClimbWindowCount; ++i) {
-        if (numbers[i] >= kClimbDecide) climb_covered_ |= 1u << i;
+        if (decide[i] >= kClimbDecide) climb_covered_ |= 1u << i;
       }
       if ((climb_windows_ & ~climb_covered_) == 0) {
         ClimbBack(now);
@@ -530,8 +539,8 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
       bool enough = base_backlog >= kClimbBumpMax ||
                     now - climb_started_ >= kClimbBurstMax;
       if (!enough) {
-        std::vector<double> ahead = past;
-        ExtendBaseBacklog(&ahead, hold, kClimbHoldMax + 1);
+        std::vector<double> ahead = high;
+        ExtendBaseBacklog(&ahead, hold, kClimbHoldMax + 1, high_base);
         const double step_s = std::max(
             (history_.back().t_ms - history_[history_.size() - 2].t_ms) / 1000,
             0.1);
@@ -559,7 +568,7 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
       // here, not a whole probe cycle later).
       if (!printed) {
         for (int i = 0; i < kClimbWindowCount; ++i) {
-          if (numbers[i] >= kClimbDecide) climb_covered_ |= 1u << i;
+          if (decide[i] >= kClimbDecide) climb_covered_ |= 1u << i;
         }
         if ((climb_windows_ & ~climb_covered_) == 0) {
           ClimbBack(now);

@@ -323,10 +323,10 @@ INSTANTIATE_TEST_SUITE_P(Pollers, RateControllerClimbTest, ::testing::Bool(),
                            return info.param ? "WithASecondPoller" : "Alone";
                          });
 
-// The drain returns just as a climb probe finds it still low: Kill Bill's
-// silence while the bump is paid back (where the base says it would print)
-// is the verdict, not the next probe a cycle later.
-TEST_P(RateControllerClimbTest, AReturnDuringThePaybackIsFoundThere) {
+// The drain returns just as a climb probe finds it still low, the worst
+// moment of the probe cycle: found within a minute all the same.
+TEST_P(RateControllerClimbTest,
+       AReturnAsAProbeFindsTheDrainLowIsFoundWithinAMinute) {
   RateController::Options o = Adaptive();
   o.initial = 20;
   o.min = 1;
@@ -343,19 +343,33 @@ TEST_P(RateControllerClimbTest, AReturnDuringThePaybackIsFoundThere) {
     kb.Second(25);
     if (c.snapshot().drain_estimate >= before - 0.5) back = t - returned;
   }
+  // Measured 53 s alone and 40 s with the second poller: the next probe.
+  // (Kill Bill silent while the bump is paid back can be the verdict
+  // itself: FlowSimulationClimbPaybackTest.)
   EXPECT_GE(back, 0);
-  if (GetParam()) {
-    // Kill Bill's 30 s window forgets the bump's rise while the base's
-    // forecasts still print: found in 5 s (44 s when only the next probe
-    // could tell).
-    EXPECT_LE(back, 15);
-    EXPECT_EQ(c.snapshot().climb_probes, 1u);
-  } else {
-    // Alone, Kill Bill's 60 s window still holds the rise when it falls
-    // silent, and the forecasts never reach 1.3 at a silent poll: the next
-    // probe finds it (53 s).
-    EXPECT_LE(back, 60);
+  EXPECT_LE(back, 60);
+}
+
+// The drain known after a drop is a little below the truth (Kill Bill's
+// drain creeps up from 12 to 12.5 events/s, still half the pre-drop 25): no
+// climb probe may read that as the pre-drop drain back. (Judged against the
+// base itself, 12.4 already read as 25: a held plateau that drains 0.4
+// events/s faster than forecast keeps Kill Bill silent where the forecast
+// prints.)
+TEST_P(RateControllerClimbTest, ABaseALittleLowIsNotReadAsCapacityBack) {
+  RateController::Options o = Adaptive();
+  o.initial = 20;
+  o.min = 1;
+  RateController c(&clock_, o);
+  MiniKillBill kb(&clock_, &c, GetParam());
+  for (int t = 0; t < 200; ++t) kb.Second(25);
+  for (int t = 200; t < 300; ++t) kb.Second(12);
+  double high = 0;
+  for (int t = 300; t < 900; ++t) {
+    kb.Second(12.5);
+    high = std::max(high, c.snapshot().drain_estimate);
   }
+  EXPECT_LE(high, 16) << c.snapshot().climb_probes << " probes";
 }
 
 // Climb probes go on for 10 minutes after the drop, then only the slow probe
