@@ -114,6 +114,13 @@ flow::CircuitBreaker::Health HealthMonitor::PollOnce() {
     metrics_->SetRateSignal(static_cast<int>(c.source));
   }
   LogClimbProbes(c);
+  if (c.healthcheck_window_s != window_s_) {
+    spdlog::info(
+        "healthcheck window: Kill Bill's growth number read as a {:.0f} s "
+        "window (60 samples; shorter when others call its healthcheck too)",
+        c.healthcheck_window_s);
+    window_s_ = c.healthcheck_window_s;
+  }
   metrics_->bus_backlog().Set(c.bus_backlog);
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug(

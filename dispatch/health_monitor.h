@@ -89,6 +89,8 @@ class HealthMonitor {
   uint64_t climb_probes_ = 0;
   uint64_t climb_failures_ = 0;
   double climb_to_ = 0;
+  // The healthcheck window the rate controller assumed, as last logged.
+  double window_s_ = 60;
   flow::CircuitBreaker* const breaker_;
   flow::RateController* const controller_;
 

@@ -18,6 +18,20 @@ constexpr size_t kScoreSpan = 30;
 constexpr size_t kChangeSpan = 60;
 constexpr size_t kChangeStep = 2;
 constexpr int kBisectionSteps = 40;
+// Kill Bill's window as the growth model assumes it (see the header):
+// others' healthcheck calls per gateway poll (60 and 30 s windows at 1 Hz),
+// judged every kWindowEvery growth polls for the first
+// kWindowEarlyEvaluations judgements, then every kWindowEveryLater; a
+// candidate replaces the one in use when its decaying residual score is below
+// kWindowSwitch of it, after kWindowMinEvaluations judgements.
+constexpr double kForeignPerPoll[] = {0, 1.0};
+constexpr int kWindowCount = static_cast<int>(std::size(kForeignPerPoll));
+constexpr int kWindowEvery = 3;
+constexpr int kWindowEveryLater = 9;
+constexpr int kWindowEarlyEvaluations = 10;
+constexpr double kWindowDecay = 0.95;
+constexpr double kWindowSwitch = 0.6;
+constexpr int kWindowMinEvaluations = 4;
 // A drop below this share of the episode's starting estimate counts as a
 // capacity drop.
 constexpr double kDropShare = 0.8;
@@ -290,19 +304,36 @@ void RateController::RecordOutcome(Clock::Duration latency, bool failed) {
 }
 
 void RateController::Predict(double d_old, double d_new, size_t change,
-                             size_t from, std::vector<double>* out) const {
+                             size_t from, double foreign,
+                             std::vector<double>* out) const {
   const size_t n = history_.size();
   out->assign(n, 0.0);
   // Kill Bill's own computation (smoothing, regression over its window), fed
   // the modelled backlog; the unrounded slope is what the fit compares.
+  // Others' healthcheck calls (`foreign` per gateway poll) add samples
+  // between the gateway's, at the middle of a poll interval, so Kill Bill's
+  // 60 samples span 60 / (1 + foreign) polls.
   killbill::QueueGrowthDetector detector;
   double backlog = 0;
+  double owed = 0;
   for (size_t k = 0; k < n; ++k) {
     const Sample& smp = history_[k];
     const double dt_s =
         k == 0 ? 1.0 : (smp.t_ms - history_[k - 1].t_ms) / 1000.0;
     const double d = k >= change ? d_new : d_old;
-    backlog = std::max(0.0, backlog + smp.events - d * dt_s);
+    const double next = std::max(0.0, backlog + smp.events - d * dt_s);
+    if (k > 0 && foreign > 0) {
+      owed += foreign;
+      const int m = static_cast<int>(owed + 1e-9);
+      owed -= m;
+      for (int j = 0; j < m; ++j) {
+        const double f = (j + 0.5) / m;
+        detector.Sample(std::llround(history_[k - 1].t_ms +
+                                     f * (smp.t_ms - history_[k - 1].t_ms)),
+                        std::max(0.0, backlog + f * (smp.events - d * dt_s)));
+      }
+    }
+    backlog = next;
     const killbill::QueueGrowthDetector::Result r =
         detector.Sample(std::llround(smp.t_ms), backlog);
     if (k >= from) (*out)[k] = r.raw_slope_per_s;
@@ -310,7 +341,7 @@ void RateController::Predict(double d_old, double d_new, size_t change,
 }
 
 double RateController::SolveDrain(double d_old, size_t change, bool two_segment,
-                                  double target) const {
+                                  double target, double foreign) const {
   const size_t last = history_.size() - 1;
   double lo = 0, hi = d_old;
   if (!two_segment) {
@@ -325,7 +356,7 @@ double RateController::SolveDrain(double d_old, size_t change, bool two_segment,
   std::vector<double> out;
   for (int i = 0; i < kBisectionSteps; ++i) {
     const double mid = (lo + hi) / 2;
-    Predict(two_segment ? d_old : mid, mid, change, last, &out);
+    Predict(two_segment ? d_old : mid, mid, change, last, foreign, &out);
     if (out[last] > target) {
       lo = mid;
     } else {
@@ -336,11 +367,11 @@ double RateController::SolveDrain(double d_old, size_t change, bool two_segment,
 }
 
 RateController::Fit RateController::Score(double d_old, double d_new,
-                                          size_t change) const {
+                                          size_t change, double foreign) const {
   const size_t n = history_.size();
   const size_t from = n - std::min(n, kScoreSpan);
   std::vector<double> out;
-  Predict(d_old, d_new, change, from, &out);
+  Predict(d_old, d_new, change, from, foreign, &out);
   double sum = 0;
   for (size_t k = from; k < n; ++k) {
     const double g = history_[k].growth;
@@ -351,19 +382,20 @@ RateController::Fit RateController::Score(double d_old, double d_new,
   return Fit{sum / static_cast<double>(n - from), d_new};
 }
 
-RateController::Hypothesis RateController::FitGrowth() const {
+RateController::Hypothesis RateController::FitGrowth(double foreign) const {
   const size_t n = history_.size();
   const double g = history_.back().growth;
   std::vector<Fit> fits;
   std::vector<Hypothesis> hypotheses;
-  const double constant = SolveDrain(0, 0, /*two_segment=*/false, g);
-  fits.push_back(Score(constant, constant, 0));
-  hypotheses.push_back({constant, constant, 0});
+  const double constant = SolveDrain(0, 0, /*two_segment=*/false, g, foreign);
+  fits.push_back(Score(constant, constant, 0, foreign));
+  hypotheses.push_back({constant, constant, 0, 0});
   const size_t first = n > kChangeSpan ? n - kChangeSpan : 0;
   for (size_t c = first; c + 2 <= n; c += kChangeStep) {
-    const double d = SolveDrain(episode_base_, c, /*two_segment=*/true, g);
-    fits.push_back(Score(episode_base_, d, c));
-    hypotheses.push_back({episode_base_, d, c});
+    const double d =
+        SolveDrain(episode_base_, c, /*two_segment=*/true, g, foreign);
+    fits.push_back(Score(episode_base_, d, c, foreign));
+    hypotheses.push_back({episode_base_, d, c, 0});
   }
   double best = fits[0].residual;
   for (const Fit& f : fits) best = std::min(best, f.residual);
@@ -376,7 +408,31 @@ RateController::Hypothesis RateController::FitGrowth() const {
       chosen = i;
     }
   }
+  hypotheses[chosen].residual = best;
   return hypotheses[chosen];
+}
+
+void RateController::EstimateWindow() {
+  // Every few growth polls, how well each window length explains the
+  // episode so far; scores decay so that pollers who come or go are
+  // followed. The window moves only on clear evidence.
+  const int every = window_evaluations_ < kWindowEarlyEvaluations
+                        ? kWindowEvery
+                        : kWindowEveryLater;
+  if (++window_polls_ % static_cast<uint64_t>(every) != 0) return;
+  for (int i = 0; i < kWindowCount; ++i) {
+    window_score_[i] = kWindowDecay * window_score_[i] +
+                       FitGrowth(kForeignPerPoll[i]).residual;
+  }
+  ++window_evaluations_;
+  int best = window_;
+  for (int i = 0; i < kWindowCount; ++i) {
+    if (window_score_[i] < window_score_[best]) best = i;
+  }
+  if (best != window_ && window_evaluations_ >= kWindowMinEvaluations &&
+      window_score_[best] < kWindowSwitch * window_score_[window_]) {
+    window_ = best;
+  }
 }
 
 double RateController::ModelBacklog(const Hypothesis& h) const {
@@ -645,7 +701,8 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
         probe_wait_ = std::min(probe_wait_ * 2, opt_.max_probe_wait);
       }
     }
-    const Hypothesis h = FitGrowth();
+    EstimateWindow();
+    const Hypothesis h = FitGrowth(kForeignPerPoll[window_]);
     const double d = h.d_new;
     if (!known_ || d < kDropShare * episode_base_)
       probe_wait_ = opt_.probe_wait;
@@ -697,8 +754,9 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
   const double lower_bound =
       bump_in_window ? 0
       : change > 0   ? SolveDrain(change_d_old_, change, /*two_segment=*/true,
-                                  kPrintThreshold)
-                     : SolveDrain(0, 0, /*two_segment=*/false, kPrintThreshold);
+                                  kPrintThreshold, kForeignPerPoll[window_])
+                     : SolveDrain(0, 0, /*two_segment=*/false, kPrintThreshold,
+                                  kForeignPerPoll[window_]);
   if (lower_bound > drain_) {
     if (known_ && probing_ && lower_bound > probe_base_ + 1.0) {
       // Kill Bill absorbed the probe: capacity went up. Ramp again until it
@@ -884,6 +942,7 @@ RateController::Snapshot RateController::snapshot() const {
   s.climb_failures = climb_failures_;
   for (int i = 0; i < kClimbWindowCount; ++i)
     s.climb_windows += (climb_windows_ >> i) & 1;
+  s.healthcheck_window_s = 60 / (1 + kForeignPerPoll[window_]);
   s.backlog_estimate = backlog_;
   s.last_poll_events = history_.back().events;
   s.probe_wait = probe_wait_;
