@@ -49,6 +49,11 @@
 #                every SIM_WARM_INTERVAL s (default 1), so Kill Bill's 60-sample growth window is
 #                full as on a long-running server (default 0; storm.sh: 60)
 #   SIM_ARGS     extra killbill-sim flags (e.g. "--config sim.yaml")
+#   SIM_FOREIGN_POLL  seconds between the calls of a second healthcheck poller (a Kubernetes
+#                probe, a monitoring poller): each fresh sim gets, from its start (before the
+#                warm-up polls) until it stops, a background GET /1.0/healthcheck every
+#                SIM_FOREIGN_POLL s besides the contender's own polls, so Kill Bill's
+#                60-sample growth window spans fewer seconds (default: 0 = none)
 #   FAILURE_WAIT closed loop: a client's own wait after a rejection or error that carries no
 #                pushback (nginx's bare 429, a refused connection); without it such clients
 #                retry at once and the attempt counts measure the retry loop (default: 1s)
@@ -266,6 +271,7 @@ start_sim() {
   done
   [[ -n "$SIM_PORT" ]] || die "killbill-sim did not print its port (see $logf)"
   SIM_URL="http://127.0.0.1:$SIM_PORT"
+  start_foreign_poller
   # A Kill Bill that has been up for a while has a full 60-sample healthcheck window; a fresh
   # one reports no growth at all until 60 polls have sampled it (Kill Bill's rule, which the
   # sim follows), so a run shorter than a minute would measure a blind gateway. The polls are
@@ -278,6 +284,23 @@ start_sim() {
     curl -s -o /dev/null "$SIM_URL/1.0/healthcheck" || break
     sleep "${SIM_WARM_INTERVAL:-1}"
   done
+}
+
+# start_foreign_poller: with SIM_FOREIGN_POLL > 0, GET $SIM_URL/1.0/healthcheck every
+# SIM_FOREIGN_POLL s in the background (added to BG_PIDS, after the sim: stop_all ends it
+# first) as another caller of Kill Bill's healthcheck would; it also ends by itself once the
+# sim or this shell is gone.
+start_foreign_poller() {
+  awk -v p="${SIM_FOREIGN_POLL:-0}" 'BEGIN { exit !(p > 0) }' || return 0
+  local sim_pid="$SIM_PID" url="$SIM_URL/1.0/healthcheck" parent=$$
+  (
+    while kill -0 "$sim_pid" 2>/dev/null && kill -0 "$parent" 2>/dev/null; do
+      curl -s -o /dev/null -m 2 "$url" 2>/dev/null
+      sleep "$SIM_FOREIGN_POLL"
+    done
+  ) &
+  BG_PIDS+=("$!")
+  log "foreign healthcheck poller: one GET /1.0/healthcheck every ${SIM_FOREIGN_POLL}s"
 }
 
 # POST a JSON body to the sim's control API: sim_post /sim/config '{"bus_drain":12}'.
