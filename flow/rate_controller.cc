@@ -618,10 +618,10 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
       return true;
     }
     case Climb::kPayback:
-      // Kill Bill silent where the base says it would print: the verdict
-      // "back" is as good while the bump is paid back as during the hold
-      // (a drain that returns just after a probe found it low is found
-      // here, not a whole probe cycle later).
+      // Kill Bill silent where even a drain 8 % above the base would print:
+      // the verdict "back" is as good while the bump is paid back as during
+      // the hold (a drain that returns just after a probe found it low is
+      // found here, not a whole probe cycle later).
       if (!printed) {
         for (int i = 0; i < kClimbWindowCount; ++i) {
           if (decide[i] >= kClimbDecide) climb_covered_ |= 1u << i;
