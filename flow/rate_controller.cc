@@ -412,17 +412,22 @@ RateController::Hypothesis RateController::FitGrowth(double foreign) const {
   return hypotheses[chosen];
 }
 
-void RateController::EstimateWindow() {
+RateController::Hypothesis RateController::FitGrowthLearningTheWindow() {
+  static_assert(sizeof(window_score_) / sizeof(window_score_[0]) ==
+                kWindowCount);
   // Every few growth polls, how well each window length explains the
   // episode so far; scores decay so that pollers who come or go are
   // followed. The window moves only on clear evidence.
   const int every = window_evaluations_ < kWindowEarlyEvaluations
                         ? kWindowEvery
                         : kWindowEveryLater;
-  if (++window_polls_ % static_cast<uint64_t>(every) != 0) return;
+  if (++window_polls_ % static_cast<uint64_t>(every) != 0) {
+    return FitGrowth(kForeignPerPoll[window_]);
+  }
+  Hypothesis fits[kWindowCount];
   for (int i = 0; i < kWindowCount; ++i) {
-    window_score_[i] = kWindowDecay * window_score_[i] +
-                       FitGrowth(kForeignPerPoll[i]).residual;
+    fits[i] = FitGrowth(kForeignPerPoll[i]);
+    window_score_[i] = kWindowDecay * window_score_[i] + fits[i].residual;
   }
   ++window_evaluations_;
   int best = window_;
@@ -433,6 +438,7 @@ void RateController::EstimateWindow() {
       window_score_[best] < kWindowSwitch * window_score_[window_]) {
     window_ = best;
   }
+  return fits[window_];
 }
 
 double RateController::ModelBacklog(const Hypothesis& h) const {
@@ -701,8 +707,7 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
         probe_wait_ = std::min(probe_wait_ * 2, opt_.max_probe_wait);
       }
     }
-    EstimateWindow();
-    const Hypothesis h = FitGrowth(kForeignPerPoll[window_]);
+    const Hypothesis h = FitGrowthLearningTheWindow();
     const double d = h.d_new;
     if (!known_ || d < kDropShare * episode_base_)
       probe_wait_ = opt_.probe_wait;

@@ -461,7 +461,9 @@ class RateController {
   };
   // `foreign`: others' healthcheck calls per gateway poll (Predict).
   Hypothesis FitGrowth(double foreign) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EstimateWindow() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FitGrowth for Kill Bill's window as learnt, every few growth polls
+  // judging both windows first (see "Kill Bill's window").
+  Hypothesis FitGrowthLearningTheWindow() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The history index from which `t_ms` on applies, or 0 when it is not
   // within the history (or < 0).
   size_t IndexOf(double t_ms) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -542,7 +544,7 @@ class RateController {
   uint32_t climb_windows_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t climb_covered_ ABSL_GUARDED_BY(mu_) = 0;
   // Kill Bill's window the growth model assumes (index into the candidates,
-  // see EstimateWindow), and the evidence for each candidate.
+  // see FitGrowthLearningTheWindow), and the evidence for each candidate.
   int window_ ABSL_GUARDED_BY(mu_) = 0;
   double window_score_[2] ABSL_GUARDED_BY(mu_) = {0, 0};
   uint64_t window_polls_ ABSL_GUARDED_BY(mu_) = 0;

@@ -269,35 +269,42 @@ class MiniKillBill {
 // first after the drain returns puts the rate back at the old drain's target
 // at once. Alone and with a second poller the controller cannot see.
 class RateControllerClimbTest : public RateControllerTest,
-                                public ::testing::WithParamInterface<bool> {};
+                                public ::testing::WithParamInterface<bool> {
+ protected:
+  static RateController::Options ClimbOptions() {
+    RateController::Options o = Adaptive();
+    o.initial = 20;
+    o.min = 1;
+    return o;
+  }
+  // 200 s at a drain of 25 events/s: the drain known before any drop.
+  void SetUp() override {
+    for (int t = 0; t < 200; ++t) kb_.Second(25);
+  }
+  RateController c_{&clock_, ClimbOptions()};
+  MiniKillBill kb_{&clock_, &c_, GetParam()};
+};
 
 TEST_P(RateControllerClimbTest, ClimbProbesFindTheDrainKnownBeforeADrop) {
-  const bool foreign = GetParam();
-  RateController::Options o = Adaptive();
-  o.initial = 20;
-  o.min = 1;
-  RateController c(&clock_, o);
-  MiniKillBill kb(&clock_, &c, foreign);
-  for (int t = 0; t < 200; ++t) kb.Second(25);
   // (23.2 with the second poller: the fit assumes a 60 s window.)
-  const double before = c.snapshot().drain_estimate;
+  const double before = c_.snapshot().drain_estimate;
   ASSERT_NEAR(before, 25, 2.5);
-  EXPECT_EQ(c.snapshot().climb_to, 0);
-  EXPECT_EQ(c.snapshot().climb_windows, 0);
+  EXPECT_EQ(c_.snapshot().climb_to, 0);
+  EXPECT_EQ(c_.snapshot().climb_windows, 0);
   double max_backlog = 0, low_estimate = 100, high_estimate = 0;
   int last_print = -1, first_probe = -1;
   for (int t = 200; t < 500; ++t) {
-    kb.Second(12);
-    const RateController::Snapshot s = c.snapshot();
+    kb_.Second(12);
+    const RateController::Snapshot s = c_.snapshot();
     if (first_probe < 0 && s.climb_probes > 0) first_probe = t;
-    if (first_probe < 0 && kb.printed()) last_print = t;
+    if (first_probe < 0 && kb_.printed()) last_print = t;
     if (t >= 260) {
-      max_backlog = std::max(max_backlog, kb.backlog());
+      max_backlog = std::max(max_backlog, kb_.backlog());
       low_estimate = std::min(low_estimate, s.drain_estimate);
       high_estimate = std::max(high_estimate, s.drain_estimate);
     }
   }
-  const RateController::Snapshot low = c.snapshot();
+  const RateController::Snapshot low = c_.snapshot();
   EXPECT_NEAR(low.climb_to, before, 0.5);  // the drain before the drop
   // Not before the drop's episode has been quiet for 20 s.
   EXPECT_GT(last_print, 200);
@@ -316,15 +323,16 @@ TEST_P(RateControllerClimbTest, ClimbProbesFindTheDrainKnownBeforeADrop) {
   // Until 30 s after the climb (the slow probe for added capacity comes
   // probe_wait, 120 s, after it).
   for (int t = 500; t < 700 && (back < 0 || t < 500 + back + 30); ++t) {
-    kb.Second(25);
-    if (back < 0 && c.snapshot().drain_estimate >= before - 0.5) back = t - 500;
+    kb_.Second(25);
+    if (back < 0 && c_.snapshot().drain_estimate >= before - 0.5)
+      back = t - 500;
   }
   EXPECT_GE(back, 0);
   EXPECT_LE(back, 60);
-  EXPECT_NEAR(c.snapshot().drain_estimate, before, 1.5);
-  EXPECT_EQ(c.snapshot().climb_to, 0);  // found: no more climb probes
-  EXPECT_GE(c.rate(), 0.9 * before);
-  EXPECT_LE(kb.backlog(), 10);
+  EXPECT_NEAR(c_.snapshot().drain_estimate, before, 1.5);
+  EXPECT_EQ(c_.snapshot().climb_to, 0);  // found: no more climb probes
+  EXPECT_GE(c_.rate(), 0.9 * before);
+  EXPECT_LE(kb_.backlog(), 10);
 }
 
 INSTANTIATE_TEST_SUITE_P(Pollers, RateControllerClimbTest, ::testing::Bool(),
@@ -337,44 +345,32 @@ INSTANTIATE_TEST_SUITE_P(Pollers, RateControllerClimbTest, ::testing::Bool(),
 // episodes it sees (here the drop's: the start's ramp is too short to tell),
 // so the drop's fit ends near the true drain rather than ~20 % above it.
 TEST_P(RateControllerClimbTest, TheGrowthModelLearnsKillBillsWindow) {
-  RateController::Options o = Adaptive();
-  o.initial = 20;
-  o.min = 1;
-  RateController c(&clock_, o);
-  MiniKillBill kb(&clock_, &c, GetParam());
-  for (int t = 0; t < 200; ++t) kb.Second(25);
-  EXPECT_EQ(c.snapshot().healthcheck_window_s, 60);  // too little evidence yet
+  EXPECT_EQ(c_.snapshot().healthcheck_window_s, 60);  // too little evidence yet
   double high = 0;
   for (int t = 200; t < 290; ++t) {
-    kb.Second(12);
-    if (t >= 240 && !c.snapshot().climbing)
-      high = std::max(high, c.snapshot().drain_estimate);
+    kb_.Second(12);
+    if (t >= 240 && !c_.snapshot().climbing)
+      high = std::max(high, c_.snapshot().drain_estimate);
   }
-  EXPECT_EQ(c.snapshot().healthcheck_window_s, GetParam() ? 30 : 60);
+  EXPECT_EQ(c_.snapshot().healthcheck_window_s, GetParam() ? 30 : 60);
   // (14.52 with the second poller before the window was learnt.)
   EXPECT_LE(high, 13.0);
-  EXPECT_GE(c.snapshot().drain_estimate, 10.5);
+  EXPECT_GE(c_.snapshot().drain_estimate, 10.5);
 }
 
 // The drain returns just as a climb probe finds it still low, the worst
 // moment of the probe cycle: found within a minute all the same.
 TEST_P(RateControllerClimbTest,
        AReturnAsAProbeFindsTheDrainLowIsFoundWithinAMinute) {
-  RateController::Options o = Adaptive();
-  o.initial = 20;
-  o.min = 1;
-  RateController c(&clock_, o);
-  MiniKillBill kb(&clock_, &c, GetParam());
-  for (int t = 0; t < 200; ++t) kb.Second(25);
-  const double before = c.snapshot().drain_estimate;
+  const double before = c_.snapshot().drain_estimate;
   int t = 200;
-  for (; t < 600 && c.snapshot().climb_failures == 0; ++t) kb.Second(12);
-  ASSERT_EQ(c.snapshot().climb_failures, 1u);  // the first probe printed
+  for (; t < 600 && c_.snapshot().climb_failures == 0; ++t) kb_.Second(12);
+  ASSERT_EQ(c_.snapshot().climb_failures, 1u);  // the first probe printed
   const int returned = t;
   int back = -1;
   for (; t < returned + 120 && back < 0; ++t) {
-    kb.Second(25);
-    if (c.snapshot().drain_estimate >= before - 0.5) back = t - returned;
+    kb_.Second(25);
+    if (c_.snapshot().drain_estimate >= before - 0.5) back = t - returned;
   }
   // Measured 54 s alone and 39 s with the second poller: the next probe.
   // (Kill Bill silent while the bump is paid back can be the verdict
@@ -390,19 +386,13 @@ TEST_P(RateControllerClimbTest,
 // events/s faster than forecast keeps Kill Bill silent where the forecast
 // prints.)
 TEST_P(RateControllerClimbTest, ABaseALittleLowIsNotReadAsCapacityBack) {
-  RateController::Options o = Adaptive();
-  o.initial = 20;
-  o.min = 1;
-  RateController c(&clock_, o);
-  MiniKillBill kb(&clock_, &c, GetParam());
-  for (int t = 0; t < 200; ++t) kb.Second(25);
-  for (int t = 200; t < 300; ++t) kb.Second(12);
+  for (int t = 200; t < 300; ++t) kb_.Second(12);
   double high = 0;
   for (int t = 300; t < 900; ++t) {
-    kb.Second(12.5);
-    high = std::max(high, c.snapshot().drain_estimate);
+    kb_.Second(12.5);
+    high = std::max(high, c_.snapshot().drain_estimate);
   }
-  EXPECT_LE(high, 16) << c.snapshot().climb_probes << " probes";
+  EXPECT_LE(high, 16) << c_.snapshot().climb_probes << " probes";
 }
 
 // Climb probes go on for 10 minutes after the drop, then only the slow probe
