@@ -173,6 +173,8 @@ void RateController::UseSource(Source s, const char* why) {
     // The healthcheck model starts from what the counters measured.
     drain_ = measured_drain_;
     known_ = true;
+    settled_.clear();
+    change_t_ms_ = -1;
     backlog_ = std::max(0.0, bus_backlog_);
     last_growth_ = clock_->Now();
   }
@@ -316,11 +318,13 @@ void RateController::Predict(double d_old, double d_new, size_t change,
   killbill::QueueGrowthDetector detector;
   double backlog = 0;
   double owed = 0;
+  size_t settled = 0;
   for (size_t k = 0; k < n; ++k) {
     const Sample& smp = history_[k];
     const double dt_s =
         k == 0 ? 1.0 : (smp.t_ms - history_[k - 1].t_ms) / 1000.0;
-    const double d = k >= change ? d_new : d_old;
+    const double d =
+        k >= change ? d_new : DrainBefore(smp.t_ms, d_old, &settled);
     const double next = std::max(0.0, backlog + smp.events - d * dt_s);
     if (k > 0 && foreign > 0) {
       owed += foreign;
@@ -387,9 +391,12 @@ RateController::Hypothesis RateController::FitGrowth(double foreign) const {
   const double g = history_.back().growth;
   std::vector<Fit> fits;
   std::vector<Hypothesis> hypotheses;
-  const double constant = SolveDrain(0, 0, /*two_segment=*/false, g, foreign);
-  fits.push_back(Score(constant, constant, 0, foreign));
-  hypotheses.push_back({constant, constant, 0, 0});
+  // One drain since the drains settled earlier (the whole history if none).
+  const size_t since = SettledEnd();
+  const double constant =
+      SolveDrain(0, since, /*two_segment=*/false, g, foreign);
+  fits.push_back(Score(constant, constant, since, foreign));
+  hypotheses.push_back({constant, constant, since, 0});
   const size_t first = n > kChangeSpan ? n - kChangeSpan : 0;
   for (size_t c = first; c + 2 <= n; c += kChangeStep) {
     const double d =
@@ -443,12 +450,32 @@ RateController::Hypothesis RateController::FitGrowthLearningTheWindow() {
 
 double RateController::ModelBacklog(const Hypothesis& h) const {
   double backlog = 0;
+  size_t settled = 0;
   for (size_t k = 1; k < history_.size(); ++k) {
     const double dt = (history_[k].t_ms - history_[k - 1].t_ms) / 1000.0;
-    const double d = k >= h.change ? h.d_new : h.d_old;
+    const double d = k >= h.change
+                         ? h.d_new
+                         : DrainBefore(history_[k].t_ms, h.d_old, &settled);
     backlog = std::max(0.0, backlog + history_[k].events - d * dt);
   }
   return backlog;
+}
+
+double RateController::DrainBefore(double t_ms, double d_old,
+                                   size_t* next) const {
+  while (*next < settled_.size() && settled_[*next].first <= t_ms) ++*next;
+  return *next < settled_.size() ? settled_[*next].second : d_old;
+}
+
+size_t RateController::SettledEnd() const {
+  return settled_.empty() ? 0 : IndexOf(settled_.back().first);
+}
+
+void RateController::Settle(double t_ms, double d) {
+  while (!settled_.empty() && settled_.back().first >= t_ms) {
+    settled_.pop_back();
+  }
+  settled_.emplace_back(t_ms, d);
 }
 
 size_t RateController::IndexOf(double t_ms) const {
@@ -459,7 +486,8 @@ size_t RateController::IndexOf(double t_ms) const {
 }
 
 std::vector<double> RateController::BaseBacklog(double base) const {
-  const size_t change = IndexOf(climb_change_t_ms_);
+  // (Not over a drain settled earlier: the base holds since then at most.)
+  const size_t change = std::max(IndexOf(climb_change_t_ms_), SettledEnd());
   const double t0 = history_.front().t_ms / 1000;
   const double t_last = history_.back().t_ms / 1000;
   std::vector<double> series;
@@ -467,13 +495,16 @@ std::vector<double> RateController::BaseBacklog(double base) const {
   double backlog = 0;
   series.push_back(backlog);
   size_t k = 1;
+  size_t settled = 0;
   double t = t0;
   // The past: each poll interval's events spread evenly over it.
   for (t += kFineS; t <= t_last + 1e-9 && k < history_.size(); t += kFineS) {
     while (k + 1 < history_.size() && history_[k].t_ms / 1000 < t - 1e-9) ++k;
     const double dt =
         std::max((history_[k].t_ms - history_[k - 1].t_ms) / 1000, 1e-3);
-    const double d = k >= change ? base : climb_d_old_;
+    const double d =
+        k >= change ? base
+                    : DrainBefore(history_[k].t_ms, climb_d_old_, &settled);
     backlog = std::max(0.0, backlog + (history_[k].events / dt - d) * kFineS);
     series.push_back(backlog);
   }
@@ -510,9 +541,21 @@ double RateController::ProbeExcess() const {
 }
 
 void RateController::ClimbBack(Clock::TimePoint now) {
+  // The base held (the last fit's change point, and its old drain, before
+  // it) until the drain came back: at the latest when the bus, were the
+  // bump (backlog_, as the base forecasts it) drained since at the pre-drop
+  // drain less the rate now, would just be empty. Kill Bill's number shows
+  // that bump's rise for a while yet, and a fit that took the base as
+  // holding only until the probe began read that print as a drop (back at
+  // ~13 events/s, and one more probe cycle).
+  if (change_t_ms_ >= 0) Settle(change_t_ms_, change_d_old_);
+  const double drained_s = backlog_ / std::max(climb_to_ - rate_, 1.0);
+  Settle(std::max(climb_start_t_ms_, history_.back().t_ms - 1000 * drained_s),
+         climb_base_);
   drain_ = climb_to_;
   known_ = true;
   climb_to_ = 0;
+  climbed_back_ = now;
   climb_ = Climb::kNone;
   change_t_ms_ = -1;
   backlog_ = 0;
@@ -533,8 +576,8 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
   const double t_now = history_.back().t_ms / 1000 - t0;
   const std::vector<double> past = BaseBacklog(climb_base_);
   // The verdict "back" and the burst's size are judged against a drain a
-  // little above the base: a base somewhat below the truth must not read as
-  // capacity back.
+  // little above the base AND the base (the lower forecast): a base somewhat
+  // below the truth, or above it, must not read as capacity back.
   const double high_base = climb_base_ * (1 + kClimbBaseMargin);
   const std::vector<double> high = BaseBacklog(high_base);
   const double base_backlog = past.back();
@@ -543,7 +586,8 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
   double explains = 0;
   for (int i = 0; i < kClimbWindowCount; ++i) {
     numbers[i] = WindowNumber(past, t_now, kClimbWindows[i]);
-    decide[i] = WindowNumber(high, t_now, kClimbWindows[i]);
+    decide[i] =
+        std::min(WindowNumber(high, t_now, kClimbWindows[i]), numbers[i]);
     if (climb_windows_ & (1u << i)) explains = std::max(explains, numbers[i]);
   }
   const bool printed = growth >= 0;
@@ -603,14 +647,17 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
       if (!enough) {
         std::vector<double> ahead = high;
         ExtendBaseBacklog(&ahead, hold, kClimbHoldMax + 1, high_base);
+        std::vector<double> ahead_base = past;
+        ExtendBaseBacklog(&ahead_base, hold, kClimbHoldMax + 1, climb_base_);
         const double step_s = std::max(
             (history_.back().t_ms - history_[history_.size() - 2].t_ms) / 1000,
             0.1);
         uint32_t covered = climb_covered_;
         for (double f = step_s; f <= kClimbHoldMax; f += step_s) {
           for (int i = 0; i < kClimbWindowCount; ++i) {
-            if (WindowNumber(ahead, t_now + f, kClimbWindows[i]) >=
-                kClimbDecide + 0.1)
+            if (std::min(WindowNumber(ahead, t_now + f, kClimbWindows[i]),
+                         WindowNumber(ahead_base, t_now + f,
+                                      kClimbWindows[i])) >= kClimbDecide + 0.1)
               covered |= 1u << i;
           }
         }
@@ -699,8 +746,30 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
   }
 
   if (climb_ != Climb::kNone && ClimbPoll(growth, now)) return;
+  if (growth >= 0 && climbed_back_ && now - *climbed_back_ < kFlatSpan) {
+    // Just after a climb probe's verdict "back", Kill Bill's number still
+    // shows the rise of the probe's bump: a print the drain now known
+    // explains (held at the base until the bus emptied) is not a drop.
+    std::vector<double> out;
+    double expected = 0;
+    for (double foreign : kForeignPerPoll) {
+      Predict(drain_, drain_, SettledEnd(), history_.size() - 1, foreign, &out);
+      expected = std::max(expected, out.back());
+    }
+    if (growth <= expected + kClimbExplains) {
+      last_growth_ = now;
+      return;
+    }
+    climbed_back_.reset();  // news: the growth path
+  }
   if (growth >= 0) {
     if (!growing_) {  // a new growth episode
+      // The last episode's change point holds: its old drain until then.
+      if (change_t_ms_ >= 0) Settle(change_t_ms_, change_d_old_);
+      while (!settled_.empty() &&
+             settled_.front().first <= history_.front().t_ms) {
+        settled_.pop_front();
+      }
       episode_base_ = drain_;
       episode_known_ = known_;
       if (known_ && probing_) {
@@ -760,8 +829,8 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
       bump_in_window ? 0
       : change > 0   ? SolveDrain(change_d_old_, change, /*two_segment=*/true,
                                   kPrintThreshold, kForeignPerPoll[window_])
-                     : SolveDrain(0, 0, /*two_segment=*/false, kPrintThreshold,
-                                  kForeignPerPoll[window_]);
+                     : SolveDrain(0, SettledEnd(), /*two_segment=*/false,
+                                  kPrintThreshold, kForeignPerPoll[window_]);
   if (lower_bound > drain_) {
     if (known_ && probing_ && lower_bound > probe_base_ + 1.0) {
       // Kill Bill absorbed the probe: capacity went up. Ramp again until it
@@ -853,6 +922,11 @@ double RateController::Tick(bool demand_waiting) {
           (climb_probes_since_drop_ == 0 ? kClimbFirstWait : kClimbWait)) {
     ++climb_probes_since_drop_;
     climb_ = Climb::kBurst;
+    // Window lengths were ruled out against the last probe's base; a growth
+    // episode that has since moved the drain known puts them back in play.
+    if (std::abs(drain_ - climb_base_) > kClimbBaseMargin * climb_base_) {
+      climb_windows_ = kAllClimbWindows;
+    }
     climb_base_ = drain_;
     climb_change_t_ms_ = change_t_ms_;
     climb_d_old_ = change_t_ms_ >= 0 ? change_d_old_ : drain_;

@@ -32,7 +32,12 @@
 //  1. Growing (number > 0.1): fit the drain. Two hypotheses families: a
 //  constant drain over
 //     the history, or the drain known before this episode until a change point
-//     c (every 2nd poll of the last 60), then a lower drain. For each,
+//     c (every 2nd poll of the last 60), then a lower drain. Both keep the
+//     drains earlier episodes settled on where they apply: a fit within a
+//     low phase charges the traffic before the drop to the drain before it
+//     (charged to the low drain, a pre-drop minute once made a backlog
+//     estimate of ~600 entries for an empty bus, and held the rate near its
+//     floor for 90 s after the drain had returned). For each,
 //     bisection finds the drain that reproduces the latest number; the residual
 //     against the last 30 polls (printed numbers, and "not growing" as g <= 1
 //     entry/s) scores it. Among the hypotheses within `fit_tolerance` of the
@@ -145,7 +150,24 @@
 //       with other pollers) stays "still low". Known limit: the verdict is
 //       binary. A partial recovery well above the base (12 -> 14 events/s, say)
 //       reads as the pre-drop drain back; the rate goes there and the growth
-//       path cuts it again when Kill Bill prints.
+//       path cuts it again when Kill Bill prints. A base a little ABOVE the
+//       truth errs the other way: Kill Bill still pays back, unseen by the
+//       model, what the last probe left, and that fall early in its window
+//       masks the new bump's rise (a 12.4 base for a 12 events/s Kill Bill
+//       was read as back). So every forecast that can make the verdict "back"
+//       must hold for the base too: the verdict and the burst take the lower
+//       of the two forecasts.
+//     - Window lengths are ruled out against a base; when a growth episode
+//       has since moved the drain known by more than 8 %, the next probe
+//       puts every length back in play (a 14.4 base for a 12 events/s Kill
+//       Bill had ruled out its real ~50 s window).
+//     - After the verdict the model takes the base as having held until the
+//       latest time the drain could have come back (the bump, drained from
+//       then at the pre-drop drain less the rate, just gone now), and for a
+//       minute a print that this model explains (Kill Bill's number still
+//       shows the bump's rise, ~1.1 entries/s for 6 polls) is not a drop: read
+//       as one, it cut the rate to ~13 events/s and cost a probe cycle. A print
+//       above it is news, for the growth path.
 //    Cost: the healthcheck can only say "still low" by printing growth, so
 //    each probe that finds the drain still low costs ~10-15 growing polls,
 //    one probe every ~45-60 s while the drain stays low (healthy share of
@@ -442,8 +464,8 @@ class RateController {
   };
 
   // Replays Kill Bill's number for drain `d_old` before history index `change`
-  // and `d_new` from it on; fills `out` (entries/s, unrounded) from index
-  // `from`.
+  // (the drains settled earlier, `settled_`, where they apply) and `d_new`
+  // from it on; fills `out` (entries/s, unrounded) from index `from`.
   void Predict(double d_old, double d_new, size_t change, size_t from,
                double foreign, std::vector<double>* out) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -464,6 +486,15 @@ class RateController {
   // FitGrowth for Kill Bill's window as learnt, every few growth polls
   // judging both windows first (see "Kill Bill's window").
   Hypothesis FitGrowthLearningTheWindow() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The drain at poll time `t_ms`, before the change point of a hypothesis
+  // whose drain there is `d_old`: the settled drain where one applies.
+  // `next` walks `settled_` (start at 0, call with `t_ms` ascending).
+  double DrainBefore(double t_ms, double d_old, size_t* next) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The history index from which no settled drain applies (0: none does).
+  size_t SettledEnd() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records that the drain was `d` until `t_ms` (after the step before it).
+  void Settle(double t_ms, double d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The history index from which `t_ms` on applies, or 0 when it is not
   // within the history (or < 0).
   size_t IndexOf(double t_ms) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -522,6 +553,13 @@ class RateController {
   // with the drain before it; < 0 when the fit was a constant drain.
   double change_t_ms_ ABSL_GUARDED_BY(mu_) = -1;
   double change_d_old_ ABSL_GUARDED_BY(mu_) = 0;
+  // The drains earlier episodes settled on, before the current one's old
+  // drain: (t_ms, d) = the drain was d until t_ms (from the previous entry's
+  // t_ms), oldest first. A fit within a low phase then charges the traffic
+  // before the drop to the drain before it, not to the low one (which
+  // invented a backlog of ~600 entries from a pre-drop minute, and held the
+  // rate near its floor for 90 s after the drain had returned).
+  std::deque<std::pair<double, double>> settled_ ABSL_GUARDED_BY(mu_);
   bool probing_ ABSL_GUARDED_BY(mu_) = false;
   double probe_base_ ABSL_GUARDED_BY(mu_) = 0;
   // Climb probes (healthcheck, after a drop): the drain before the drop and
@@ -541,6 +579,9 @@ class RateController {
   double climb_start_t_ms_ ABSL_GUARDED_BY(mu_) = 0;  // the poll before it
   Clock::TimePoint hold_started_ ABSL_GUARDED_BY(mu_);
   Clock::TimePoint bump_paid_ ABSL_GUARDED_BY(mu_);
+  // The last verdict "back" (prints its bump explains are absorbed for a
+  // minute after it).
+  std::optional<Clock::TimePoint> climbed_back_ ABSL_GUARDED_BY(mu_);
   uint32_t climb_windows_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t climb_covered_ ABSL_GUARDED_BY(mu_) = 0;
   // Kill Bill's window the growth model assumes (index into the candidates,

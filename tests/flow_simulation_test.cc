@@ -645,20 +645,15 @@ TEST_P(FlowSimulationClimbTest, HealthcheckOnlyClimbsBackWithinAMinute) {
       sim.EventRate(200, 300),
       sim.EventRate(static_cast<int>(back) + 60, static_cast<int>(back) + 300));
   EXPECT_GE(climb, 0);
-  if (pollers != Pollers::kFiveSeconds || back >= 600) {
-    // Swept every 2 s (returns 50-120 s and 300-364 s after the drop):
-    // at most 53 / 60 s alone, 59 / 60 s with kubelet probes, 56 s (late)
-    // with a 5 s poller and 40 / 39 s with a second 1 Hz poller (115 s early
-    // before the growth model learnt Kill Bill's 30 s window).
-    EXPECT_LE(climb, 60);
-  } else {
-    // Where it cannot: with a 5 s poller (Kill Bill's window ~50 s, read as
-    // 60 s) the drop's own fit may hold the rate near 5.5 for about a minute
-    // (a backlog estimate of ~850 entries), and climb probes start after
-    // that episode: up to 122 s for returns 50-120 s after the drop (over
-    // 120 s for a return 88 s after it; 31-112 s at the two points below).
-    EXPECT_LE(climb, 120);
-  }
+  // Swept every 2 s (returns 50-120 s and 300-364 s after the drop): at most
+  // 54 / 58 s alone, 59 / 60 s with kubelet probes, 61 / 55 s with a 5 s
+  // poller (once 122 s: Kill Bill's ~50 s window read as 60 s, a refit
+  // within the low phase charged the pre-drop traffic to the low drain, and
+  // its phantom backlog held the rate near 5.7 events/s for 90 s; the point
+  // 88 s after the drop) and 40 / 39 s with a second 1 Hz poller. 614 s
+  // alone: a print of the probe's own bump right after the verdict "back",
+  // read as a drop, cost one more probe cycle (64 s).
+  EXPECT_LE(climb, 60);
   // No overfeed while the drain is low: no probe read as capacity (the
   // estimate stays near 12 from the first probe on), the bus fed at no more
   // than it drains, and the backlog bounded by one probe's bump (~60-100
@@ -688,10 +683,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(
         ::testing::Values(Pollers::kAlone, Pollers::kKubelet,
                           Pollers::kFiveSeconds, Pollers::kSecondPoller),
-        // 60 s and 90 s after the drop (S2's and
-        // adaptive.sh's low phases), then across a probe cycle
-        // 300 s after it.
-        ::testing::Values(-240, -210, 0, 8, 16, 24, 32, 40, 48, 56)),
+        // 60 s and 90 s after the drop (S2's and adaptive.sh's low
+        // phases) and 88 s after it, then across a probe cycle 300 s
+        // after it.
+        ::testing::Values(-240, -212, -210, 0, 8, 14, 16, 24, 32, 40, 48, 56)),
     [](const auto& info) {
       return std::string(Name(std::get<0>(info.param))) + "BackAt" +
              std::to_string(600 + std::get<1>(info.param)) + "s";
@@ -756,8 +751,10 @@ TEST_P(FlowSimulationS2ClimbTest, HealthcheckOnlyClimbsBackWithinAMinute) {
       Name(pollers), climb, static_cast<unsigned long long>(s.climb_probes),
       static_cast<unsigned long long>(s.climb_failures),
       sim.HealthyShare(140, 420));
-  // Measured 52 s alone, 48 s with kubelet probes, 39 s with a 5 s poller,
-  // 36 s with a second 1 Hz poller (64, 59, 48 and 193 s with the first
+  // Measured 54 s alone, 50 s with kubelet probes, 41 s with a 5 s poller,
+  // 36 s with a second 1 Hz poller (52, 48, 39 and 36 s before every
+  // forecast that can read "back" had to hold for the base too; 64, 59, 48
+  // and 193 s with the first
   // probe 30 s after the drop's last print, a 40 s hold horizon and a growth
   // model that assumed Kill Bill's window was the gateway's 60 polls: with a
   // 30 s window the drop's fit settled at 16.6 events/s for a 12 events/s
