@@ -395,6 +395,24 @@ TEST_P(RateControllerClimbTest, ABaseALittleLowIsNotReadAsCapacityBack) {
   EXPECT_LE(high, 16) << c_.snapshot().climb_probes << " probes";
 }
 
+// A second drop within the low phase is fitted on top of the first: the
+// minute before the first drop stays charged to the drain before it. Charged
+// to the low drain (the previous code), it made a backlog estimate 530
+// entries above the real one alone and 915 with a second poller, and held
+// the rate near 4 events/s for a bus that was empty.
+TEST_P(RateControllerClimbTest, ASecondDropIsFittedOnTopOfTheFirst) {
+  for (int t = 200; t < 260; ++t) kb_.Second(12);
+  double over = 0, low = 100;
+  for (int t = 260; t < 460; ++t) {
+    kb_.Second(9);
+    const RateController::Snapshot s = c_.snapshot();
+    over = std::max(over, s.backlog_estimate - kb_.backlog());
+    if (t >= 300) low = std::min(low, s.drain_estimate);
+  }
+  EXPECT_LE(over, 100);
+  EXPECT_GE(low, 7);
+}
+
 // Climb probes go on for 10 minutes after the drop, then only the slow probe
 // for added capacity (probe_wait).
 TEST_F(RateControllerTest, ClimbProbesStopTenMinutesAfterTheDrop) {
