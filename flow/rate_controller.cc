@@ -476,6 +476,10 @@ void RateController::Settle(double t_ms, double d) {
     settled_.pop_back();
   }
   settled_.emplace_back(t_ms, d);
+  // Entries that end at or before the oldest poll apply to none.
+  while (!settled_.empty() && settled_.front().first <= history_.front().t_ms) {
+    settled_.pop_front();
+  }
 }
 
 size_t RateController::IndexOf(double t_ms) const {
@@ -581,13 +585,21 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
   const double high_base = climb_base_ * (1 + kClimbBaseMargin);
   const std::vector<double> high = BaseBacklog(high_base);
   const double base_backlog = past.back();
+  // What Kill Bill would print at `t_s` for window length i, the lower of
+  // two forecasts (the burst's look ahead).
+  auto lower = [](const std::vector<double>& a, const std::vector<double>& b,
+                  double t_s, int i) {
+    return std::min(WindowNumber(a, t_s, kClimbWindows[i]),
+                    WindowNumber(b, t_s, kClimbWindows[i]));
+  };
   double numbers[kClimbWindowCount];
-  double decide[kClimbWindowCount];
+  uint32_t decisive = 0;  // window lengths this poll's silence would cover
   double explains = 0;
   for (int i = 0; i < kClimbWindowCount; ++i) {
     numbers[i] = WindowNumber(past, t_now, kClimbWindows[i]);
-    decide[i] =
-        std::min(WindowNumber(high, t_now, kClimbWindows[i]), numbers[i]);
+    if (std::min(WindowNumber(high, t_now, kClimbWindows[i]), numbers[i]) >=
+        kClimbDecide)
+      decisive |= 1u << i;
     if (climb_windows_ & (1u << i)) explains = std::max(explains, numbers[i]);
   }
   const bool printed = growth >= 0;
@@ -626,9 +638,7 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
         SetRateLocked(opt_.min);
         return true;
       }
-      for (int i = 0; i < kClimbWindowCount; ++i) {
-        if (decide[i] >= kClimbDecide) climb_covered_ |= 1u << i;
-      }
+      climb_covered_ |= decisive;
       if ((climb_windows_ & ~climb_covered_) == 0) {
         ClimbBack(now);
         return true;
@@ -655,9 +665,7 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
         uint32_t covered = climb_covered_;
         for (double f = step_s; f <= kClimbHoldMax; f += step_s) {
           for (int i = 0; i < kClimbWindowCount; ++i) {
-            if (std::min(WindowNumber(ahead, t_now + f, kClimbWindows[i]),
-                         WindowNumber(ahead_base, t_now + f,
-                                      kClimbWindows[i])) >= kClimbDecide + 0.1)
+            if (lower(ahead, ahead_base, t_now + f, i) >= kClimbDecide + 0.1)
               covered |= 1u << i;
           }
         }
@@ -671,14 +679,12 @@ bool RateController::ClimbPoll(double growth, Clock::TimePoint now) {
       return true;
     }
     case Climb::kPayback:
-      // Kill Bill silent where even a drain 8 % above the base would print:
-      // the verdict "back" is as good while the bump is paid back as during
-      // the hold (a drain that returns just after a probe found it low is
-      // found here, not a whole probe cycle later).
+      // Kill Bill silent where the base and a drain 8 % above it both
+      // print: the verdict "back" is as good while the bump is paid back as
+      // during the hold (a drain that returns just after a probe found it low
+      // is found here, not a whole probe cycle later).
       if (!printed) {
-        for (int i = 0; i < kClimbWindowCount; ++i) {
-          if (decide[i] >= kClimbDecide) climb_covered_ |= 1u << i;
-        }
+        climb_covered_ |= decisive;
         if ((climb_windows_ & ~climb_covered_) == 0) {
           ClimbBack(now);
           return true;
@@ -766,10 +772,6 @@ void RateController::OnHealth(const CircuitBreaker::Health& health) {
     if (!growing_) {  // a new growth episode
       // The last episode's change point holds: its old drain until then.
       if (change_t_ms_ >= 0) Settle(change_t_ms_, change_d_old_);
-      while (!settled_.empty() &&
-             settled_.front().first <= history_.front().t_ms) {
-        settled_.pop_front();
-      }
       episode_base_ = drain_;
       episode_known_ = known_;
       if (known_ && probing_) {

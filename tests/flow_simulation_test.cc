@@ -754,11 +754,11 @@ TEST_P(FlowSimulationS2ClimbTest, HealthcheckOnlyClimbsBackWithinAMinute) {
   // Measured 54 s alone, 50 s with kubelet probes, 41 s with a 5 s poller,
   // 36 s with a second 1 Hz poller (52, 48, 39 and 36 s before every
   // forecast that can read "back" had to hold for the base too; 64, 59, 48
-  // and 193 s with the first
-  // probe 30 s after the drop's last print, a 40 s hold horizon and a growth
-  // model that assumed Kill Bill's window was the gateway's 60 polls: with a
-  // 30 s window the drop's fit settled at 16.6 events/s for a 12 events/s
-  // Kill Bill, and the first probe's print was read as a further drop).
+  // and 193 s with the first probe 30 s after the drop's last print, a 40 s
+  // hold horizon and a growth model that assumed Kill Bill's window was the
+  // gateway's 60 polls: with a 30 s window the drop's fit settled at 16.6
+  // events/s for a 12 events/s Kill Bill, and the first probe's print was
+  // read as a further drop).
   EXPECT_GE(climb, 0);
   EXPECT_LE(climb, 60);
 }
